@@ -1,0 +1,5 @@
+//! The cold tier: Parquet batch files and where they live.
+
+pub mod arrow_rows;
+pub mod parquet;
+pub mod paths;

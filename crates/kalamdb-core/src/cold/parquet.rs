@@ -1,0 +1,90 @@
+//! Writing and reading Parquet batch files.
+//!
+//! Files are written atomically: to a hidden temporary file in the target directory, fsynced,
+//! renamed to `batch-{epoch_ms}.parquet` (a `-{n}` suffix when that name is taken), and the
+//! directory is fsynced. A crash leaves either no file or a complete one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use kalamdb_store::Row;
+
+use super::arrow_rows::batch_to_rows;
+use crate::{CoreError, Result};
+
+fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
+    CoreError::Parquet { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Writes `batch` as a new batch file in `dir`; returns its path and size in bytes.
+pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64)> {
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let ms = kalamdb_store::now_ms();
+    let tmp = dir.join(format!(".batch-{ms}-{}.parquet.tmp", std::process::id()));
+    {
+        let file = File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| parquet_err(&tmp, e))?;
+        writer.write(batch).map_err(|e| parquet_err(&tmp, e))?;
+        let file = writer.into_inner().map_err(|e| parquet_err(&tmp, e))?;
+        file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
+    }
+    let target = free_name(dir, ms);
+    std::fs::rename(&tmp, &target).map_err(|e| CoreError::io(&target, e))?;
+    sync_dir(dir)?;
+    let size = std::fs::metadata(&target).map_err(|e| CoreError::io(&target, e))?.len();
+    Ok((target, size))
+}
+
+fn free_name(dir: &Path, ms: i64) -> PathBuf {
+    let first = dir.join(format!("batch-{ms}.parquet"));
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|n| dir.join(format!("batch-{ms}-{n}.parquet")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CoreError::io(dir, e))
+}
+
+/// The Arrow schema in a file's footer.
+pub fn read_schema(path: &Path) -> Result<SchemaRef> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    Ok(builder.schema().clone())
+}
+
+/// Reads every row of a file as JSON rows, optionally only the named columns.
+pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    if let Some(cols) = columns {
+        let schema = builder.parquet_schema();
+        let indices: Vec<usize> = (0..schema.num_columns())
+            .filter(|i| cols.contains(&schema.column(*i).name()))
+            .collect();
+        let mask = ProjectionMask::leaves(schema, indices);
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.build().map_err(|e| parquet_err(path, e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_err(path, e))?;
+        rows.extend(batch_to_rows(&batch)?);
+    }
+    Ok(rows)
+}

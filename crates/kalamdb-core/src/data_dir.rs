@@ -1,0 +1,114 @@
+//! The data directory: where RocksDB, the default Parquet storage and the pidfile lock live.
+//!
+//! ```text
+//! D/
+//!   rocksdb/        the RocksDB database (hot tier and catalog)
+//!   storage/        Parquet files of tables on the default `local` storage location
+//!   kalamdb.pid     pidfile lock: held (flock) by the process that has D open for writing
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{CoreError, Result};
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn rocksdb(&self) -> PathBuf {
+        self.root.join("rocksdb")
+    }
+    pub fn storage(&self) -> PathBuf {
+        self.root.join("storage")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.root.join("kalamdb.pid")
+    }
+
+    /// Resolves a path from a storage template: relative paths are under the data directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() { p.to_path_buf() } else { self.root.join(p) }
+    }
+
+    /// Checks that the directory holds a database, with a message that says what to do.
+    pub fn check_is_database(&self) -> Result<()> {
+        let path = self.root.display().to_string();
+        if !self.root.is_dir() {
+            return Err(CoreError::NotADatabase {
+                path,
+                reason: format!("no such directory; create one with `kalamctl init --data-dir {}`", self.root.display()),
+            });
+        }
+        if kalamdb_store::is_database(&self.rocksdb()) {
+            return Ok(());
+        }
+        let reason = if kalamdb_store::is_database(&self.root) {
+            match self.root.parent() {
+                Some(parent) => format!("it is the RocksDB directory itself; pass its parent, {}", parent.display()),
+                None => "it is a bare RocksDB directory".to_string(),
+            }
+        } else {
+            format!("no rocksdb/ database inside; create one with `kalamctl init --data-dir {}`", self.root.display())
+        };
+        Err(CoreError::NotADatabase { path, reason })
+    }
+}
+
+/// The pidfile lock. Held for as long as this value lives; the kernel drops it when the
+/// process dies, so a stale pidfile never blocks anybody.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock or says who holds it.
+    pub fn acquire(dir: &DataDir, who: &str) -> Result<DirLock> {
+        let path = dir.pidfile();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| CoreError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(CoreError::Locked {
+                    path: dir.root().display().to_string(),
+                    holder: describe_holder(&text),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(CoreError::io(&path, e)),
+        }
+        let contents = format!("{}\n{}\n", std::process::id(), who);
+        file.set_len(0).map_err(|e| CoreError::io(&path, e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| CoreError::io(&path, e))?;
+        file.write_all(contents.as_bytes()).map_err(|e| CoreError::io(&path, e))?;
+        file.sync_data().map_err(|e| CoreError::io(&path, e))?;
+        Ok(DirLock { _file: file })
+    }
+}
+
+fn describe_holder(text: &str) -> String {
+    let mut lines = text.lines();
+    match (lines.next().map(str::trim).filter(|p| !p.is_empty()), lines.next()) {
+        (Some(pid), Some(name)) => format!("{} (pid {pid})", name.trim()),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "another process".to_string(),
+    }
+}

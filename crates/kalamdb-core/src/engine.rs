@@ -1,0 +1,160 @@
+//! The engine: one open data directory, with its RocksDB handle, catalog and table stores.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kalamdb_sql::{FormatState, KalamSql};
+use kalamdb_store::{OpenMode, SharedTableStore, Storage, StreamTableStore, UserTableStore};
+
+use crate::catalog::Catalog;
+use crate::data_dir::{DataDir, DirLock};
+use crate::{CoreError, Result, jobs};
+
+/// How to open a data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Read-write, holding the pidfile lock.
+    #[default]
+    ReadWrite,
+    /// Read-only: no lock, nothing written; safe next to a running kalamd.
+    ReadOnly,
+}
+
+/// An open data directory. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: DataDir,
+    storage: Storage,
+    catalog: Catalog,
+    users: UserTableStore,
+    shared: SharedTableStore,
+    streams: StreamTableStore,
+    table_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    ddl_lock: tokio::sync::Mutex<()>,
+    // Dropped last: the lock outlives the RocksDB handle.
+    _lock: Option<DirLock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl Engine {
+    /// Creates a new, empty database in the current format. Refuses a directory that already
+    /// holds one.
+    pub fn init(root: impl Into<std::path::PathBuf>, who: &str) -> Result<Engine> {
+        let dir = DataDir::new(root);
+        if kalamdb_store::is_database(&dir.rocksdb()) || kalamdb_store::is_database(dir.root()) {
+            return Err(CoreError::AlreadyInitialized { path: dir.root().display().to_string() });
+        }
+        std::fs::create_dir_all(dir.root()).map_err(|e| CoreError::io(dir.root(), e))?;
+        let lock = DirLock::acquire(&dir, who)?;
+        let storage = Storage::open(&dir.rocksdb(), OpenMode::Create)?;
+        let sql = KalamSql::new(storage.clone());
+        sql.ensure_system_tables()?;
+        let engine = Self::assemble(dir, storage, Some(lock));
+        engine.inner.catalog.bootstrap()?;
+        engine.inner.catalog.sql().write_format_marker()?;
+        std::fs::create_dir_all(engine.inner.dir.storage()).map_err(|e| CoreError::io(engine.inner.dir.storage(), e))?;
+        Ok(engine)
+    }
+
+    /// Opens an existing database in the current format.
+    ///
+    /// Read-write opens take the pidfile lock (naming its holder when refused) and mark jobs
+    /// left `running` by a dead process as failed (`abandoned`).
+    pub fn open(root: impl Into<std::path::PathBuf>, access: Access, who: &str) -> Result<Engine> {
+        let dir = DataDir::new(root);
+        dir.check_is_database()?;
+        let lock = match access {
+            Access::ReadWrite => Some(DirLock::acquire(&dir, who)?),
+            Access::ReadOnly => None,
+        };
+        let mode = match access {
+            Access::ReadWrite => OpenMode::ReadWrite,
+            Access::ReadOnly => OpenMode::ReadOnly,
+        };
+        let storage = Storage::open(&dir.rocksdb(), mode)?;
+        check_format(&dir, &KalamSql::new(storage.clone()))?;
+        let engine = Self::assemble(dir, storage, lock);
+        if access == Access::ReadWrite {
+            let abandoned = jobs::fail_abandoned(engine.sql())?;
+            if !abandoned.is_empty() {
+                tracing::warn!(count = abandoned.len(), "marked jobs left running by a dead process as failed");
+            }
+        }
+        Ok(engine)
+    }
+
+    fn assemble(dir: DataDir, storage: Storage, lock: Option<DirLock>) -> Engine {
+        let sql = KalamSql::new(storage.clone());
+        Engine {
+            inner: Arc::new(Inner {
+                catalog: Catalog::new(sql, dir.clone()),
+                users: UserTableStore::new(storage.clone()),
+                shared: SharedTableStore::new(storage.clone()),
+                streams: StreamTableStore::new(storage.clone()),
+                dir,
+                storage,
+                table_locks: Mutex::new(HashMap::new()),
+                ddl_lock: tokio::sync::Mutex::new(()),
+                _lock: lock,
+            }),
+        }
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.inner.dir
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+    pub fn sql(&self) -> &KalamSql {
+        self.inner.catalog.sql()
+    }
+    pub fn user_store(&self) -> &UserTableStore {
+        &self.inner.users
+    }
+    pub fn shared_store(&self) -> &SharedTableStore {
+        &self.inner.shared
+    }
+    pub fn stream_store(&self) -> &StreamTableStore {
+        &self.inner.streams
+    }
+
+    /// Serialises catalog changes (DDL) within this process.
+    pub(crate) async fn ddl_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.ddl_lock.lock().await
+    }
+
+    /// Serialises writes and flushes of one table within this process.
+    pub(crate) fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.table_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(format!("{namespace}.{table}")).or_default().clone()
+    }
+}
+
+fn check_format(dir: &DataDir, sql: &KalamSql) -> Result<()> {
+    let path = dir.root().display().to_string();
+    match sql.format_state()? {
+        FormatState::Current(_) => Ok(()),
+        FormatState::Newer(m) => Err(CoreError::NewerFormat {
+            path,
+            written_by: m.written_by,
+            found: m.format_version,
+            supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
+        }),
+        FormatState::Older(m) => Err(CoreError::Unmigrated { path, what: format!("format {} directory", m.format_version) }),
+        FormatState::Unmarked => Err(CoreError::Unmigrated { path, what: "legacy (unmarked) directory".into() }),
+        FormatState::Unreadable(reason) => Err(CoreError::UnreadableFormat { path, reason }),
+    }
+}

@@ -1,0 +1,140 @@
+use kalamdb_sql::SqlError;
+use kalamdb_store::StoreError;
+use thiserror::Error;
+
+/// What kind of failure an error is. The binaries map this, and only this, to exit codes
+/// and HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed SQL, an invalid name, a wrong type, a duplicate, a path that is no database.
+    BadInput,
+    /// An unknown namespace, table or job.
+    NotFound,
+    /// The session's role may not do this.
+    PermissionDenied,
+    /// Another process holds the data directory.
+    Locked,
+    /// The directory holds a format this build does not read (newer, or not yet migrated).
+    IncompatibleFormat,
+    /// Stored data is corrupt.
+    Integrity,
+    /// Anything else: the operation was aborted part-way.
+    Internal,
+}
+
+/// Errors from the business logic.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    AlreadyExists(String),
+
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
+    #[error("{path} is not a KalamDB data directory: {reason}")]
+    NotADatabase { path: String, reason: String },
+
+    #[error("{path} is already a KalamDB data directory; pick an empty or new directory")]
+    AlreadyInitialized { path: String },
+
+    #[error("{path} is locked by {holder}; stop it first (do not delete lock files)")]
+    Locked { path: String, holder: String },
+
+    #[error(
+        "{path} was written by {written_by} (format {found}), newer than this build (format {supported}); upgrade kalamctl/kalamd"
+    )]
+    NewerFormat { path: String, written_by: String, found: u32, supported: u32 },
+
+    #[error("{path} holds an unmigrated {what}; run `kalamctl migrate apply --data-dir {path}` first")]
+    Unmigrated { path: String, what: String },
+
+    #[error("{path}: the format marker is unreadable ({reason}); run `kalamctl verify --data-dir {path}`")]
+    UnreadableFormat { path: String, reason: String },
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Catalog(SqlError),
+
+    #[error("query failed: {0}")]
+    Query(String),
+
+    #[error("parquet file {path}: {reason}")]
+    Parquet { path: String, reason: String },
+
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+impl From<SqlError> for CoreError {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::Store(s) => CoreError::Store(s),
+            SqlError::AlreadyExists { .. } => CoreError::AlreadyExists(e.to_string()),
+            SqlError::NotFound { .. } => CoreError::NotFound(e.to_string()),
+            other => CoreError::Catalog(other),
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for CoreError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as D;
+        match e.find_root() {
+            D::SQL(..) | D::Plan(..) | D::SchemaError(..) | D::NotImplemented(..) => {
+                CoreError::InvalidInput(first_line(&e.strip_backtrace()))
+            }
+            D::External(inner) => match inner.downcast_ref::<CoreError>() {
+                Some(core) => CoreError::Query(core.to_string()),
+                None => CoreError::Query(first_line(&e.strip_backtrace())),
+            },
+            _ => CoreError::Query(first_line(&e.strip_backtrace())),
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+impl CoreError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        CoreError::Io { path: path.as_ref().display().to_string(), source }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CoreError::InvalidInput(_)
+            | CoreError::AlreadyExists(_)
+            | CoreError::NotADatabase { .. }
+            | CoreError::AlreadyInitialized { .. } => ErrorKind::BadInput,
+            CoreError::NotFound(_) => ErrorKind::NotFound,
+            CoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            CoreError::Locked { .. } => ErrorKind::Locked,
+            CoreError::NewerFormat { .. } | CoreError::Unmigrated { .. } | CoreError::UnreadableFormat { .. } => {
+                ErrorKind::IncompatibleFormat
+            }
+            CoreError::Store(StoreError::Locked { .. }) => ErrorKind::Locked,
+            CoreError::Store(StoreError::NotADatabase { .. }) => ErrorKind::BadInput,
+            CoreError::Store(StoreError::Corrupt { .. } | StoreError::Corruption(_))
+            | CoreError::Catalog(SqlError::Malformed { .. })
+            | CoreError::Parquet { .. } => ErrorKind::Integrity,
+            CoreError::Store(_) | CoreError::Catalog(_) | CoreError::Query(_) | CoreError::Io { .. } => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Flush: moving a table's hot rows (RocksDB) into Parquet files.
+//!
+//! User tables get one file per user, under the storage path with `${user_id}` resolved;
+//! shared tables one file. Each file is written atomically (see [`crate::cold::parquet`]) and
+//! only then are the flushed keys removed from RocksDB. Soft-deleted rows are flushed too, so
+//! nothing is silently lost. The table's write lock is held throughout, so no write lands
+//! between reading a row and removing its key. Every flush is a `flush` job.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use kalamdb_sql::JobProgress;
+use kalamdb_store::{Row, TableKind};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::catalog::TableDef;
+use crate::catalog::types::{ROW_ID, arrow_schema};
+use crate::cold::arrow_rows::rows_to_batch;
+use crate::cold::parquet::write_batch_file;
+use crate::jobs::{job_type, run_job};
+use crate::{CoreError, Engine, Result};
+
+/// What a flush did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    pub job_id: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Engine {
+    /// Flushes one table's hot rows to Parquet.
+    pub async fn flush_table(&self, namespace: &str, table: &str) -> Result<FlushReport> {
+        let def = self.catalog().table(namespace, table)?;
+        if def.kind == TableKind::Stream {
+            return Err(CoreError::InvalidInput(format!(
+                "{} is a stream table; stream tables live only in the hot tier and are never flushed",
+                def.qualified()
+            )));
+        }
+        let lock = self.table_lock(namespace, table);
+        let _guard = lock.lock().await;
+        let params = vec![namespace.to_string(), table.to_string(), def.kind.to_string()];
+        run_job(self.sql(), job_type::FLUSH, &def.qualified(), params, |job| {
+            let mut report = self.flush_locked(&def, |done, total, rows| {
+                job.progress(JobProgress {
+                    fraction: if total == 0 { 1.0 } else { done as f64 / total as f64 },
+                    items_done: rows,
+                    items_total: 0,
+                    bytes_done: 0,
+                })
+            })?;
+            report.job_id = job.id().to_string();
+            let result = json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
+            Ok((report, result))
+        })
+    }
+
+    fn flush_locked(
+        &self,
+        def: &TableDef,
+        mut progress: impl FnMut(usize, usize, u64) -> Result<()>,
+    ) -> Result<FlushReport> {
+        let (ns, t) = (def.namespace(), def.name());
+        // Group hot rows by user ("" for shared tables).
+        let mut groups: BTreeMap<String, Vec<(String, Row)>> = BTreeMap::new();
+        match def.kind {
+            TableKind::User => self.user_store().scan_all(ns, t, |user, id, row| {
+                groups.entry(user.to_string()).or_default().push((id.to_string(), row));
+                Ok(ControlFlow::Continue(()))
+            })?,
+            _ => self.shared_store().scan_all(ns, t, |id, row| {
+                groups.entry(String::new()).or_default().push((id.to_string(), row));
+                Ok(ControlFlow::Continue(()))
+            })?,
+        }
+        let template = self.catalog().storage_template(&def.record, def.kind)?;
+        let schema = arrow_schema(&def.columns, true, &[Field::new(ROW_ID, DataType::Utf8, false)]);
+        let mut report = FlushReport::default();
+        let total = groups.len();
+        for (done, (user, rows)) in groups.into_iter().enumerate() {
+            let user_id = (def.kind == TableKind::User).then_some(user.as_str());
+            let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
+            let ids: Vec<String> = rows.iter().map(|(k, _)| k.clone()).collect();
+            let batch = rows_to_batch(&schema, &refs, &[(ROW_ID, ids.clone())])?;
+            let (_, size) = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
+            // The file is durable: now the keys may go.
+            match def.kind {
+                TableKind::User => {
+                    self.user_store().remove(ns, t, ids.into_iter().map(|id| (user.clone(), id)).collect())?
+                }
+                _ => self.shared_store().remove(ns, t, ids)?,
+            }
+            report.files += 1;
+            report.rows += rows.len() as u64;
+            report.bytes += size;
+            progress(done + 1, total, report.rows)?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,35 @@
+//! KalamDB's business logic.
+//!
+//! [`Engine`] opens a data directory and runs SQL over it: namespaces, user, shared and
+//! stream tables, DML with soft deletes, flush from the hot tier (RocksDB) to the cold tier
+//! (Parquet), jobs, and table deletion, with queries planned and run by DataFusion over both
+//! tiers.
+//!
+//! This crate does not depend on `rocksdb`: data goes through `kalamdb-store` and metadata
+//! through `kalamdb-sql`, which share the process's one RocksDB handle.
+
+pub mod catalog;
+pub mod cold;
+pub mod data_dir;
+mod drop_table;
+mod engine;
+mod error;
+mod flush;
+pub mod jobs;
+pub mod providers;
+mod result;
+mod session;
+pub mod sql;
+mod table_data;
+
+pub use drop_table::DropReport;
+pub use engine::{Access, Engine};
+pub use error::{CoreError, ErrorKind, Result};
+pub use flush::FlushReport;
+pub use result::QueryResult;
+pub use session::{ADMIN_USER_ID, Role, Session};
+pub use table_data::ReadOptions;
+
+/// Re-exported so the binaries name store types without depending on the storage crates.
+pub use kalamdb_sql::{CURRENT_FORMAT_VERSION, JobRecord, JobStatus};
+pub use kalamdb_store::{Row, TableKind};

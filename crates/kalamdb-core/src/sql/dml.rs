@@ -1,0 +1,335 @@
+//! INSERT, UPDATE and DELETE.
+//!
+//! INSERT takes literal rows. UPDATE and DELETE find their rows, and evaluate SET
+//! expressions, with a DataFusion query over the table (so WHERE may be any predicate), then
+//! write the changed rows back through the table's store. DELETE is soft for user and shared
+//! tables (`_deleted = true`); an UPDATE never touches a deleted row.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, Expr, FromTable, ObjectName, SetExpr, Statement, TableFactor, TableObject, UnaryOperator,
+    Value as SqlValue,
+};
+use kalamdb_store::{Row, TableKind, now_ms};
+use serde_json::Value;
+
+use crate::catalog::TableDef;
+use crate::catalog::types::{DELETED, UPDATED};
+use crate::cold::arrow_rows::batch_to_rows;
+use crate::providers::KEY_COLUMN;
+use crate::table_data::key_of_value;
+use crate::{CoreError, Engine, QueryResult, Result, Session};
+
+/// A new row id: `{epoch_ms}_{n}`, as the original insert path wrote them.
+fn next_row_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!("{}_{}", now_ms(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn table_of(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+    match parts.as_slice() {
+        [ns, t] => Ok((ns.clone(), t.clone())),
+        _ => Err(CoreError::InvalidInput(format!("'{name}' is not a <namespace>.<table> name"))),
+    }
+}
+
+fn relation_name(factor: &TableFactor) -> Result<&ObjectName> {
+    match factor {
+        TableFactor::Table { name, .. } => Ok(name),
+        other => Err(CoreError::InvalidInput(format!("'{other}' is not a table"))),
+    }
+}
+
+/// Evaluates an INSERT value: literals only (and `NOW()`).
+fn literal(e: &Expr) -> Result<Value> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            SqlValue::Number(n, _) => n
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| n.parse::<f64>().map(Value::from))
+                .map_err(|_| CoreError::InvalidInput(format!("'{n}' is not a number"))),
+            SqlValue::SingleQuotedString(s) | SqlValue::DoubleQuotedString(s) => Ok(Value::from(s.clone())),
+            SqlValue::Boolean(b) => Ok(Value::Bool(*b)),
+            SqlValue::Null => Ok(Value::Null),
+            other => Err(CoreError::InvalidInput(format!("value {other} is not supported in INSERT"))),
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match literal(expr)? {
+            Value::Number(n) if n.is_i64() => Ok(Value::from(-n.as_i64().unwrap_or_default())),
+            Value::Number(n) => Ok(Value::from(-n.as_f64().unwrap_or_default())),
+            _ => Err(CoreError::InvalidInput(format!("cannot negate {expr}"))),
+        },
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("now") => Ok(Value::from(now_ms())),
+        other => Err(CoreError::InvalidInput(format!(
+            "INSERT values must be literals; '{other}' is an expression (use UPDATE ... SET for computed values)"
+        ))),
+    }
+}
+
+impl Engine {
+    pub(crate) async fn insert(&self, session: &Session, stmt: &Statement) -> Result<QueryResult> {
+        let Statement::Insert(insert) = stmt else {
+            return Err(CoreError::InvalidInput("expected INSERT".into()));
+        };
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(CoreError::InvalidInput("INSERT INTO a table function is not supported".into()));
+        };
+        let (ns, t) = table_of(name)?;
+        let def = self.catalog().table(&ns, &t)?;
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            def.columns.iter().map(|c| c.name.clone()).collect()
+        } else {
+            insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect()
+        };
+        let Some(source) = &insert.source else {
+            return Err(CoreError::InvalidInput("INSERT needs VALUES (...)".into()));
+        };
+        let SetExpr::Values(values) = source.body.as_ref() else {
+            return Err(CoreError::InvalidInput("INSERT supports VALUES (...) rows only".into()));
+        };
+        for c in &columns {
+            if def.column(c).is_none() {
+                let what = if crate::catalog::is_system_column(c) { "is maintained by the engine" } else { "does not exist" };
+                return Err(CoreError::InvalidInput(format!("column '{c}' {what} in {}", def.qualified())));
+            }
+        }
+
+        // Build and check every row before anything is written.
+        let mut rows: Vec<(String, Row)> = Vec::with_capacity(values.rows.len());
+        let mut seen = HashSet::new();
+        for (i, parens) in values.rows.iter().enumerate() {
+            let exprs = &parens.content;
+            if exprs.len() != columns.len() {
+                return Err(CoreError::InvalidInput(format!(
+                    "row {} has {} values for {} columns",
+                    i + 1,
+                    exprs.len(),
+                    columns.len()
+                )));
+            }
+            let mut row = Row::new();
+            for (col, e) in columns.iter().zip(exprs) {
+                let cdef = def.column(col).ok_or_else(|| CoreError::InvalidInput(format!("unknown column '{col}'")))?;
+                let v = cdef
+                    .ty
+                    .coerce(&literal(e)?)
+                    .map_err(|why| CoreError::InvalidInput(format!("column '{col}', row {}: {why}", i + 1)))?;
+                if !v.is_null() {
+                    row.insert(col.clone(), v);
+                }
+            }
+            for c in def.columns.iter().filter(|c| !c.nullable) {
+                if !row.contains_key(&c.name) {
+                    return Err(CoreError::InvalidInput(format!("column '{}' is NOT NULL; row {} gives no value", c.name, i + 1)));
+                }
+            }
+            let key = match &def.primary_key {
+                Some(pk) => row.get(pk).and_then(key_of_value).ok_or_else(|| {
+                    CoreError::InvalidInput(format!("row {} has no value for primary key '{pk}'", i + 1))
+                })?,
+                None => next_row_id(),
+            };
+            if !seen.insert(key.clone()) {
+                return Err(CoreError::InvalidInput(format!("duplicate primary key '{key}' within the INSERT")));
+            }
+            rows.push((key, row));
+        }
+
+        let lock = self.table_lock(&ns, &t);
+        let _guard = lock.lock().await;
+        if def.primary_key.is_some() && def.kind != TableKind::Stream {
+            for (key, _) in &rows {
+                if self.key_is_live(&def, &session.user_id, key)? {
+                    return Err(CoreError::AlreadyExists(format!(
+                        "duplicate primary key '{key}' in {}; the row already exists",
+                        def.qualified()
+                    )));
+                }
+            }
+        }
+        let n = rows.len();
+        self.write_rows(&def, &session.user_id, rows)?;
+        Ok(QueryResult::done(n, format!("{n} row(s) inserted")))
+    }
+
+    fn key_is_live(&self, def: &TableDef, user_id: &str, key: &str) -> Result<bool> {
+        let (ns, t) = (def.namespace(), def.name());
+        let hot = match def.kind {
+            TableKind::User => self.user_store().get(ns, t, user_id, key)?,
+            _ => self.shared_store().get(ns, t, key)?,
+        };
+        match hot {
+            Some(row) => Ok(row.get(DELETED) != Some(&Value::Bool(true))),
+            None => self.cold_has_key(def, (def.kind == TableKind::User).then_some(user_id), key),
+        }
+    }
+
+    /// Writes whole rows by key, through the table's store, atomically.
+    fn write_rows(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
+        let (ns, t) = (def.namespace(), def.name());
+        match def.kind {
+            TableKind::User => self.user_store().put_batch(
+                ns,
+                t,
+                rows.into_iter().map(|(k, r)| (user_id.to_string(), k, r)).collect(),
+            )?,
+            TableKind::Shared => self.shared_store().put_batch(ns, t, rows)?,
+            TableKind::Stream => {
+                let now = now_ms();
+                self.stream_store().put_batch(ns, t, rows.into_iter().map(|(k, r)| (now, k, r)).collect())?
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `SELECT *, <extra> FROM table WHERE <selection>` with the key column exposed.
+    async fn matching_rows(
+        &self,
+        session: &Session,
+        def: &TableDef,
+        extra: &[String],
+        selection: Option<&Expr>,
+    ) -> Result<Vec<(String, Row)>> {
+        let mut sql = String::from("SELECT *");
+        for e in extra {
+            sql.push_str(", ");
+            sql.push_str(e);
+        }
+        sql.push_str(&format!(" FROM {}", def.qualified()));
+        if let Some(w) = selection {
+            sql.push_str(&format!(" WHERE {w}"));
+        }
+        let mut out = Vec::new();
+        for batch in self.query_batches(session, &sql, true).await? {
+            let keys = batch
+                .column_by_name(KEY_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                .ok_or_else(|| CoreError::Query("the key column is missing".into()))?;
+            for (i, mut row) in batch_to_rows(&batch)?.into_iter().enumerate() {
+                row.remove(KEY_COLUMN);
+                if keys.is_valid(i) {
+                    out.push((keys.value(i).to_string(), row));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn update(&self, session: &Session, stmt: &Statement) -> Result<QueryResult> {
+        let Statement::Update(update) = stmt else {
+            return Err(CoreError::InvalidInput("expected UPDATE".into()));
+        };
+        if update.from.is_some() || !update.table.joins.is_empty() {
+            return Err(CoreError::InvalidInput("UPDATE ... FROM and joins are not supported".into()));
+        }
+        let (ns, t) = table_of(relation_name(&update.table.relation)?)?;
+        let def = self.catalog().table(&ns, &t)?;
+        let mut targets = Vec::new();
+        let mut exprs = Vec::new();
+        for (i, a) in update.assignments.iter().enumerate() {
+            let AssignmentTarget::ColumnName(col) = &a.target else {
+                return Err(CoreError::InvalidInput("tuple assignments are not supported".into()));
+            };
+            let col = col.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
+            let Some(cdef) = def.column(&col) else {
+                let what = if crate::catalog::is_system_column(&col) { "is maintained by the engine" } else { "does not exist" };
+                return Err(CoreError::InvalidInput(format!("column '{col}' {what} in {}", def.qualified())));
+            };
+            if def.primary_key.as_deref() == Some(col.as_str()) {
+                return Err(CoreError::InvalidInput(format!(
+                    "the primary key '{col}' cannot be updated; delete the row and insert a new one"
+                )));
+            }
+            exprs.push(format!("({}) AS \"__set_{i}\"", a.value));
+            targets.push(cdef.clone());
+        }
+
+        let lock = self.table_lock(&ns, &t);
+        let _guard = lock.lock().await;
+        let matched = self.matching_rows(session, &def, &exprs, update.selection.as_ref()).await?;
+        let mut changed = Vec::new();
+        for (key, mut row) in matched {
+            if row.get(DELETED) == Some(&Value::Bool(true)) {
+                continue; // An UPDATE never resurrects a deleted row.
+            }
+            for (i, cdef) in targets.iter().enumerate() {
+                let v = row.remove(&format!("__set_{i}")).unwrap_or(Value::Null);
+                let v = cdef.ty.coerce(&v).map_err(|why| CoreError::InvalidInput(format!("column '{}': {why}", cdef.name)))?;
+                if v.is_null() && !cdef.nullable {
+                    return Err(CoreError::InvalidInput(format!("column '{}' is NOT NULL", cdef.name)));
+                }
+                row.insert(cdef.name.clone(), v);
+            }
+            row.remove(UPDATED);
+            row.retain(|_, v| !v.is_null());
+            changed.push((key, row));
+        }
+        let n = changed.len();
+        self.write_changed(&def, &session.user_id, changed)?;
+        Ok(QueryResult::done(n, format!("{n} row(s) updated")))
+    }
+
+    /// Writes rows found by a query back by key; stream keys are `{ts}:{row_id}`.
+    fn write_changed(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
+        if def.kind != TableKind::Stream {
+            return self.write_rows(def, user_id, rows);
+        }
+        let parsed = rows
+            .into_iter()
+            .map(|(k, r)| {
+                let (ts, id) = kalamdb_store::keys::parse_stream_key(&k)
+                    .ok_or_else(|| CoreError::Query(format!("bad stream key '{k}'")))?;
+                Ok((ts, id.to_string(), r))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.stream_store().put_batch(def.namespace(), def.name(), parsed)?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, session: &Session, stmt: &Statement) -> Result<QueryResult> {
+        let Statement::Delete(delete) = stmt else {
+            return Err(CoreError::InvalidInput("expected DELETE".into()));
+        };
+        let from = match &delete.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+        };
+        let [table] = from.as_slice() else {
+            return Err(CoreError::InvalidInput("DELETE takes exactly one table".into()));
+        };
+        if delete.using.is_some() || !table.joins.is_empty() {
+            return Err(CoreError::InvalidInput("DELETE ... USING and joins are not supported".into()));
+        }
+        let (ns, t) = table_of(relation_name(&table.relation)?)?;
+        let def = self.catalog().table(&ns, &t)?;
+        let lock = self.table_lock(&ns, &t);
+        let _guard = lock.lock().await;
+        let matched = self.matching_rows(session, &def, &[], delete.selection.as_ref()).await?;
+        let n;
+        if def.kind == TableKind::Stream {
+            let keys: Vec<(i64, String)> = matched
+                .iter()
+                .filter_map(|(k, _)| kalamdb_store::keys::parse_stream_key(k).map(|(ts, id)| (ts, id.to_string())))
+                .collect();
+            n = keys.len();
+            self.stream_store().remove(&ns, &t, keys)?;
+        } else {
+            let rows: Vec<(String, Row)> = matched
+                .into_iter()
+                .filter(|(_, r)| r.get(DELETED) != Some(&Value::Bool(true)))
+                .map(|(k, mut r)| {
+                    r.remove(UPDATED);
+                    r.retain(|_, v| !v.is_null());
+                    r.insert(DELETED.into(), Value::Bool(true));
+                    (k, r)
+                })
+                .collect();
+            n = rows.len();
+            self.write_rows(&def, &session.user_id, rows)?;
+        }
+        Ok(QueryResult::done(n, format!("{n} row(s) deleted")))
+    }
+}

@@ -1,0 +1,430 @@
+//! Classifying and parsing one statement.
+//!
+//! KalamDB's own statements (namespaces, typed tables, SHOW, DESCRIBE, FLUSH) are parsed here
+//! with sqlparser's token-level API; INSERT, UPDATE and DELETE with sqlparser's statement
+//! parser; everything else is a query for DataFusion.
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, DataType as SqlDataType, Expr, ObjectName, SqlOption, Statement, TableConstraint,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use kalamdb_sql::FlushPolicy;
+use kalamdb_store::TableKind;
+
+use crate::catalog::names::{validate_column, validate_name};
+use crate::catalog::types::{ColumnDef, ColumnType};
+use crate::catalog::{NewTable, is_system_column};
+use crate::{CoreError, Result};
+
+/// One parsed statement.
+#[derive(Debug)]
+pub enum Command {
+    CreateNamespace { name: String, if_not_exists: bool },
+    AlterNamespace { name: String, options: Vec<(String, String)> },
+    DropNamespace { name: String, if_exists: bool },
+    ShowNamespaces,
+    CreateTable { table: NewTable, if_not_exists: bool },
+    DropTable { kind: Option<TableKind>, namespace: String, table: String, if_exists: bool },
+    ShowTables { namespace: Option<String> },
+    DescribeTable { namespace: String, table: String },
+    FlushTable { namespace: String, table: String },
+    Insert(Box<Statement>),
+    Update(Box<Statement>),
+    Delete(Box<Statement>),
+    /// Anything DataFusion plans: SELECT, WITH, VALUES, EXPLAIN.
+    Query(String),
+}
+
+fn syntax(e: ParserError) -> CoreError {
+    let text = e.to_string();
+    CoreError::InvalidInput(format!("malformed SQL: {}", text.trim_start_matches("sql parser error: ")))
+}
+
+fn peek_word(p: &Parser, n: usize) -> Option<String> {
+    match p.peek_nth_token(n).token {
+        Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+fn eat_word(p: &mut Parser, word: &str) -> bool {
+    if peek_word(p, 0).as_deref() == Some(word) {
+        p.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn expect_word(p: &mut Parser, word: &str) -> Result<()> {
+    if eat_word(p, word) {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidInput(format!("malformed SQL: expected {word}, found {}", p.peek_token().token)))
+    }
+}
+
+fn expect_end(p: &mut Parser) -> Result<()> {
+    match p.peek_token().token {
+        Token::EOF => Ok(()),
+        other => Err(CoreError::InvalidInput(format!("malformed SQL: unexpected '{other}' at the end of the statement"))),
+    }
+}
+
+fn kind_word(word: Option<&str>) -> Option<TableKind> {
+    match word {
+        Some("USER") => Some(TableKind::User),
+        Some("SHARED") => Some(TableKind::Shared),
+        Some("STREAM") => Some(TableKind::Stream),
+        _ => None,
+    }
+}
+
+/// `ns.t`, both parts validated.
+fn qualified(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+    match parts.as_slice() {
+        [ns, t] => Ok((ns.clone(), t.clone())),
+        [t] => Err(CoreError::InvalidInput(format!(
+            "table '{t}' needs its namespace: write <namespace>.{t}"
+        ))),
+        _ => Err(CoreError::InvalidInput(format!("'{name}' is not a <namespace>.<table> name"))),
+    }
+}
+
+fn ident(p: &mut Parser) -> Result<String> {
+    Ok(p.parse_identifier().map_err(syntax)?.value)
+}
+
+/// Parses one statement.
+pub fn parse(sql: &str) -> Result<Command> {
+    let dialect = GenericDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let w0 = peek_word(&p, 0);
+    let w1 = peek_word(&p, 1);
+    match (w0.as_deref(), w1.as_deref()) {
+        (Some("CREATE"), Some("NAMESPACE")) => {
+            p.next_token();
+            p.next_token();
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = ident(&mut p)?;
+            expect_end(&mut p)?;
+            Ok(Command::CreateNamespace { name, if_not_exists })
+        }
+        (Some("ALTER"), Some("NAMESPACE")) => {
+            p.next_token();
+            p.next_token();
+            let name = ident(&mut p)?;
+            expect_word(&mut p, "SET")?;
+            let options = p.parse_options(Keyword::OPTIONS).map_err(syntax)?;
+            expect_end(&mut p)?;
+            if options.is_empty() {
+                return Err(CoreError::InvalidInput("malformed SQL: expected SET OPTIONS (key = 'value', ...)".into()));
+            }
+            Ok(Command::AlterNamespace { name, options: key_values(&options)? })
+        }
+        (Some("DROP"), Some("NAMESPACE")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = ident(&mut p)?;
+            expect_end(&mut p)?;
+            Ok(Command::DropNamespace { name, if_exists })
+        }
+        (Some("SHOW"), Some("NAMESPACES")) => {
+            p.next_token();
+            p.next_token();
+            expect_end(&mut p)?;
+            Ok(Command::ShowNamespaces)
+        }
+        (Some("SHOW"), Some("TABLES")) => {
+            p.next_token();
+            p.next_token();
+            let namespace = if p.parse_keyword(Keyword::IN) || p.parse_keyword(Keyword::FROM) {
+                Some(ident(&mut p)?)
+            } else {
+                None
+            };
+            expect_end(&mut p)?;
+            Ok(Command::ShowTables { namespace })
+        }
+        (Some("DESCRIBE" | "DESC"), _) => {
+            p.next_token();
+            eat_word(&mut p, "TABLE");
+            let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
+            expect_end(&mut p)?;
+            Ok(Command::DescribeTable { namespace, table })
+        }
+        (Some("FLUSH"), Some("TABLE")) => {
+            p.next_token();
+            p.next_token();
+            let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
+            expect_end(&mut p)?;
+            Ok(Command::FlushTable { namespace, table })
+        }
+        (Some("CREATE"), w) if kind_word(w).is_some() => {
+            p.next_token();
+            p.next_token();
+            let kind = kind_word(w).unwrap_or(TableKind::Shared);
+            expect_word(&mut p, "TABLE")?;
+            parse_create_table(&mut p, kind)
+        }
+        (Some("CREATE"), Some("TABLE")) => Err(CoreError::InvalidInput(
+            "say which kind of table: CREATE USER TABLE, CREATE SHARED TABLE or CREATE STREAM TABLE".into(),
+        )),
+        (Some("DROP"), w) if kind_word(w).is_some() || w == Some("TABLE") => {
+            p.next_token();
+            let kind = kind_word(w);
+            if kind.is_some() {
+                p.next_token();
+            }
+            expect_word(&mut p, "TABLE")?;
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
+            expect_end(&mut p)?;
+            Ok(Command::DropTable { kind, namespace, table, if_exists })
+        }
+        (Some("INSERT" | "UPDATE" | "DELETE"), _) => {
+            let stmt = p.parse_statement().map_err(syntax)?;
+            expect_end(&mut p)?;
+            Ok(match stmt {
+                s @ Statement::Insert(_) => Command::Insert(Box::new(s)),
+                s @ Statement::Update { .. } => Command::Update(Box::new(s)),
+                s => Command::Delete(Box::new(s)),
+            })
+        }
+        (Some("SELECT" | "WITH" | "VALUES" | "EXPLAIN"), _) => Ok(Command::Query(sql.to_string())),
+        _ if sql.trim_start().starts_with('(') => Ok(Command::Query(sql.to_string())),
+        _ => Err(CoreError::InvalidInput(format!(
+            "unsupported statement '{}'; see specs/cli.md for the statements KalamDB runs",
+            sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+fn key_values(options: &[SqlOption]) -> Result<Vec<(String, String)>> {
+    options
+        .iter()
+        .map(|o| match o {
+            SqlOption::KeyValue { key, value } => Ok((key.value.to_ascii_lowercase(), literal_text(value)?)),
+            other => Err(CoreError::InvalidInput(format!("malformed option '{other}': expected key = 'value'"))),
+        })
+        .collect()
+}
+
+fn literal_text(e: &Expr) -> Result<String> {
+    use datafusion::sql::sqlparser::ast::Value;
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            Value::Number(n, _) => Ok(n.clone()),
+            Value::Boolean(b) => Ok(b.to_string()),
+            other => Err(CoreError::InvalidInput(format!("option value {other} must be a string or number"))),
+        },
+        Expr::Identifier(i) => Ok(i.value.clone()),
+        other => Err(CoreError::InvalidInput(format!("option value {other} must be a string or number"))),
+    }
+}
+
+fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let (namespace, name) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
+    validate_name("table", &name)?;
+    let (defs, constraints) = p.parse_columns().map_err(syntax)?;
+    let options = p.parse_options(Keyword::WITH).map_err(syntax)?;
+    expect_end(p)?;
+    if defs.is_empty() {
+        return Err(CoreError::InvalidInput(format!("table {namespace}.{name} needs at least one column")));
+    }
+
+    let mut columns = Vec::new();
+    let mut primary_key = None;
+    for def in &defs {
+        let col = def.name.value.clone();
+        if is_system_column(&col) {
+            return Err(CoreError::InvalidInput(format!("column '{col}' is a system column; pick another name")));
+        }
+        validate_column(&col)?;
+        if columns.iter().any(|c: &ColumnDef| c.name == col) {
+            return Err(CoreError::InvalidInput(format!("column '{col}' is declared twice")));
+        }
+        let ty = column_type(&def.data_type, &col)?;
+        let mut nullable = true;
+        for opt in &def.options {
+            match &opt.option {
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Null => {}
+                ColumnOption::PrimaryKey(_) => {
+                    if primary_key.replace(col.clone()).is_some() {
+                        return Err(CoreError::InvalidInput("only one PRIMARY KEY column is supported".into()));
+                    }
+                    nullable = false;
+                }
+                other => {
+                    return Err(CoreError::InvalidInput(format!("column option '{other}' is not supported")));
+                }
+            }
+        }
+        columns.push(ColumnDef { name: col, ty, nullable });
+    }
+    for c in &constraints {
+        match c {
+            TableConstraint::PrimaryKey(pk) if pk.columns.len() == 1 && primary_key.is_none() => {
+                let col = pk.columns[0].to_string();
+                let Some(def) = columns.iter_mut().find(|d| d.name == col) else {
+                    return Err(CoreError::InvalidInput(format!("PRIMARY KEY names unknown column '{col}'")));
+                };
+                def.nullable = false;
+                primary_key = Some(col);
+            }
+            other => return Err(CoreError::InvalidInput(format!("constraint '{other}' is not supported"))),
+        }
+    }
+
+    let mut table = NewTable {
+        namespace,
+        name,
+        kind,
+        columns,
+        primary_key,
+        storage: None,
+        flush_policy: None,
+        deleted_retention_hours: None,
+        ttl_seconds: None,
+        max_buffer: None,
+    };
+    for (key, value) in key_values(&options)? {
+        match key.as_str() {
+            "storage" => table.storage = Some(value),
+            "flush_policy" => table.flush_policy = Some(parse_flush_policy(&value)?),
+            "deleted_retention" => table.deleted_retention_hours = Some(parse_duration_hours(&value)?),
+            "ttl_seconds" if kind == TableKind::Stream => table.ttl_seconds = Some(parse_count(&key, &value)?),
+            "max_buffer" if kind == TableKind::Stream => table.max_buffer = Some(parse_count(&key, &value)?),
+            "ttl_seconds" | "max_buffer" => {
+                return Err(CoreError::InvalidInput(format!("{} applies to stream tables only", key.to_uppercase())));
+            }
+            other => {
+                return Err(CoreError::InvalidInput(format!(
+                    "unknown table option '{other}'; use STORAGE, FLUSH_POLICY, DELETED_RETENTION, TTL_SECONDS or MAX_BUFFER"
+                )));
+            }
+        }
+    }
+    if kind == TableKind::Stream && (table.flush_policy.is_some() || table.deleted_retention_hours.is_some()) {
+        return Err(CoreError::InvalidInput(
+            "stream tables are never flushed and have no soft deletes: FLUSH_POLICY and DELETED_RETENTION do not apply".into(),
+        ));
+    }
+    Ok(Command::CreateTable { table, if_not_exists })
+}
+
+fn column_type(ty: &SqlDataType, col: &str) -> Result<ColumnType> {
+    let text = ty.to_string();
+    ColumnType::from_sql(&text).ok_or_else(|| {
+        CoreError::InvalidInput(format!(
+            "column '{col}' has unsupported type {text}; use BOOLEAN, INT, BIGINT, DOUBLE, TEXT or TIMESTAMP"
+        ))
+    })
+}
+
+fn parse_count(key: &str, value: &str) -> Result<u64> {
+    value.trim().parse().map_err(|_| {
+        CoreError::InvalidInput(format!("{} = '{value}' must be a whole number", key.to_uppercase()))
+    })
+}
+
+/// `rows:N`, `interval:S`, or `rows:N,interval:S`.
+pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
+    let bad = || {
+        CoreError::InvalidInput(format!(
+            "FLUSH_POLICY '{text}' is malformed; use 'rows:N', 'interval:S' or 'rows:N,interval:S'"
+        ))
+    };
+    let (mut rows, mut interval) = (None, None);
+    for part in text.split(',') {
+        let (k, v) = part.trim().split_once(':').ok_or_else(bad)?;
+        let n: u64 = v.trim().parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(bad());
+        }
+        match k.trim().to_ascii_lowercase().as_str() {
+            "rows" if rows.is_none() => rows = Some(n),
+            "interval" if interval.is_none() => interval = Some(n),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(match (rows, interval) {
+        (Some(row_limit), None) => FlushPolicy::RowLimit { row_limit },
+        (None, Some(interval_seconds)) => FlushPolicy::TimeInterval { interval_seconds },
+        (Some(row_limit), Some(interval_seconds)) => FlushPolicy::Combined { row_limit, interval_seconds },
+        (None, None) => return Err(bad()),
+    })
+}
+
+/// `7d`, `12h`, `30m` (rounded up to whole hours), or a bare number of hours.
+pub fn parse_duration_hours(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let bad = || CoreError::InvalidInput(format!("DELETED_RETENTION '{text}' is malformed; use e.g. '7d', '12h' or '30m'"));
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    Ok(match unit {
+        "d" => n * 24,
+        "h" | "" => n,
+        "m" => n.div_ceil(60),
+        _ => return Err(bad()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_table_parses_columns_keys_and_options() {
+        let cmd = parse(
+            "CREATE USER TABLE IF NOT EXISTS app.notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, at TIMESTAMP) \
+             WITH (STORAGE = '/x/${user_id}/n', FLUSH_POLICY = 'rows:100,interval:60', DELETED_RETENTION = '7d')",
+        )
+        .expect("parse");
+        let Command::CreateTable { table, if_not_exists } = cmd else { panic!("wrong command: {cmd:?}") };
+        assert!(if_not_exists);
+        assert_eq!(table.kind, TableKind::User);
+        assert_eq!(table.primary_key.as_deref(), Some("id"));
+        assert_eq!(table.columns.len(), 3);
+        assert!(!table.columns[1].nullable);
+        assert_eq!(table.flush_policy, Some(FlushPolicy::Combined { row_limit: 100, interval_seconds: 60 }));
+        assert_eq!(table.deleted_retention_hours, Some(168));
+        assert_eq!(table.storage.as_deref(), Some("/x/${user_id}/n"));
+    }
+
+    #[test]
+    fn bad_statements_are_refused_with_a_reason() {
+        for (sql, needle) in [
+            ("CREATE TABLE a.b (x INT)", "which kind"),
+            ("CREATE USER TABLE b (x INT)", "namespace"),
+            ("CREATE SHARED TABLE a.b (x BLOB)", "unsupported type"),
+            ("CREATE SHARED TABLE a.b (x INT) WITH (TTL_SECONDS = 5)", "stream tables only"),
+            ("CREATE STREAM TABLE a.b (x INT) WITH (COLOUR = 'red')", "unknown table option"),
+            ("CREATE SHARED TABLE a.b (_updated INT)", "system column"),
+            ("SELEKT 1", "unsupported statement"),
+            ("CREATE NAMESPACE a b", "unexpected"),
+        ] {
+            let err = parse(sql).expect_err(sql).to_string();
+            assert!(err.contains(needle), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn flush_policies_and_durations() {
+        assert_eq!(parse_flush_policy("rows:10").expect("rows"), FlushPolicy::RowLimit { row_limit: 10 });
+        assert_eq!(parse_flush_policy("interval:5").expect("iv"), FlushPolicy::TimeInterval { interval_seconds: 5 });
+        assert!(parse_flush_policy("rows:0").is_err());
+        assert!(parse_flush_policy("rows:1,rows:2").is_err());
+        assert_eq!(parse_duration_hours("2d").expect("d"), 48);
+        assert_eq!(parse_duration_hours("90m").expect("m"), 2);
+        assert!(parse_duration_hours("soon").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The seven system tables' records, in their kalamdb-sql ("G3") shapes.
+
+mod job;
+mod live_query;
+mod namespace;
+mod storage_location;
+mod table;
+mod table_schema;
+mod user;
+
+pub use job::{JobOwner, JobProgress, JobRecord, JobStatus};
+pub use live_query::LiveQueryRecord;
+pub use namespace::NamespaceRecord;
+pub use storage_location::{LocationType, StorageLocationRecord};
+pub use table::{FlushPolicy, TableRecord, TableType};
+pub use table_schema::{SchemaField, SchemaJson, TableSchemaRecord};
+pub use user::UserRecord;

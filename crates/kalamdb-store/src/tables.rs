@@ -1,0 +1,284 @@
+//! Typed stores for the three kinds of data table.
+//!
+//! Each store maps `(namespace, table, ...)` onto the table's column family and key encoding
+//! (see [`crate::keys`]). User and shared stores maintain the system columns: every write
+//! sets `_updated` (epoch milliseconds) and `_deleted` (false unless soft-deleted).
+
+use std::ops::ControlFlow;
+
+use serde_json::Value;
+
+use crate::keys::{self, TableCf, TableKind};
+use crate::rows::{decode_row, encode_row};
+use crate::{Batch, Result, Row, Storage, StoreError, now_ms};
+
+/// Column names the engine maintains on user and shared rows.
+pub const UPDATED: &str = "_updated";
+pub const DELETED: &str = "_deleted";
+
+/// What every data store shares: one column family per table.
+#[derive(Debug, Clone)]
+struct DataStore {
+    storage: Storage,
+    kind: TableKind,
+}
+
+impl DataStore {
+    fn cf(&self, namespace: &str, table: &str) -> String {
+        TableCf::new(self.kind, namespace, table).name()
+    }
+
+    fn create(&self, namespace: &str, table: &str) -> Result<()> {
+        self.storage.create_cf(&self.cf(namespace, table))
+    }
+
+    fn drop(&self, namespace: &str, table: &str) -> Result<()> {
+        self.storage.drop_cf(&self.cf(namespace, table))
+    }
+
+    fn exists(&self, namespace: &str, table: &str) -> bool {
+        self.storage.has_cf(&self.cf(namespace, table))
+    }
+
+    fn get(&self, cf: &str, key: &str) -> Result<Option<Row>> {
+        match self.storage.get(cf, key.as_bytes())? {
+            Some(bytes) => Ok(Some(decode_row(cf, key.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `(key, row)` pairs atomically, stamping the system columns when `stamp` is set.
+    fn put_all(&self, cf: &str, rows: Vec<(String, Row)>, stamp: bool) -> Result<()> {
+        let now = now_ms();
+        let mut batch = Batch::new();
+        for (key, mut row) in rows {
+            if stamp {
+                row.insert(UPDATED.into(), Value::from(now));
+                row.entry(DELETED).or_insert(Value::Bool(false));
+            }
+            batch.put(cf, key.into_bytes(), encode_row(&row));
+        }
+        self.storage.write(batch)
+    }
+
+    fn delete_keys(&self, cf: &str, keys: impl IntoIterator<Item = String>) -> Result<()> {
+        let mut batch = Batch::new();
+        for key in keys {
+            batch.delete(cf, key.into_bytes());
+        }
+        self.storage.write(batch)
+    }
+
+    fn scan<F>(&self, cf: &str, prefix: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&str, Row) -> Result<ControlFlow<()>>,
+    {
+        self.storage.scan_prefix(cf, prefix.as_bytes(), |k, v| {
+            let key = std::str::from_utf8(k).map_err(|_| StoreError::Corrupt {
+                cf: cf.to_string(),
+                key: String::from_utf8_lossy(k).into_owned(),
+                reason: "key is not UTF-8".into(),
+            })?;
+            f(key, decode_row(cf, k, v)?)
+        })
+    }
+}
+
+fn corrupt_key(cf: &str, key: &str, reason: &str) -> StoreError {
+    StoreError::Corrupt { cf: cf.to_string(), key: key.to_string(), reason: reason.to_string() }
+}
+
+/// Rows of user tables, keyed `{user_id}:{row_id}`: each user sees only their own prefix.
+#[derive(Debug, Clone)]
+pub struct UserTableStore {
+    inner: DataStore,
+}
+
+impl UserTableStore {
+    pub fn new(storage: Storage) -> Self {
+        UserTableStore { inner: DataStore { storage, kind: TableKind::User } }
+    }
+    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.create(namespace, table)
+    }
+    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.drop(namespace, table)
+    }
+    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
+        self.inner.exists(namespace, table)
+    }
+    pub fn get(&self, namespace: &str, table: &str, user_id: &str, row_id: &str) -> Result<Option<Row>> {
+        self.inner.get(&self.inner.cf(namespace, table), &keys::user_key(user_id, row_id))
+    }
+    /// Writes rows `(user_id, row_id, row)` atomically, setting `_updated` and `_deleted`.
+    pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, String, Row)>) -> Result<()> {
+        let rows = rows.into_iter().map(|(u, r, row)| (keys::user_key(&u, &r), row)).collect();
+        self.inner.put_all(&self.inner.cf(namespace, table), rows, true)
+    }
+    /// Removes rows for good (used once they are safely in Parquet).
+    pub fn remove(&self, namespace: &str, table: &str, keys: Vec<(String, String)>) -> Result<()> {
+        let cf = self.inner.cf(namespace, table);
+        self.inner.delete_keys(&cf, keys.into_iter().map(|(u, r)| keys::user_key(&u, &r)))
+    }
+    /// Every row of one user, in row-id order.
+    pub fn scan_user<F>(&self, namespace: &str, table: &str, user_id: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&str, Row) -> Result<ControlFlow<()>>,
+    {
+        let cf = self.inner.cf(namespace, table);
+        let prefix = keys::user_prefix(user_id);
+        self.inner.scan(&cf, &prefix, |key, row| f(&key[prefix.len()..], row))
+    }
+    /// Every row of every user, as `(user_id, row_id, row)`.
+    pub fn scan_all<F>(&self, namespace: &str, table: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&str, &str, Row) -> Result<ControlFlow<()>>,
+    {
+        let cf = self.inner.cf(namespace, table);
+        self.inner.scan(&cf, "", |key, row| {
+            let (user, row_id) = keys::parse_user_key(key).ok_or_else(|| corrupt_key(&cf, key, "expected {user_id}:{row_id}"))?;
+            f(user, row_id, row)
+        })
+    }
+}
+
+/// Rows of shared tables, keyed `{row_id}`.
+#[derive(Debug, Clone)]
+pub struct SharedTableStore {
+    inner: DataStore,
+}
+
+impl SharedTableStore {
+    pub fn new(storage: Storage) -> Self {
+        SharedTableStore { inner: DataStore { storage, kind: TableKind::Shared } }
+    }
+    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.create(namespace, table)
+    }
+    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.drop(namespace, table)
+    }
+    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
+        self.inner.exists(namespace, table)
+    }
+    pub fn get(&self, namespace: &str, table: &str, row_id: &str) -> Result<Option<Row>> {
+        self.inner.get(&self.inner.cf(namespace, table), row_id)
+    }
+    /// Writes rows `(row_id, row)` atomically, setting `_updated` and `_deleted`.
+    pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, Row)>) -> Result<()> {
+        self.inner.put_all(&self.inner.cf(namespace, table), rows, true)
+    }
+    pub fn remove(&self, namespace: &str, table: &str, row_ids: Vec<String>) -> Result<()> {
+        let cf = self.inner.cf(namespace, table);
+        self.inner.delete_keys(&cf, row_ids)
+    }
+    pub fn scan_all<F>(&self, namespace: &str, table: &str, f: F) -> Result<()>
+    where
+        F: FnMut(&str, Row) -> Result<ControlFlow<()>>,
+    {
+        self.inner.scan(&self.inner.cf(namespace, table), "", f)
+    }
+}
+
+/// Rows of stream tables, keyed `{timestamp_ms}:{row_id}`, with no system columns.
+#[derive(Debug, Clone)]
+pub struct StreamTableStore {
+    inner: DataStore,
+}
+
+impl StreamTableStore {
+    pub fn new(storage: Storage) -> Self {
+        StreamTableStore { inner: DataStore { storage, kind: TableKind::Stream } }
+    }
+    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.create(namespace, table)
+    }
+    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
+        self.inner.drop(namespace, table)
+    }
+    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
+        self.inner.exists(namespace, table)
+    }
+    /// Writes rows `(timestamp_ms, row_id, row)` atomically, as given.
+    pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(i64, String, Row)>) -> Result<()> {
+        let rows = rows.into_iter().map(|(ts, r, row)| (keys::stream_key(ts, &r), row)).collect();
+        self.inner.put_all(&self.inner.cf(namespace, table), rows, false)
+    }
+    /// Removes rows by `(timestamp_ms, row_id)`.
+    pub fn remove(&self, namespace: &str, table: &str, keys: Vec<(i64, String)>) -> Result<()> {
+        let cf = self.inner.cf(namespace, table);
+        self.inner.delete_keys(&cf, keys.into_iter().map(|(ts, r)| keys::stream_key(ts, &r)))
+    }
+    /// Every row, oldest first, as `(timestamp_ms, row_id, row)`.
+    pub fn scan_all<F>(&self, namespace: &str, table: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(i64, &str, Row) -> Result<ControlFlow<()>>,
+    {
+        let cf = self.inner.cf(namespace, table);
+        self.inner.scan(&cf, "", |key, row| {
+            let (ts, row_id) = keys::parse_stream_key(key).ok_or_else(|| corrupt_key(&cf, key, "expected {timestamp_ms}:{row_id}"))?;
+            f(ts, row_id, row)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OpenMode;
+
+    fn row(pairs: &[(&str, Value)]) -> Row {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn user_rows_are_isolated_by_prefix_and_stamped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
+        let store = UserTableStore::new(storage);
+        store.create_table("app", "notes").expect("create");
+        store
+            .put_batch(
+                "app",
+                "notes",
+                vec![
+                    ("alice".into(), "1".into(), row(&[("text", "a".into())])),
+                    ("alice".into(), "2".into(), row(&[("text", "b".into())])),
+                    ("alicia".into(), "1".into(), row(&[("text", "c".into())])),
+                ],
+            )
+            .expect("put");
+        let mut alice = Vec::new();
+        store
+            .scan_user("app", "notes", "alice", |id, r| {
+                alice.push((id.to_string(), r));
+                Ok(ControlFlow::Continue(()))
+            })
+            .expect("scan");
+        assert_eq!(alice.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+        let first = &alice[0].1;
+        assert!(first.get(UPDATED).and_then(Value::as_i64).is_some_and(|t| t > 1_600_000_000_000));
+        assert_eq!(first.get(DELETED), Some(&Value::Bool(false)));
+        let got = store.get("app", "notes", "alicia", "1").expect("get").expect("row");
+        assert_eq!(got.get("text"), Some(&Value::from("c")));
+    }
+
+    #[test]
+    fn stream_rows_have_no_system_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
+        let store = StreamTableStore::new(storage);
+        store.create_table("app", "events").expect("create");
+        store.put_batch("app", "events", vec![(1_700_000_000_000, "x_1".into(), row(&[("v", 1.into())]))]).expect("put");
+        let mut seen = Vec::new();
+        store
+            .scan_all("app", "events", |ts, id, r| {
+                seen.push((ts, id.to_string(), r));
+                Ok(ControlFlow::Continue(()))
+            })
+            .expect("scan");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 1_700_000_000_000);
+        assert!(!seen[0].2.contains_key(UPDATED) && !seen[0].2.contains_key(DELETED));
+    }
+}

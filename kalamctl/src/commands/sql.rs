@@ -1,0 +1,42 @@
+use std::io::Read;
+use std::path::Path;
+
+use kalamdb_core::{Access, Engine, Session};
+
+use crate::cli::{Cli, Format};
+use crate::exit::{CliError, ExitCode};
+use crate::output::{render_json, render_table};
+
+pub fn run(cli: &Cli, dir: &Path, user: Option<&str>, sql: &str) -> Result<ExitCode, CliError> {
+    let text = if sql == "-" {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .map_err(|source| CliError::Input { what: "SQL from standard input".into(), source })?;
+        buf
+    } else {
+        sql.to_string()
+    };
+    let session = match user {
+        Some(id) => Session::user(id),
+        None => Session::admin(),
+    };
+    let engine = Engine::open(dir, Access::ReadWrite, &super::who("sql"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Input { what: "an async runtime".into(), source })?;
+    let results = runtime.block_on(engine.execute(&session, &text))?;
+    match cli.format {
+        Format::Json => println!("{}", render_json(&results)),
+        Format::Table => {
+            for r in &results {
+                if r.columns.is_empty() && cli.quiet {
+                    continue;
+                }
+                println!("{}", render_table(r));
+            }
+        }
+    }
+    Ok(ExitCode::Ok)
+}

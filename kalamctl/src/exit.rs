@@ -1,0 +1,47 @@
+//! The one mapping from errors to exit codes (the contract in `specs/cli.md`).
+
+use kalamdb_core::{CoreError, ErrorKind};
+use thiserror::Error;
+
+/// Exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    Ok = 0,
+    /// Reserved for commands that report warnings (verify).
+    #[allow(dead_code)]
+    Warnings = 1,
+    Usage = 2,
+    Integrity = 3,
+    Locked = 4,
+    Aborted = 5,
+    IncompatibleFormat = 6,
+}
+
+/// Errors a command can end with.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("cannot read {what}: {source}")]
+    Input {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn code_for(err: &CliError) -> ExitCode {
+    match err {
+        CliError::Usage(_) | CliError::Input { .. } => ExitCode::Usage,
+        CliError::Core(e) => match e.kind() {
+            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::PermissionDenied => ExitCode::Usage,
+            ErrorKind::Locked => ExitCode::Locked,
+            ErrorKind::IncompatibleFormat => ExitCode::IncompatibleFormat,
+            ErrorKind::Integrity => ExitCode::Integrity,
+            ErrorKind::Internal => ExitCode::Aborted,
+        },
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers for tests that drive the real `kalamctl` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The JSON on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+pub fn kalamctl(args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args(args)
+        .env_remove("KALAMDB_DATA_DIR")
+        .output()
+        .expect("spawn kalamctl")
+        .into()
+}
+
+/// A fresh, initialised data directory.
+pub struct Db {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Db {
+    pub fn new() -> Db {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let run = kalamctl(&["init", "--data-dir", dir.to_str().expect("utf8")]);
+        assert_eq!(run.code, 0, "init failed: {}", run.stderr);
+        Db { _tmp: tmp, dir }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.to_str().expect("utf8 path")
+    }
+
+    /// Runs SQL as admin (or as `user`) with JSON output.
+    pub fn sql_as(&self, user: Option<&str>, sql: &str) -> Run {
+        let mut args = vec!["sql", "--data-dir", self.path(), "--format", "json"];
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        args.push(sql);
+        kalamctl(&args)
+    }
+
+    /// Runs SQL as admin and expects success; returns the `results` array.
+    pub fn ok(&self, sql: &str) -> Vec<Value> {
+        self.ok_as(None, sql)
+    }
+
+    pub fn ok_as(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
+        let run = self.sql_as(user, sql);
+        assert_eq!(run.code, 0, "`{sql}` failed: {}", run.stderr);
+        run.json()["results"].as_array().cloned().expect("results array")
+    }
+
+    /// The rows of the last statement's result.
+    pub fn rows(&self, sql: &str) -> Vec<Value> {
+        self.rows_as(None, sql)
+    }
+
+    pub fn rows_as(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
+        let results = self.ok_as(user, sql);
+        results.last().and_then(|r| r["rows"].as_array().cloned()).expect("rows")
+    }
+
+    /// Expects failure with `code`, one stderr line containing `needle`.
+    pub fn fails(&self, sql: &str, code: i32, needle: &str) -> Run {
+        let run = self.sql_as(None, sql);
+        assert_eq!(run.code, code, "`{sql}`: expected exit {code}, got {}: {}", run.code, run.stderr);
+        assert!(run.stderr.contains(needle), "`{sql}`: stderr lacks '{needle}': {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "want one stderr line: {}", run.stderr);
+        run
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.join("storage")
+    }
+}
+
+/// Every regular file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).expect("prefix").display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A snapshot of every file's name, size and content under `dir`.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap_or_default();
+            (f, bytes)
+        })
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! Namespaces, SHOW, DESCRIBE and bad input, end to end through `kalamctl sql`.
+
+mod common;
+use common::{Db, kalamctl, snapshot};
+use serde_json::json;
+
+#[test]
+fn namespace_lifecycle() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app");
+    db.fails("CREATE NAMESPACE app", 2, "already exists");
+    db.ok("CREATE NAMESPACE IF NOT EXISTS app");
+    db.ok("ALTER NAMESPACE app SET OPTIONS (owner = 'ops', tier = 'gold')");
+    let rows = db.rows("SHOW NAMESPACES");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "app");
+    let options: serde_json::Value = serde_json::from_str(rows[0]["options"].as_str().expect("options text")).expect("json");
+    assert_eq!(options, json!({"owner": "ops", "tier": "gold"}));
+
+    db.ok("CREATE SHARED TABLE app.config (k TEXT PRIMARY KEY, v TEXT)");
+    db.ok("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
+    let run = db.fails("DROP NAMESPACE app", 2, "still has 2 table(s)");
+    assert!(run.stderr.contains("app.config") && run.stderr.contains("app.notes"), "{}", run.stderr);
+    assert_eq!(db.rows("SHOW NAMESPACES")[0]["table_count"], 2);
+
+    db.ok("DROP TABLE app.config; DROP USER TABLE app.notes");
+    assert_eq!(db.rows("SHOW NAMESPACES")[0]["table_count"], 0);
+    db.ok("DROP NAMESPACE app");
+    db.ok("DROP NAMESPACE IF EXISTS app");
+    db.fails("DROP NAMESPACE app", 2, "does not exist");
+    assert!(db.rows("SHOW NAMESPACES").is_empty());
+}
+
+#[test]
+fn names_are_validated() {
+    let db = Db::new();
+    db.fails("CREATE NAMESPACE Bad", 2, "invalid namespace name");
+    db.fails("CREATE NAMESPACE 1x", 2, "malformed SQL");
+    db.fails("CREATE NAMESPACE system", 2, "reserved");
+    db.ok("CREATE NAMESPACE app");
+    db.fails("CREATE SHARED TABLE app.Bad (x INT)", 2, "invalid table name");
+    db.fails("CREATE SHARED TABLE app.t (\"Bad\" INT)", 2, "invalid column name");
+    db.fails("CREATE SHARED TABLE nope.t (x INT)", 2, "namespace 'nope' does not exist");
+}
+
+#[test]
+fn show_and_describe_tables() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE NAMESPACE other");
+    db.ok("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, at TIMESTAMP) WITH (FLUSH_POLICY = 'rows:100')");
+    db.ok("CREATE STREAM TABLE app.events (kind TEXT) WITH (TTL_SECONDS = 60, MAX_BUFFER = 1000)");
+    db.ok("CREATE SHARED TABLE other.cfg (k TEXT PRIMARY KEY)");
+    db.fails("CREATE USER TABLE app.notes (id INT)", 2, "already exists");
+    db.ok("CREATE USER TABLE IF NOT EXISTS app.notes (id INT)");
+
+    let tables = db.rows("SHOW TABLES IN app");
+    let names: Vec<&str> = tables.iter().map(|t| t["table_name"].as_str().expect("name")).collect();
+    assert_eq!(names, vec!["events", "notes"]);
+    assert_eq!(tables[1]["table_type"], "user");
+    assert_eq!(tables[1]["flush_policy"], r#"{"type":"row_limit","row_limit":100}"#);
+    assert_eq!(db.rows("SHOW TABLES").len(), 3);
+    db.fails("SHOW TABLES IN nope", 2, "does not exist");
+
+    let cols = db.rows("DESCRIBE TABLE app.notes");
+    let summary: Vec<(String, String, bool, bool)> = cols
+        .iter()
+        .map(|c| {
+            (
+                c["column_name"].as_str().expect("name").to_string(),
+                c["data_type"].as_str().expect("type").to_string(),
+                c["is_primary_key"].as_bool().expect("pk"),
+                c["is_system"].as_bool().expect("sys"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("id".into(), "BIGINT".into(), true, false),
+            ("body".into(), "TEXT".into(), false, false),
+            ("at".into(), "TIMESTAMP".into(), false, false),
+            ("_updated".into(), "TIMESTAMP".into(), false, true),
+            ("_deleted".into(), "BOOLEAN".into(), false, true),
+        ]
+    );
+    let stream_cols = db.rows("DESCRIBE TABLE app.events");
+    assert_eq!(stream_cols.len(), 1, "stream tables have no system columns: {stream_cols:?}");
+}
+
+#[test]
+fn create_writes_schema_version_one_and_counts() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app");
+    db.ok("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
+    let schemas = db.rows("SELECT table_id, version, arrow_schema FROM system.table_schemas");
+    assert_eq!(schemas.len(), 1);
+    assert_eq!(schemas[0]["table_id"], "app:notes");
+    assert_eq!(schemas[0]["version"], 1);
+    let schema: serde_json::Value = serde_json::from_str(schemas[0]["arrow_schema"].as_str().expect("text")).expect("json");
+    let fields: Vec<&str> = schema["fields"].as_array().expect("fields").iter().map(|f| f["name"].as_str().expect("n")).collect();
+    assert_eq!(fields, vec!["id", "body", "_updated", "_deleted"]);
+    assert_eq!(schema["options"]["primary_key"], "id");
+    let tables = db.rows("SELECT table_id, table_type, schema_version, storage_location FROM system.tables");
+    assert_eq!(tables, vec![json!({"table_id": "app:notes", "table_type": "user", "schema_version": 1, "storage_location": "local"})]);
+    let loc = db.rows("SELECT location_name, usage_count FROM system.storage_locations");
+    assert_eq!(loc, vec![json!({"location_name": "local", "usage_count": 1})]);
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT)");
+    let before = snapshot(&db.dir.join("rocksdb"));
+    // A body whose last statement is malformed runs none of its statements.
+    db.fails("INSERT INTO app.t VALUES (1, 'a'); SELEC oops", 2, "unsupported statement");
+    db.fails("INSERT INTO app.t VALUES (1, 'a'); INSERT INTO app.t VALUES (", 2, "malformed SQL");
+    db.fails("INSERT INTO app.t VALUES ('x', 'a')", 2, "expected INT");
+    db.fails("INSERT INTO app.t VALUES (1, 'a'), (2, 3)", 2, "row 2");
+    db.fails("INSERT INTO app.nope VALUES (1)", 2, "does not exist");
+    db.fails("SELECT * FROM app.nope", 2, "does not exist");
+    db.fails("SELECT * FROM t", 2, "needs its namespace");
+    db.fails("INSERT INTO app.t (id, color) VALUES (1, 'red')", 2, "column 'color' does not exist");
+    let after = snapshot(&db.dir.join("rocksdb"));
+    let names = |s: &Vec<(String, Vec<u8>)>| s.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with("LOG")).collect::<Vec<_>>();
+    assert_eq!(names(&before), names(&after), "no RocksDB file may appear or vanish");
+    assert!(db.rows("SELECT * FROM app.t").is_empty(), "nothing was inserted");
+}
+
+#[test]
+fn paths_that_are_not_databases_are_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("missing");
+    let run = kalamctl(&["sql", "--data-dir", missing.to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not a KalamDB data directory") && run.stderr.contains("kalamctl init"), "{}", run.stderr);
+    assert!(!missing.exists(), "nothing may be created");
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let run = kalamctl(&["sql", "--data-dir", empty.to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0, "nothing may be created");
+
+    let run = kalamctl(&["sql", "SHOW NAMESPACES"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--data-dir is required"), "{}", run.stderr);
+
+    let db = Db::new();
+    let run = kalamctl(&["init", "--data-dir", db.path()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("already a KalamDB data directory"), "{}", run.stderr);
+    let run = kalamctl(&["sql", "--data-dir", db.dir.join("rocksdb").to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("pass its parent"), "{}", run.stderr);
+}
+
+#[test]
+fn output_formats() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT)");
+    let run = db.sql_as(None, "INSERT INTO app.t VALUES (1, 'one'); SELECT id, name FROM app.t");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v = run.json();
+    assert_eq!(v["results"][0]["row_count"], 1);
+    assert_eq!(v["results"][1]["columns"], json!(["id", "name"]));
+    assert_eq!(v["results"][1]["rows"], json!([{"id": 1, "name": "one"}]));
+
+    let run = kalamctl(&["sql", "--data-dir", db.path(), "SELECT id, name FROM app.t"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("id | name") && run.stdout.contains("one") && run.stdout.contains("(1 row)"), "{}", run.stdout);
+    let run = kalamctl(&["sql", "--quiet", "--data-dir", db.path(), "INSERT INTO app.t VALUES (2, 'two')"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "quiet prints no messages");
+}

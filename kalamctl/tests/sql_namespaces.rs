@@ -107,23 +107,50 @@ fn create_writes_schema_version_one_and_counts() {
 }
 
 #[test]
-fn bad_input_changes_nothing() {
+fn malformed_sql_leaves_the_directory_byte_identical() {
     let db = Db::new();
     db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT)");
-    let before = snapshot(&db.dir.join("rocksdb"));
+    let before = snapshot(&db.dir);
     // A body whose last statement is malformed runs none of its statements.
     db.fails("INSERT INTO app.t VALUES (1, 'a'); SELEC oops", 2, "unsupported statement");
     db.fails("INSERT INTO app.t VALUES (1, 'a'); INSERT INTO app.t VALUES (", 2, "malformed SQL");
+    db.fails("CREATE TABLE app.u (x INT)", 2, "which kind");
+    db.fails("   ;  ", 2, "no SQL statement");
+    assert!(before == snapshot(&db.dir), "malformed SQL must not touch a single byte");
+    assert!(db.rows("SELECT * FROM app.t").is_empty(), "nothing was inserted");
+}
+
+/// Every system table and every row of app.t, as JSON text.
+fn logical_state(db: &Db) -> String {
+    let mut out = String::new();
+    for t in ["users", "namespaces", "storage_locations", "live_queries", "tables", "table_schemas"] {
+        out.push_str(&format!("{:?}", db.rows(&format!("SELECT * FROM system.{t}"))));
+    }
+    out.push_str(&format!("{:?}", db.rows("SELECT * FROM app.t WHERE _deleted = true OR _deleted = false ORDER BY id")));
+    out
+}
+
+#[test]
+fn refused_statements_change_no_data() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT); INSERT INTO app.t VALUES (1, 'one')");
+    let before = logical_state(&db);
+    let files_before = common::files_under(&db.storage());
     db.fails("INSERT INTO app.t VALUES ('x', 'a')", 2, "expected INT");
-    db.fails("INSERT INTO app.t VALUES (1, 'a'), (2, 3)", 2, "row 2");
+    db.fails("INSERT INTO app.t VALUES (2, 'a'), (3, 3)", 2, "row 2");
+    db.fails("INSERT INTO app.t VALUES (1, 'again')", 2, "duplicate primary key");
     db.fails("INSERT INTO app.nope VALUES (1)", 2, "does not exist");
     db.fails("SELECT * FROM app.nope", 2, "does not exist");
     db.fails("SELECT * FROM t", 2, "needs its namespace");
     db.fails("INSERT INTO app.t (id, color) VALUES (1, 'red')", 2, "column 'color' does not exist");
-    let after = snapshot(&db.dir.join("rocksdb"));
-    let names = |s: &Vec<(String, Vec<u8>)>| s.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with("LOG")).collect::<Vec<_>>();
-    assert_eq!(names(&before), names(&after), "no RocksDB file may appear or vanish");
-    assert!(db.rows("SELECT * FROM app.t").is_empty(), "nothing was inserted");
+    db.fails("CREATE SHARED TABLE app.t (id INT)", 2, "already exists");
+    db.fails("CREATE NAMESPACE app", 2, "already exists");
+    db.fails("CREATE USER TABLE app.u (id INT) WITH (STORAGE = '/x/no-user')", 2, "${user_id}");
+    assert_eq!(before, logical_state(&db), "refused statements must not change data");
+    assert_eq!(files_before, common::files_under(&db.storage()));
+    let cfs = std::fs::read_dir(db.dir.join("rocksdb")).expect("dir").count();
+    assert!(cfs > 0);
+    assert!(db.rows("SELECT * FROM system.tables WHERE table_name = 'u'").is_empty(), "no half-created table");
 }
 
 #[test]

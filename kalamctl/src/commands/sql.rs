@@ -17,6 +17,8 @@ pub fn run(cli: &Cli, dir: &Path, user: Option<&str>, sql: &str) -> Result<ExitC
     } else {
         sql.to_string()
     };
+    // Malformed SQL is refused before the database is even opened: nothing on disk changes.
+    kalamdb_core::sql::check_syntax(&text)?;
     let session = match user {
         Some(id) => Session::user(id),
         None => Session::admin(),

@@ -14,15 +14,25 @@ use crate::catalog::names::validate_user_id;
 use crate::{CoreError, Engine, QueryResult, Result, Session};
 use parse::Command;
 
+/// Checks that `text` holds at least one statement and that every statement parses, without
+/// touching any database: callers use it to refuse malformed SQL before opening one.
+pub fn check_syntax(text: &str) -> Result<()> {
+    parse_all(text).map(|_| ())
+}
+
+fn parse_all(text: &str) -> Result<Vec<Command>> {
+    let statements = split::split_statements(text);
+    if statements.is_empty() {
+        return Err(CoreError::InvalidInput("no SQL statement given".into()));
+    }
+    statements.iter().map(|s| parse::parse(s)).collect()
+}
+
 impl Engine {
     /// Runs every statement of `text` as `session`.
     pub async fn execute(&self, session: &Session, text: &str) -> Result<Vec<QueryResult>> {
         validate_user_id(&session.user_id)?;
-        let statements = split::split_statements(text);
-        if statements.is_empty() {
-            return Err(CoreError::InvalidInput("no SQL statement given".into()));
-        }
-        let commands = statements.iter().map(|s| parse::parse(s)).collect::<Result<Vec<_>>>()?;
+        let commands = parse_all(text)?;
         if self.storage().is_read_only() && commands.iter().any(|c| c.writes()) {
             return Err(CoreError::InvalidInput("the database is open read-only; this statement writes".into()));
         }

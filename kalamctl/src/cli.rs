@@ -34,7 +34,9 @@ pub enum Command {
     /// Create an empty database in the current format.
     Init,
     /// Run SQL statements (separated by `;`) against an offline data directory.
-    #[command(after_help = "Examples:\n  kalamctl sql --data-dir ./data \"CREATE NAMESPACE app; SHOW NAMESPACES\"\n  kalamctl sql --data-dir ./data --user alice --format json \"SELECT * FROM app.notes\"")]
+    #[command(
+        after_help = "Examples:\n  kalamctl sql --data-dir ./data \"CREATE NAMESPACE app; SHOW NAMESPACES\"\n  kalamctl sql --data-dir ./data --user alice --format json \"SELECT * FROM app.notes\""
+    )]
     Sql {
         /// Act as this user (role `user`); without it, act as admin.
         #[arg(long, value_name = "ID")]

@@ -37,7 +37,9 @@ pub fn code_for(err: &CliError) -> ExitCode {
     match err {
         CliError::Usage(_) | CliError::Input { .. } => ExitCode::Usage,
         CliError::Core(e) => match e.kind() {
-            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::PermissionDenied => ExitCode::Usage,
+            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::PermissionDenied => {
+                ExitCode::Usage
+            }
             ErrorKind::Locked => ExitCode::Locked,
             ErrorKind::IncompatibleFormat => ExitCode::IncompatibleFormat,
             ErrorKind::Integrity => ExitCode::Integrity,

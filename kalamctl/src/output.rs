@@ -16,7 +16,10 @@ fn cell(v: Option<&Value>) -> String {
 /// A result as a table, or its message for commands that return no columns.
 pub fn render_table(result: &QueryResult) -> String {
     if result.columns.is_empty() {
-        return result.message.clone().unwrap_or_else(|| format!("{} row(s)", result.row_count));
+        return result
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("{} row(s)", result.row_count));
     }
     let mut builder = Builder::default();
     builder.push_record(result.columns.iter().cloned());
@@ -25,7 +28,11 @@ pub fn render_table(result: &QueryResult) -> String {
     }
     let mut table = builder.build();
     table.with(Style::psql());
-    format!("{table}\n({} row{})", result.row_count, if result.row_count == 1 { "" } else { "s" })
+    format!(
+        "{table}\n({} row{})",
+        result.row_count,
+        if result.row_count == 1 { "" } else { "s" }
+    )
 }
 
 /// `{"results":[{"columns":[...],"rows":[{...}],"row_count":N,"message":"..."}]}`.

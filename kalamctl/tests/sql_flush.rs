@@ -8,7 +8,10 @@ use serde_json::json;
 fn user_tables_flush_one_file_per_user_and_merge_on_read() {
     let db = Db::new();
     db.ok("CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
-    db.ok_as(Some("alice"), "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')");
+    db.ok_as(
+        Some("alice"),
+        "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')",
+    );
     db.ok_as(Some("bob"), "INSERT INTO app.notes VALUES (1, 'b1')");
     db.ok_as(Some("alice"), "DELETE FROM app.notes WHERE id = 3");
 
@@ -16,36 +19,86 @@ fn user_tables_flush_one_file_per_user_and_merge_on_read() {
     assert_eq!(r[0]["row_count"], 4, "{r:?}");
     let files = files_under(&db.storage());
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files[0].starts_with("app/notes/alice/batch-") && files[0].ends_with(".parquet"), "{files:?}");
+    assert!(
+        files[0].starts_with("app/notes/alice/batch-") && files[0].ends_with(".parquet"),
+        "{files:?}"
+    );
     assert!(files[1].starts_with("app/notes/bob/batch-"), "{files:?}");
-    assert!(files_under(&db.storage()).iter().all(|f| !f.contains(".tmp")), "no temp files left");
+    assert!(
+        files_under(&db.storage())
+            .iter()
+            .all(|f| !f.contains(".tmp")),
+        "no temp files left"
+    );
 
     // Reads come from Parquet now, exactly once per row.
-    assert_eq!(db.rows_as(Some("alice"), "SELECT id, body FROM app.notes ORDER BY id"), vec![json!({"id":1,"body":"a1"}), json!({"id":2,"body":"a2"})]);
+    assert_eq!(
+        db.rows_as(Some("alice"), "SELECT id, body FROM app.notes ORDER BY id"),
+        vec![json!({"id":1,"body":"a1"}), json!({"id":2,"body":"a2"})]
+    );
     // The soft-deleted row was flushed, not lost.
-    assert_eq!(db.rows_as(Some("alice"), "SELECT id FROM app.notes WHERE _deleted = true"), vec![json!({"id":3})]);
+    assert_eq!(
+        db.rows_as(
+            Some("alice"),
+            "SELECT id FROM app.notes WHERE _deleted = true"
+        ),
+        vec![json!({"id":3})]
+    );
 
     // Update a cold row: the new hot version wins; a second flush keeps it winning.
-    db.ok_as(Some("alice"), "UPDATE app.notes SET body = 'a1 v2' WHERE id = 1");
-    assert_eq!(db.rows_as(Some("alice"), "SELECT body FROM app.notes WHERE id = 1"), vec![json!({"body":"a1 v2"})]);
+    db.ok_as(
+        Some("alice"),
+        "UPDATE app.notes SET body = 'a1 v2' WHERE id = 1",
+    );
+    assert_eq!(
+        db.rows_as(Some("alice"), "SELECT body FROM app.notes WHERE id = 1"),
+        vec![json!({"body":"a1 v2"})]
+    );
     db.ok("FLUSH TABLE app.notes");
-    db.ok_as(Some("alice"), "UPDATE app.notes SET body = 'a1 v3' WHERE id = 1");
+    db.ok_as(
+        Some("alice"),
+        "UPDATE app.notes SET body = 'a1 v3' WHERE id = 1",
+    );
     db.ok("FLUSH TABLE app.notes");
-    assert_eq!(files_under(&db.dir.join("storage/app/notes/alice")).len(), 3);
+    assert_eq!(
+        files_under(&db.dir.join("storage/app/notes/alice")).len(),
+        3
+    );
     let rows = db.rows_as(Some("alice"), "SELECT id, body FROM app.notes ORDER BY id");
-    assert_eq!(rows, vec![json!({"id":1,"body":"a1 v3"}), json!({"id":2,"body":"a2"})], "newest wins, each row once");
+    assert_eq!(
+        rows,
+        vec![json!({"id":1,"body":"a1 v3"}), json!({"id":2,"body":"a2"})],
+        "newest wins, each row once"
+    );
     // Duplicate checks see cold rows too.
     let run = db.sql_as(Some("alice"), "INSERT INTO app.notes VALUES (2, 'dup')");
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("duplicate primary key"), "{}", run.stderr);
-    assert_eq!(db.rows_as(Some("bob"), "SELECT body FROM app.notes"), vec![json!({"body":"b1"})]);
+    assert!(
+        run.stderr.contains("duplicate primary key"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.rows_as(Some("bob"), "SELECT body FROM app.notes"),
+        vec![json!({"body":"b1"})]
+    );
 
     // Every flush is a completed job.
-    let jobs = db.rows("SELECT job_type, status, table_name, result FROM system.jobs ORDER BY start_time");
+    let jobs =
+        db.rows("SELECT job_type, status, table_name, result FROM system.jobs ORDER BY start_time");
     assert_eq!(jobs.len(), 3);
-    assert!(jobs.iter().all(|j| j["job_type"] == "flush" && j["status"] == "completed" && j["table_name"] == "app.notes"), "{jobs:?}");
-    let first: serde_json::Value = serde_json::from_str(jobs[0]["result"].as_str().expect("result")).expect("json");
-    assert_eq!((first["files"].clone(), first["rows"].clone()), (json!(2), json!(4)));
+    assert!(
+        jobs.iter().all(|j| j["job_type"] == "flush"
+            && j["status"] == "completed"
+            && j["table_name"] == "app.notes"),
+        "{jobs:?}"
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(jobs[0]["result"].as_str().expect("result")).expect("json");
+    assert_eq!(
+        (first["files"].clone(), first["rows"].clone()),
+        (json!(2), json!(4))
+    );
 }
 
 #[test]
@@ -55,8 +108,14 @@ fn shared_tables_flush_to_one_file_and_custom_storage_paths() {
     let template = format!("{}/${{user_id}}/inbox", custom.display());
     db.ok("CREATE NAMESPACE app");
     db.ok("CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT)");
-    db.ok(&format!("CREATE USER TABLE app.inbox (id INT PRIMARY KEY) WITH (STORAGE = '{template}')"));
-    db.fails("CREATE USER TABLE app.bad (id INT) WITH (STORAGE = '/tmp/no-user-segment')", 2, "${user_id}");
+    db.ok(&format!(
+        "CREATE USER TABLE app.inbox (id INT PRIMARY KEY) WITH (STORAGE = '{template}')"
+    ));
+    db.fails(
+        "CREATE USER TABLE app.bad (id INT) WITH (STORAGE = '/tmp/no-user-segment')",
+        2,
+        "${user_id}",
+    );
     db.ok("INSERT INTO app.cfg VALUES ('a', '1'), ('b', '2')");
     db.ok_as(Some("u1"), "INSERT INTO app.inbox VALUES (7)");
     db.ok("FLUSH TABLE app.cfg; FLUSH TABLE app.inbox");
@@ -64,20 +123,40 @@ fn shared_tables_flush_to_one_file_and_custom_storage_paths() {
     let inbox = files_under(&custom);
     assert_eq!(inbox.len(), 1, "{inbox:?}");
     assert!(inbox[0].starts_with("u1/inbox/batch-"), "{inbox:?}");
-    assert_eq!(db.rows_as(Some("u1"), "SELECT id FROM app.inbox"), vec![json!({"id":7})]);
-    assert_eq!(db.rows("SELECT k, v FROM app.cfg ORDER BY k"), vec![json!({"k":"a","v":"1"}), json!({"k":"b","v":"2"})]);
+    assert_eq!(
+        db.rows_as(Some("u1"), "SELECT id FROM app.inbox"),
+        vec![json!({"id":7})]
+    );
+    assert_eq!(
+        db.rows("SELECT k, v FROM app.cfg ORDER BY k"),
+        vec![json!({"k":"a","v":"1"}), json!({"k":"b","v":"2"})]
+    );
 
     // DROP removes the table everywhere: catalog, hot tier and every user's Parquet files.
     db.ok("DROP TABLE app.inbox; DROP SHARED TABLE app.cfg");
-    assert!(files_under(&custom).is_empty(), "{:?}", files_under(&custom));
-    assert!(files_under(&db.storage()).is_empty(), "{:?}", files_under(&db.storage()));
+    assert!(
+        files_under(&custom).is_empty(),
+        "{:?}",
+        files_under(&custom)
+    );
+    assert!(
+        files_under(&db.storage()).is_empty(),
+        "{:?}",
+        files_under(&db.storage())
+    );
     assert!(db.rows("SELECT * FROM system.tables").is_empty());
     assert!(db.rows("SELECT * FROM system.table_schemas").is_empty());
     let jobs = db.rows("SELECT status FROM system.jobs WHERE job_type = 'table_deletion'");
-    assert_eq!(jobs, vec![json!({"status":"completed"}), json!({"status":"completed"})]);
+    assert_eq!(
+        jobs,
+        vec![json!({"status":"completed"}), json!({"status":"completed"})]
+    );
     // The names are free again.
     db.ok("CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY)");
-    assert!(db.rows("SELECT * FROM app.cfg").is_empty(), "a re-created table starts empty");
+    assert!(
+        db.rows("SELECT * FROM app.cfg").is_empty(),
+        "a re-created table starts empty"
+    );
     db.ok("DROP TABLE IF EXISTS app.nope");
     db.fails("DROP TABLE app.nope", 2, "does not exist");
     db.fails("DROP USER TABLE app.cfg", 2, "is a shared table");

@@ -14,13 +14,18 @@ fn namespace_lifecycle() {
     let rows = db.rows("SHOW NAMESPACES");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["name"], "app");
-    let options: serde_json::Value = serde_json::from_str(rows[0]["options"].as_str().expect("options text")).expect("json");
+    let options: serde_json::Value =
+        serde_json::from_str(rows[0]["options"].as_str().expect("options text")).expect("json");
     assert_eq!(options, json!({"owner": "ops", "tier": "gold"}));
 
     db.ok("CREATE SHARED TABLE app.config (k TEXT PRIMARY KEY, v TEXT)");
     db.ok("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
     let run = db.fails("DROP NAMESPACE app", 2, "still has 2 table(s)");
-    assert!(run.stderr.contains("app.config") && run.stderr.contains("app.notes"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("app.config") && run.stderr.contains("app.notes"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(db.rows("SHOW NAMESPACES")[0]["table_count"], 2);
 
     db.ok("DROP TABLE app.config; DROP USER TABLE app.notes");
@@ -38,9 +43,21 @@ fn names_are_validated() {
     db.fails("CREATE NAMESPACE 1x", 2, "malformed SQL");
     db.fails("CREATE NAMESPACE system", 2, "reserved");
     db.ok("CREATE NAMESPACE app");
-    db.fails("CREATE SHARED TABLE app.Bad (x INT)", 2, "invalid table name");
-    db.fails("CREATE SHARED TABLE app.t (\"Bad\" INT)", 2, "invalid column name");
-    db.fails("CREATE SHARED TABLE nope.t (x INT)", 2, "namespace 'nope' does not exist");
+    db.fails(
+        "CREATE SHARED TABLE app.Bad (x INT)",
+        2,
+        "invalid table name",
+    );
+    db.fails(
+        "CREATE SHARED TABLE app.t (\"Bad\" INT)",
+        2,
+        "invalid column name",
+    );
+    db.fails(
+        "CREATE SHARED TABLE nope.t (x INT)",
+        2,
+        "namespace 'nope' does not exist",
+    );
 }
 
 #[test]
@@ -54,10 +71,16 @@ fn show_and_describe_tables() {
     db.ok("CREATE USER TABLE IF NOT EXISTS app.notes (id INT)");
 
     let tables = db.rows("SHOW TABLES IN app");
-    let names: Vec<&str> = tables.iter().map(|t| t["table_name"].as_str().expect("name")).collect();
+    let names: Vec<&str> = tables
+        .iter()
+        .map(|t| t["table_name"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, vec!["events", "notes"]);
     assert_eq!(tables[1]["table_type"], "user");
-    assert_eq!(tables[1]["flush_policy"], r#"{"type":"row_limit","row_limit":100}"#);
+    assert_eq!(
+        tables[1]["flush_policy"],
+        r#"{"type":"row_limit","row_limit":100}"#
+    );
     assert_eq!(db.rows("SHOW TABLES").len(), 3);
     db.fails("SHOW TABLES IN nope", 2, "does not exist");
 
@@ -84,7 +107,11 @@ fn show_and_describe_tables() {
         ]
     );
     let stream_cols = db.rows("DESCRIBE TABLE app.events");
-    assert_eq!(stream_cols.len(), 1, "stream tables have no system columns: {stream_cols:?}");
+    assert_eq!(
+        stream_cols.len(),
+        1,
+        "stream tables have no system columns: {stream_cols:?}"
+    );
 }
 
 #[test]
@@ -96,14 +123,29 @@ fn create_writes_schema_version_one_and_counts() {
     assert_eq!(schemas.len(), 1);
     assert_eq!(schemas[0]["table_id"], "app:notes");
     assert_eq!(schemas[0]["version"], 1);
-    let schema: serde_json::Value = serde_json::from_str(schemas[0]["arrow_schema"].as_str().expect("text")).expect("json");
-    let fields: Vec<&str> = schema["fields"].as_array().expect("fields").iter().map(|f| f["name"].as_str().expect("n")).collect();
+    let schema: serde_json::Value =
+        serde_json::from_str(schemas[0]["arrow_schema"].as_str().expect("text")).expect("json");
+    let fields: Vec<&str> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| f["name"].as_str().expect("n"))
+        .collect();
     assert_eq!(fields, vec!["id", "body", "_updated", "_deleted"]);
     assert_eq!(schema["options"]["primary_key"], "id");
-    let tables = db.rows("SELECT table_id, table_type, schema_version, storage_location FROM system.tables");
-    assert_eq!(tables, vec![json!({"table_id": "app:notes", "table_type": "user", "schema_version": 1, "storage_location": "local"})]);
+    let tables =
+        db.rows("SELECT table_id, table_type, schema_version, storage_location FROM system.tables");
+    assert_eq!(
+        tables,
+        vec![
+            json!({"table_id": "app:notes", "table_type": "user", "schema_version": 1, "storage_location": "local"})
+        ]
+    );
     let loc = db.rows("SELECT location_name, usage_count FROM system.storage_locations");
-    assert_eq!(loc, vec![json!({"location_name": "local", "usage_count": 1})]);
+    assert_eq!(
+        loc,
+        vec![json!({"location_name": "local", "usage_count": 1})]
+    );
 }
 
 #[test]
@@ -112,21 +154,48 @@ fn malformed_sql_leaves_the_directory_byte_identical() {
     db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT)");
     let before = snapshot(&db.dir);
     // A body whose last statement is malformed runs none of its statements.
-    db.fails("INSERT INTO app.t VALUES (1, 'a'); SELEC oops", 2, "unsupported statement");
-    db.fails("INSERT INTO app.t VALUES (1, 'a'); INSERT INTO app.t VALUES (", 2, "malformed SQL");
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'a'); SELEC oops",
+        2,
+        "unsupported statement",
+    );
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'a'); INSERT INTO app.t VALUES (",
+        2,
+        "malformed SQL",
+    );
     db.fails("CREATE TABLE app.u (x INT)", 2, "which kind");
     db.fails("   ;  ", 2, "no SQL statement");
-    assert!(before == snapshot(&db.dir), "malformed SQL must not touch a single byte");
-    assert!(db.rows("SELECT * FROM app.t").is_empty(), "nothing was inserted");
+    assert!(
+        before == snapshot(&db.dir),
+        "malformed SQL must not touch a single byte"
+    );
+    assert!(
+        db.rows("SELECT * FROM app.t").is_empty(),
+        "nothing was inserted"
+    );
 }
 
 /// Every system table and every row of app.t, as JSON text.
 fn logical_state(db: &Db) -> String {
     let mut out = String::new();
-    for t in ["users", "namespaces", "storage_locations", "live_queries", "tables", "table_schemas"] {
-        out.push_str(&format!("{:?}", db.rows(&format!("SELECT * FROM system.{t}"))));
+    for t in [
+        "users",
+        "namespaces",
+        "storage_locations",
+        "live_queries",
+        "tables",
+        "table_schemas",
+    ] {
+        out.push_str(&format!(
+            "{:?}",
+            db.rows(&format!("SELECT * FROM system.{t}"))
+        ));
     }
-    out.push_str(&format!("{:?}", db.rows("SELECT * FROM app.t WHERE _deleted = true OR _deleted = false ORDER BY id")));
+    out.push_str(&format!(
+        "{:?}",
+        db.rows("SELECT * FROM app.t WHERE _deleted = true OR _deleted = false ORDER BY id")
+    ));
     out
 }
 
@@ -138,45 +207,98 @@ fn refused_statements_change_no_data() {
     let files_before = common::files_under(&db.storage());
     db.fails("INSERT INTO app.t VALUES ('x', 'a')", 2, "expected INT");
     db.fails("INSERT INTO app.t VALUES (2, 'a'), (3, 3)", 2, "row 2");
-    db.fails("INSERT INTO app.t VALUES (1, 'again')", 2, "duplicate primary key");
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'again')",
+        2,
+        "duplicate primary key",
+    );
     db.fails("INSERT INTO app.nope VALUES (1)", 2, "does not exist");
     db.fails("SELECT * FROM app.nope", 2, "does not exist");
     db.fails("SELECT * FROM t", 2, "needs its namespace");
-    db.fails("INSERT INTO app.t (id, color) VALUES (1, 'red')", 2, "column 'color' does not exist");
+    db.fails(
+        "INSERT INTO app.t (id, color) VALUES (1, 'red')",
+        2,
+        "column 'color' does not exist",
+    );
     db.fails("CREATE SHARED TABLE app.t (id INT)", 2, "already exists");
     db.fails("CREATE NAMESPACE app", 2, "already exists");
-    db.fails("CREATE USER TABLE app.u (id INT) WITH (STORAGE = '/x/no-user')", 2, "${user_id}");
-    assert_eq!(before, logical_state(&db), "refused statements must not change data");
+    db.fails(
+        "CREATE USER TABLE app.u (id INT) WITH (STORAGE = '/x/no-user')",
+        2,
+        "${user_id}",
+    );
+    assert_eq!(
+        before,
+        logical_state(&db),
+        "refused statements must not change data"
+    );
     assert_eq!(files_before, common::files_under(&db.storage()));
-    let cfs = std::fs::read_dir(db.dir.join("rocksdb")).expect("dir").count();
+    let cfs = std::fs::read_dir(db.dir.join("rocksdb"))
+        .expect("dir")
+        .count();
     assert!(cfs > 0);
-    assert!(db.rows("SELECT * FROM system.tables WHERE table_name = 'u'").is_empty(), "no half-created table");
+    assert!(
+        db.rows("SELECT * FROM system.tables WHERE table_name = 'u'")
+            .is_empty(),
+        "no half-created table"
+    );
 }
 
 #[test]
 fn paths_that_are_not_databases_are_refused_and_left_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("missing");
-    let run = kalamctl(&["sql", "--data-dir", missing.to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    let run = kalamctl(&[
+        "sql",
+        "--data-dir",
+        missing.to_str().expect("utf8"),
+        "SHOW NAMESPACES",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("not a KalamDB data directory") && run.stderr.contains("kalamctl init"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a KalamDB data directory") && run.stderr.contains("kalamctl init"),
+        "{}",
+        run.stderr
+    );
     assert!(!missing.exists(), "nothing may be created");
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).expect("mkdir");
-    let run = kalamctl(&["sql", "--data-dir", empty.to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    let run = kalamctl(&[
+        "sql",
+        "--data-dir",
+        empty.to_str().expect("utf8"),
+        "SHOW NAMESPACES",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0, "nothing may be created");
+    assert_eq!(
+        std::fs::read_dir(&empty).expect("read").count(),
+        0,
+        "nothing may be created"
+    );
 
     let run = kalamctl(&["sql", "SHOW NAMESPACES"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--data-dir is required"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--data-dir is required"),
+        "{}",
+        run.stderr
+    );
 
     let db = Db::new();
     let run = kalamctl(&["init", "--data-dir", db.path()]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("already a KalamDB data directory"), "{}", run.stderr);
-    let run = kalamctl(&["sql", "--data-dir", db.dir.join("rocksdb").to_str().expect("utf8"), "SHOW NAMESPACES"]);
+    assert!(
+        run.stderr.contains("already a KalamDB data directory"),
+        "{}",
+        run.stderr
+    );
+    let run = kalamctl(&[
+        "sql",
+        "--data-dir",
+        db.dir.join("rocksdb").to_str().expect("utf8"),
+        "SHOW NAMESPACES",
+    ]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("pass its parent"), "{}", run.stderr);
 }
@@ -185,7 +307,10 @@ fn paths_that_are_not_databases_are_refused_and_left_alone() {
 fn output_formats() {
     let db = Db::new();
     db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id INT PRIMARY KEY, name TEXT)");
-    let run = db.sql_as(None, "INSERT INTO app.t VALUES (1, 'one'); SELECT id, name FROM app.t");
+    let run = db.sql_as(
+        None,
+        "INSERT INTO app.t VALUES (1, 'one'); SELECT id, name FROM app.t",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let v = run.json();
     assert_eq!(v["results"][0]["row_count"], 1);
@@ -194,7 +319,23 @@ fn output_formats() {
 
     let run = kalamctl(&["sql", "--data-dir", db.path(), "SELECT id, name FROM app.t"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("id | name") && run.stdout.contains("one") && run.stdout.contains("(1 row)"), "{}", run.stdout);
-    let run = kalamctl(&["sql", "--quiet", "--data-dir", db.path(), "INSERT INTO app.t VALUES (2, 'two')"]);
-    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "quiet prints no messages");
+    assert!(
+        run.stdout.contains("id | name")
+            && run.stdout.contains("one")
+            && run.stdout.contains("(1 row)"),
+        "{}",
+        run.stdout
+    );
+    let run = kalamctl(&[
+        "sql",
+        "--quiet",
+        "--data-dir",
+        db.path(),
+        "INSERT INTO app.t VALUES (2, 'two')",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, ""),
+        "quiet prints no messages"
+    );
 }

@@ -1,1 +1,57 @@
-fn main() {}
+//! Side-by-side benchmarks for KalamDB.
+//!
+//! Each benchmark runs its variants in one process, on one machine, one after the other, and
+//! reports their ratio: absolute figures on a shared, noisy machine mean little, ratios mean
+//! more. Record results in `specs/benchmarks.md` with the command that produced them.
+
+mod datagen;
+mod insert;
+mod point_select;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "kalamdb-bench", about = "Side-by-side KalamDB benchmarks that report ratios")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Insert throughput: SQL INSERT vs the user-table store directly, same rows.
+    Insert {
+        #[arg(long, default_value_t = 200_000)]
+        rows: usize,
+        /// Rows per INSERT statement / store batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 10)]
+        users: usize,
+    },
+    /// Point-SELECT latency by primary key on a user table, vs a direct store get.
+    PointSelect {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.bench {
+            Bench::Insert { rows, batch, users } => insert::run(rows, batch, users).await,
+            Bench::PointSelect { rows, users, queries } => point_select::run(rows, users, queries).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("kalamdb-bench: error: {e}");
+        std::process::exit(1);
+    }
+}

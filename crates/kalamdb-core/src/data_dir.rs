@@ -38,7 +38,11 @@ impl DataDir {
     /// Resolves a path from a storage template: relative paths are under the data directory.
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() { p.to_path_buf() } else { self.root.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
     }
 
     /// Checks that the directory holds a database, with a message that says what to do.
@@ -47,7 +51,10 @@ impl DataDir {
         if !self.root.is_dir() {
             return Err(CoreError::NotADatabase {
                 path,
-                reason: format!("no such directory; create one with `kalamctl init --data-dir {}`", self.root.display()),
+                reason: format!(
+                    "no such directory; create one with `kalamctl init --data-dir {}`",
+                    self.root.display()
+                ),
             });
         }
         if kalamdb_store::is_database(&self.rocksdb()) {
@@ -55,11 +62,17 @@ impl DataDir {
         }
         let reason = if kalamdb_store::is_database(&self.root) {
             match self.root.parent() {
-                Some(parent) => format!("it is the RocksDB directory itself; pass its parent, {}", parent.display()),
+                Some(parent) => format!(
+                    "it is the RocksDB directory itself; pass its parent, {}",
+                    parent.display()
+                ),
                 None => "it is a bare RocksDB directory".to_string(),
             }
         } else {
-            format!("no rocksdb/ database inside; create one with `kalamctl init --data-dir {}`", self.root.display())
+            format!(
+                "no rocksdb/ database inside; create one with `kalamctl init --data-dir {}`",
+                self.root.display()
+            )
         };
         Err(CoreError::NotADatabase { path, reason })
     }
@@ -97,8 +110,10 @@ impl DirLock {
         }
         let contents = format!("{}\n{}\n", std::process::id(), who);
         file.set_len(0).map_err(|e| CoreError::io(&path, e))?;
-        file.seek(SeekFrom::Start(0)).map_err(|e| CoreError::io(&path, e))?;
-        file.write_all(contents.as_bytes()).map_err(|e| CoreError::io(&path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| CoreError::io(&path, e))?;
+        file.write_all(contents.as_bytes())
+            .map_err(|e| CoreError::io(&path, e))?;
         file.sync_data().map_err(|e| CoreError::io(&path, e))?;
         Ok(DirLock { _file: file })
     }
@@ -106,7 +121,10 @@ impl DirLock {
 
 fn describe_holder(text: &str) -> String {
     let mut lines = text.lines();
-    match (lines.next().map(str::trim).filter(|p| !p.is_empty()), lines.next()) {
+    match (
+        lines.next().map(str::trim).filter(|p| !p.is_empty()),
+        lines.next(),
+    ) {
         (Some(pid), Some(name)) => format!("{} (pid {pid})", name.trim()),
         (Some(pid), None) => format!("pid {pid}"),
         _ => "another process".to_string(),

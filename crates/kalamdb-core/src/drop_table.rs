@@ -75,19 +75,29 @@ impl Engine {
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
         let started = Instant::now();
-        let params = vec![namespace.to_string(), table.to_string(), def.kind.to_string()];
-        let report = run_job(self.sql(), job_type::TABLE_DELETION, &def.qualified(), params, |job| {
-            let mut report = self.delete_table_everywhere(&def)?;
-            report.job_id = job.id().to_string();
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            let result = json!({
-                "files_deleted": report.files_deleted,
-                "bytes_freed": report.bytes_freed,
-                "rows_estimate": report.rows_estimate,
-                "duration_ms": report.duration_ms,
-            });
-            Ok((report, result))
-        })?;
+        let params = vec![
+            namespace.to_string(),
+            table.to_string(),
+            def.kind.to_string(),
+        ];
+        let report = run_job(
+            self.sql(),
+            job_type::TABLE_DELETION,
+            &def.qualified(),
+            params,
+            |job| {
+                let mut report = self.delete_table_everywhere(&def)?;
+                report.job_id = job.id().to_string();
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                let result = json!({
+                    "files_deleted": report.files_deleted,
+                    "bytes_freed": report.bytes_freed,
+                    "rows_estimate": report.rows_estimate,
+                    "duration_ms": report.duration_ms,
+                });
+                Ok((report, result))
+            },
+        )?;
         Ok(Some(report))
     }
 
@@ -114,15 +124,24 @@ impl Engine {
         // 4. Every schema version, and the counts.
         let mut batch = Batch::new();
         for schema in self.sql().schemas_of(ns, t)? {
-            self.sql().table_schemas().delete_in(&mut batch, &schema.schema_id);
+            self.sql()
+                .table_schemas()
+                .delete_in(&mut batch, &schema.schema_id);
         }
-        let stale_current = TableSchemaRecord::id_for(&def.record.table_id, def.record.schema_version);
-        self.sql().table_schemas().delete_in(&mut batch, &stale_current);
+        let stale_current =
+            TableSchemaRecord::id_for(&def.record.table_id, def.record.schema_version);
+        self.sql()
+            .table_schemas()
+            .delete_in(&mut batch, &stale_current);
         if let Some(mut nsr) = self.sql().namespaces().get(ns)? {
             nsr.table_count = self.catalog().tables(Some(ns))?.len() as u64;
             self.sql().namespaces().put_in(&mut batch, &nsr);
         }
-        if let Some(mut loc) = self.sql().storage_locations().get(&def.record.storage_location)? {
+        if let Some(mut loc) = self
+            .sql()
+            .storage_locations()
+            .get(&def.record.storage_location)?
+        {
             loc.usage_count = loc.usage_count.saturating_sub(1);
             loc.updated_at = kalamdb_store::now_ms();
             self.sql().storage_locations().put_in(&mut batch, &loc);

@@ -41,7 +41,9 @@ struct Inner {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("dir", &self.inner.dir).finish()
+        f.debug_struct("Engine")
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -51,7 +53,9 @@ impl Engine {
     pub fn init(root: impl Into<std::path::PathBuf>, who: &str) -> Result<Engine> {
         let dir = DataDir::new(root);
         if kalamdb_store::is_database(&dir.rocksdb()) || kalamdb_store::is_database(dir.root()) {
-            return Err(CoreError::AlreadyInitialized { path: dir.root().display().to_string() });
+            return Err(CoreError::AlreadyInitialized {
+                path: dir.root().display().to_string(),
+            });
         }
         std::fs::create_dir_all(dir.root()).map_err(|e| CoreError::io(dir.root(), e))?;
         let lock = DirLock::acquire(&dir, who)?;
@@ -61,7 +65,8 @@ impl Engine {
         let engine = Self::assemble(dir, storage, Some(lock));
         engine.inner.catalog.bootstrap()?;
         engine.inner.catalog.sql().write_format_marker()?;
-        std::fs::create_dir_all(engine.inner.dir.storage()).map_err(|e| CoreError::io(engine.inner.dir.storage(), e))?;
+        std::fs::create_dir_all(engine.inner.dir.storage())
+            .map_err(|e| CoreError::io(engine.inner.dir.storage(), e))?;
         Ok(engine)
     }
 
@@ -86,7 +91,10 @@ impl Engine {
         if access == Access::ReadWrite {
             let abandoned = jobs::fail_abandoned(engine.sql())?;
             if !abandoned.is_empty() {
-                tracing::warn!(count = abandoned.len(), "marked jobs left running by a dead process as failed");
+                tracing::warn!(
+                    count = abandoned.len(),
+                    "marked jobs left running by a dead process as failed"
+                );
             }
         }
         Ok(engine)
@@ -138,8 +146,15 @@ impl Engine {
 
     /// Serialises writes and flushes of one table within this process.
     pub(crate) fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.table_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(format!("{namespace}.{table}")).or_default().clone()
+        let mut locks = self
+            .inner
+            .table_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        locks
+            .entry(format!("{namespace}.{table}"))
+            .or_default()
+            .clone()
     }
 }
 
@@ -153,8 +168,14 @@ fn check_format(dir: &DataDir, sql: &KalamSql) -> Result<()> {
             found: m.format_version,
             supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
         }),
-        FormatState::Older(m) => Err(CoreError::Unmigrated { path, what: format!("format {} directory", m.format_version) }),
-        FormatState::Unmarked => Err(CoreError::Unmigrated { path, what: "legacy (unmarked) directory".into() }),
+        FormatState::Older(m) => Err(CoreError::Unmigrated {
+            path,
+            what: format!("format {} directory", m.format_version),
+        }),
+        FormatState::Unmarked => Err(CoreError::Unmigrated {
+            path,
+            what: "legacy (unmarked) directory".into(),
+        }),
         FormatState::Unreadable(reason) => Err(CoreError::UnreadableFormat { path, reason }),
     }
 }

@@ -49,12 +49,21 @@ pub enum CoreError {
     #[error(
         "{path} was written by {written_by} (format {found}), newer than this build (format {supported}); upgrade kalamctl/kalamd"
     )]
-    NewerFormat { path: String, written_by: String, found: u32, supported: u32 },
+    NewerFormat {
+        path: String,
+        written_by: String,
+        found: u32,
+        supported: u32,
+    },
 
-    #[error("{path} holds an unmigrated {what}; run `kalamctl migrate apply --data-dir {path}` first")]
+    #[error(
+        "{path} holds an unmigrated {what}; run `kalamctl migrate apply --data-dir {path}` first"
+    )]
     Unmigrated { path: String, what: String },
 
-    #[error("{path}: the format marker is unreadable ({reason}); run `kalamctl verify --data-dir {path}`")]
+    #[error(
+        "{path}: the format marker is unreadable ({reason}); run `kalamctl verify --data-dir {path}`"
+    )]
     UnreadableFormat { path: String, reason: String },
 
     #[error(transparent)]
@@ -112,7 +121,10 @@ fn first_line(s: &str) -> String {
 
 impl CoreError {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        CoreError::Io { path: path.as_ref().display().to_string(), source }
+        CoreError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -124,17 +136,18 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             CoreError::Locked { .. } => ErrorKind::Locked,
-            CoreError::NewerFormat { .. } | CoreError::Unmigrated { .. } | CoreError::UnreadableFormat { .. } => {
-                ErrorKind::IncompatibleFormat
-            }
+            CoreError::NewerFormat { .. }
+            | CoreError::Unmigrated { .. }
+            | CoreError::UnreadableFormat { .. } => ErrorKind::IncompatibleFormat,
             CoreError::Store(StoreError::Locked { .. }) => ErrorKind::Locked,
             CoreError::Store(StoreError::NotADatabase { .. }) => ErrorKind::BadInput,
             CoreError::Store(StoreError::Corrupt { .. } | StoreError::Corruption(_))
             | CoreError::Catalog(SqlError::Malformed { .. })
             | CoreError::Parquet { .. } => ErrorKind::Integrity,
-            CoreError::Store(_) | CoreError::Catalog(_) | CoreError::Query(_) | CoreError::Io { .. } => {
-                ErrorKind::Internal
-            }
+            CoreError::Store(_)
+            | CoreError::Catalog(_)
+            | CoreError::Query(_)
+            | CoreError::Io { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -43,20 +43,35 @@ impl Engine {
         }
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
-        let params = vec![namespace.to_string(), table.to_string(), def.kind.to_string()];
-        run_job(self.sql(), job_type::FLUSH, &def.qualified(), params, |job| {
-            let mut report = self.flush_locked(&def, |done, total, rows| {
-                job.progress(JobProgress {
-                    fraction: if total == 0 { 1.0 } else { done as f64 / total as f64 },
-                    items_done: rows,
-                    items_total: 0,
-                    bytes_done: 0,
-                })
-            })?;
-            report.job_id = job.id().to_string();
-            let result = json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
-            Ok((report, result))
-        })
+        let params = vec![
+            namespace.to_string(),
+            table.to_string(),
+            def.kind.to_string(),
+        ];
+        run_job(
+            self.sql(),
+            job_type::FLUSH,
+            &def.qualified(),
+            params,
+            |job| {
+                let mut report = self.flush_locked(&def, |done, total, rows| {
+                    job.progress(JobProgress {
+                        fraction: if total == 0 {
+                            1.0
+                        } else {
+                            done as f64 / total as f64
+                        },
+                        items_done: rows,
+                        items_total: 0,
+                        bytes_done: 0,
+                    })
+                })?;
+                report.job_id = job.id().to_string();
+                let result =
+                    json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
+                Ok((report, result))
+            },
+        )
     }
 
     fn flush_locked(
@@ -69,16 +84,26 @@ impl Engine {
         let mut groups: BTreeMap<String, Vec<(String, Row)>> = BTreeMap::new();
         match def.kind {
             TableKind::User => self.user_store().scan_all(ns, t, |user, id, row| {
-                groups.entry(user.to_string()).or_default().push((id.to_string(), row));
+                groups
+                    .entry(user.to_string())
+                    .or_default()
+                    .push((id.to_string(), row));
                 Ok(ControlFlow::Continue(()))
             })?,
             _ => self.shared_store().scan_all(ns, t, |id, row| {
-                groups.entry(String::new()).or_default().push((id.to_string(), row));
+                groups
+                    .entry(String::new())
+                    .or_default()
+                    .push((id.to_string(), row));
                 Ok(ControlFlow::Continue(()))
             })?,
         }
         let template = self.catalog().storage_template(&def.record, def.kind)?;
-        let schema = arrow_schema(&def.columns, true, &[Field::new(ROW_ID, DataType::Utf8, false)]);
+        let schema = arrow_schema(
+            &def.columns,
+            true,
+            &[Field::new(ROW_ID, DataType::Utf8, false)],
+        );
         let mut report = FlushReport::default();
         let total = groups.len();
         for (done, (user, rows)) in groups.into_iter().enumerate() {
@@ -89,9 +114,11 @@ impl Engine {
             let (_, size) = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
             // The file is durable: now the keys may go.
             match def.kind {
-                TableKind::User => {
-                    self.user_store().remove(ns, t, ids.into_iter().map(|id| (user.clone(), id)).collect())?
-                }
+                TableKind::User => self.user_store().remove(
+                    ns,
+                    t,
+                    ids.into_iter().map(|id| (user.clone(), id)).collect(),
+                )?,
                 _ => self.shared_store().remove(ns, t, ids)?,
             }
             report.files += 1;

@@ -20,7 +20,11 @@ pub const ABANDONED: &str = "abandoned";
 /// This process, as a job owner.
 pub fn this_process() -> JobOwner {
     static STARTED: OnceLock<i64> = OnceLock::new();
-    JobOwner { host: hostname(), pid: std::process::id(), started_at: *STARTED.get_or_init(now_ms) }
+    JobOwner {
+        host: hostname(),
+        pid: std::process::id(),
+        started_at: *STARTED.get_or_init(now_ms),
+    }
 }
 
 fn hostname() -> String {
@@ -41,7 +45,12 @@ pub struct Job {
 
 impl Job {
     /// Records a new running job before any work starts.
-    pub fn start(sql: &KalamSql, kind: &str, table_name: &str, parameters: Vec<String>) -> Result<Job> {
+    pub fn start(
+        sql: &KalamSql,
+        kind: &str,
+        table_name: &str,
+        parameters: Vec<String>,
+    ) -> Result<Job> {
         let now = now_ms();
         let owner = this_process();
         let record = JobRecord {
@@ -63,7 +72,10 @@ impl Job {
             progress: Some(JobProgress::default()),
         };
         sql.jobs().insert(&record)?;
-        Ok(Job { sql: sql.clone(), record })
+        Ok(Job {
+            sql: sql.clone(),
+            record,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -131,7 +143,10 @@ pub fn run_job<T>(
 pub fn fail_abandoned(sql: &KalamSql) -> Result<Vec<String>> {
     let mut failed = Vec::new();
     let (jobs, _) = sql.jobs().scan_lenient()?;
-    for mut job in jobs.into_iter().filter(|j| !j.status.is_terminal() && j.status != JobStatus::Queued) {
+    for mut job in jobs
+        .into_iter()
+        .filter(|j| !j.status.is_terminal() && j.status != JobStatus::Queued)
+    {
         job.status = JobStatus::Failed;
         job.end_time = Some(now_ms());
         job.error_message = Some(ABANDONED.to_string());

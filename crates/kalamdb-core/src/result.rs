@@ -18,7 +18,12 @@ pub struct QueryResult {
 impl QueryResult {
     /// A command's result: no columns, a count and a message.
     pub fn done(row_count: usize, message: impl Into<String>) -> Self {
-        QueryResult { columns: Vec::new(), rows: Vec::new(), row_count, message: Some(message.into()) }
+        QueryResult {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            row_count,
+            message: Some(message.into()),
+        }
     }
 
     /// Rows with the given columns.

@@ -20,11 +20,17 @@ pub const ADMIN_USER_ID: &str = "admin";
 
 impl Session {
     pub fn admin() -> Self {
-        Session { user_id: ADMIN_USER_ID.to_string(), role: Role::Admin }
+        Session {
+            user_id: ADMIN_USER_ID.to_string(),
+            role: Role::Admin,
+        }
     }
 
     pub fn user(user_id: impl Into<String>) -> Self {
-        Session { user_id: user_id.into(), role: Role::User }
+        Session {
+            user_id: user_id.into(),
+            role: Role::User,
+        }
     }
 
     pub fn is_admin(&self) -> bool {

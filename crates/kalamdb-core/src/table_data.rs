@@ -36,7 +36,12 @@ pub fn key_of_value(v: &Value) -> Option<String> {
 
 impl Engine {
     /// The rows of `def` visible to `user_id` (which matters for user tables only).
-    pub fn read_rows(&self, def: &TableDef, user_id: &str, opts: &ReadOptions) -> Result<Vec<(String, Row)>> {
+    pub fn read_rows(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        opts: &ReadOptions,
+    ) -> Result<Vec<(String, Row)>> {
         let (ns, t) = (def.namespace(), def.name());
         let mut merged: BTreeMap<String, Row> = BTreeMap::new();
         match def.kind {
@@ -55,10 +60,12 @@ impl Engine {
                             merged.insert(key.clone(), row);
                         }
                     }
-                    (None, TableKind::User) => self.user_store().scan_user(ns, t, user_id, |id, row| {
-                        merged.insert(id.to_string(), row);
-                        Ok(ControlFlow::Continue(()))
-                    })?,
+                    (None, TableKind::User) => {
+                        self.user_store().scan_user(ns, t, user_id, |id, row| {
+                            merged.insert(id.to_string(), row);
+                            Ok(ControlFlow::Continue(()))
+                        })?
+                    }
                     (None, _) => self.shared_store().scan_all(ns, t, |id, row| {
                         merged.insert(id.to_string(), row);
                         Ok(ControlFlow::Continue(()))
@@ -66,7 +73,10 @@ impl Engine {
                 }
             }
             TableKind::Stream => {
-                let cutoff = def.record.ttl_seconds.map(|ttl| now_ms() - (ttl as i64).saturating_mul(1000));
+                let cutoff = def
+                    .record
+                    .ttl_seconds
+                    .map(|ttl| now_ms() - (ttl as i64).saturating_mul(1000));
                 self.stream_store().scan_all(ns, t, |ts, id, row| {
                     if cutoff.is_none_or(|c| ts >= c) {
                         merged.insert(kalamdb_store::keys::stream_key(ts, id), row);
@@ -74,11 +84,14 @@ impl Engine {
                     Ok(ControlFlow::Continue(()))
                 })?;
                 if let (Some(key), Some(pk)) = (&opts.key, &def.primary_key) {
-                    merged.retain(|_, row| row.get(pk).and_then(key_of_value).as_deref() == Some(key));
+                    merged.retain(|_, row| {
+                        row.get(pk).and_then(key_of_value).as_deref() == Some(key)
+                    });
                 }
             }
         }
-        let visible = |row: &Row| opts.include_deleted || row.get(DELETED) != Some(&Value::Bool(true));
+        let visible =
+            |row: &Row| opts.include_deleted || row.get(DELETED) != Some(&Value::Bool(true));
         Ok(merged.into_iter().filter(|(_, row)| visible(row)).collect())
     }
 
@@ -93,7 +106,12 @@ impl Engine {
             for (row_no, mut row) in parquet::read_rows(&file, None)?.into_iter().enumerate() {
                 let key = match row.remove(ROW_ID) {
                     Some(Value::String(id)) => id,
-                    _ => match def.primary_key.as_ref().and_then(|pk| row.get(pk)).and_then(key_of_value) {
+                    _ => match def
+                        .primary_key
+                        .as_ref()
+                        .and_then(|pk| row.get(pk))
+                        .and_then(key_of_value)
+                    {
                         Some(k) => k,
                         // A file from a writer that kept no key: every row is its own.
                         None => format!("cold-{file_no}-{row_no}"),
@@ -108,7 +126,12 @@ impl Engine {
     }
 
     /// Whether any Parquet file of the table (for this user) holds `key`: for duplicate checks.
-    pub(crate) fn cold_has_key(&self, def: &TableDef, user_id: Option<&str>, key: &str) -> Result<bool> {
+    pub(crate) fn cold_has_key(
+        &self,
+        def: &TableDef,
+        user_id: Option<&str>,
+        key: &str,
+    ) -> Result<bool> {
         let template = self.catalog().storage_template(&def.record, def.kind)?;
         let dir = template.dir(self.data_dir(), user_id);
         let mut live = false;

@@ -17,7 +17,11 @@ pub enum SqlError {
 
     /// A stored record cannot be read even by the tolerant reader.
     #[error("system.{table}: record at key '{key}' is malformed: {reason}")]
-    Malformed { table: &'static str, key: String, reason: String },
+    Malformed {
+        table: &'static str,
+        key: String,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -47,11 +47,15 @@ impl FormatMarker {
     pub fn read(storage: &Storage) -> Result<Option<FormatMarker>> {
         match storage.get(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| SqlError::Malformed {
-                table: "format marker",
-                key: FORMAT_MARKER_KEY.to_string(),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| SqlError::Malformed {
+                        table: "format marker",
+                        key: FORMAT_MARKER_KEY.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 

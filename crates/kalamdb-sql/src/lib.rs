@@ -83,7 +83,9 @@ impl KalamSql {
 
     /// Every schema version of one table, oldest first.
     pub fn schemas_of(&self, namespace: &str, table: &str) -> Result<Vec<TableSchemaRecord>> {
-        let mut all = self.table_schemas().scan_prefix(&format!("{namespace}:{table}:"))?;
+        let mut all = self
+            .table_schemas()
+            .scan_prefix(&format!("{namespace}:{table}:"))?;
         all.sort_by_key(|s| s.version);
         Ok(all)
     }

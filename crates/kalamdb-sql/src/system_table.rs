@@ -56,7 +56,10 @@ fn decode<R: SystemRecord>(key: &str, bytes: &[u8]) -> Result<R> {
 
 impl<R: SystemRecord> SystemTable<R> {
     pub fn new(storage: Storage) -> Self {
-        SystemTable { storage, _record: PhantomData }
+        SystemTable {
+            storage,
+            _record: PhantomData,
+        }
     }
 
     pub fn get(&self, id: &str) -> Result<Option<R>> {
@@ -68,13 +71,19 @@ impl<R: SystemRecord> SystemTable<R> {
     }
 
     pub fn exists(&self, id: &str) -> Result<bool> {
-        Ok(self.storage.get(R::CF, key_of::<R>(id).as_bytes())?.is_some())
+        Ok(self
+            .storage
+            .get(R::CF, key_of::<R>(id).as_bytes())?
+            .is_some())
     }
 
     /// Inserts a new record; refuses an id that is taken.
     pub fn insert(&self, record: &R) -> Result<()> {
         if self.exists(&record.id())? {
-            return Err(SqlError::AlreadyExists { table: R::TABLE, id: record.id() });
+            return Err(SqlError::AlreadyExists {
+                table: R::TABLE,
+                id: record.id(),
+            });
         }
         self.put(record)
     }
@@ -82,7 +91,10 @@ impl<R: SystemRecord> SystemTable<R> {
     /// Replaces an existing record; refuses an id that is not there.
     pub fn update(&self, record: &R) -> Result<()> {
         if !self.exists(&record.id())? {
-            return Err(SqlError::NotFound { table: R::TABLE, id: record.id() });
+            return Err(SqlError::NotFound {
+                table: R::TABLE,
+                id: record.id(),
+            });
         }
         self.put(record)
     }
@@ -122,7 +134,11 @@ impl<R: SystemRecord> SystemTable<R> {
     pub fn scan_prefix(&self, id_prefix: &str) -> Result<Vec<R>> {
         let (records, invalid) = self.scan_inner(id_prefix)?;
         match invalid.into_iter().next() {
-            Some(bad) => Err(SqlError::Malformed { table: R::TABLE, key: bad.key, reason: bad.reason }),
+            Some(bad) => Err(SqlError::Malformed {
+                table: R::TABLE,
+                key: bad.key,
+                reason: bad.reason,
+            }),
             None => Ok(records),
         }
     }
@@ -140,7 +156,11 @@ impl<R: SystemRecord> SystemTable<R> {
             let key = String::from_utf8_lossy(k).into_owned();
             match decode::<R>(&key, v) {
                 Ok(r) => records.push(r),
-                Err(e) => invalid.push(InvalidRecord { cf: R::CF.to_string(), key, reason: e.to_string() }),
+                Err(e) => invalid.push(InvalidRecord {
+                    cf: R::CF.to_string(),
+                    key,
+                    reason: e.to_string(),
+                }),
             }
             Ok(ControlFlow::Continue(()))
         })?;

@@ -12,18 +12,27 @@ use serde_json::Value;
 const SECONDS_LIMIT: i64 = 100_000_000_000;
 
 fn scale(n: i64) -> i64 {
-    if n.abs() < SECONDS_LIMIT { n.saturating_mul(1000) } else { n }
+    if n.abs() < SECONDS_LIMIT {
+        n.saturating_mul(1000)
+    } else {
+        n
+    }
 }
 
 /// Reads any timestamp spelling as epoch milliseconds; `None` for null or unreadable values.
 pub fn millis_from_json(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(scale),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(scale),
         Value::String(s) => {
             if let Ok(n) = s.trim().parse::<i64>() {
                 return Some(scale(n));
             }
-            chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|dt| dt.timestamp_millis())
+            chrono::DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .map(|dt| dt.timestamp_millis())
         }
         _ => None,
     }
@@ -83,7 +92,9 @@ pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
                 other => other.to_string(),
             })
             .collect()),
-        other => Err(serde::de::Error::custom(format!("expected a list of strings, found {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a list of strings, found {other}"
+        ))),
     }
 }
 
@@ -152,11 +163,26 @@ mod tests {
 
     #[test]
     fn timestamps_in_every_spelling_read_as_millis() {
-        assert_eq!(millis_from_json(&json!(1_700_000_000)), Some(1_700_000_000_000));
-        assert_eq!(millis_from_json(&json!(1_700_000_000_123_i64)), Some(1_700_000_000_123));
-        assert_eq!(millis_from_json(&json!("1700000000")), Some(1_700_000_000_000));
-        assert_eq!(millis_from_json(&json!("2023-11-14T22:13:20.123Z")), Some(1_700_000_000_123));
-        assert_eq!(millis_from_json(&json!(1_700_000_000.5)), Some(1_700_000_000_000));
+        assert_eq!(
+            millis_from_json(&json!(1_700_000_000)),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            millis_from_json(&json!(1_700_000_000_123_i64)),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            millis_from_json(&json!("1700000000")),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            millis_from_json(&json!("2023-11-14T22:13:20.123Z")),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            millis_from_json(&json!(1_700_000_000.5)),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(millis_from_json(&json!("yesterday")), None);
         assert_eq!(millis_from_json(&json!(null)), None);
     }

@@ -17,7 +17,11 @@ pub enum StoreError {
 
     /// A stored key or value does not have the shape its column family requires.
     #[error("corrupt record in column family '{cf}' at key '{key}': {reason}")]
-    Corrupt { cf: String, key: String, reason: String },
+    Corrupt {
+        cf: String,
+        key: String,
+        reason: String,
+    },
 
     /// A block checksum or other integrity check failed inside RocksDB.
     #[error("RocksDB reported corruption: {0}")]

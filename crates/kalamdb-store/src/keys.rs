@@ -54,12 +54,21 @@ pub struct TableCf {
 
 impl TableCf {
     pub fn new(kind: TableKind, namespace: &str, table: &str) -> Self {
-        TableCf { kind, namespace: namespace.to_string(), table: table.to_string() }
+        TableCf {
+            kind,
+            namespace: namespace.to_string(),
+            table: table.to_string(),
+        }
     }
 
     /// The column family's name.
     pub fn name(&self) -> String {
-        format!("{}:{}:{}", self.kind.cf_prefix(), self.namespace, self.table)
+        format!(
+            "{}:{}:{}",
+            self.kind.cf_prefix(),
+            self.namespace,
+            self.table
+        )
     }
 
     /// Parses a column-family name; `None` for anything that is not a data column family.
@@ -92,7 +101,11 @@ pub fn user_prefix(user_id: &str) -> String {
 /// Splits a user-table key on its first `:` into `(user_id, row_id)`.
 pub fn parse_user_key(key: &str) -> Option<(&str, &str)> {
     let (user, row) = key.split_once(':')?;
-    if user.is_empty() || row.is_empty() { None } else { Some((user, row)) }
+    if user.is_empty() || row.is_empty() {
+        None
+    } else {
+        Some((user, row))
+    }
 }
 
 /// `{timestamp_ms}:{row_id}`.
@@ -104,7 +117,11 @@ pub fn stream_key(timestamp_ms: i64, row_id: &str) -> String {
 pub fn parse_stream_key(key: &str) -> Option<(i64, &str)> {
     let (ts, row) = key.split_once(':')?;
     let ts = ts.parse::<i64>().ok()?;
-    if row.is_empty() { None } else { Some((ts, row)) }
+    if row.is_empty() {
+        None
+    } else {
+        Some((ts, row))
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +140,10 @@ mod tests {
     fn stream_keys_carry_a_decimal_timestamp() {
         let key = stream_key(1_700_000_000_123, "1700000000123_7");
         assert_eq!(key, "1700000000123:1700000000123_7");
-        assert_eq!(parse_stream_key(&key), Some((1_700_000_000_123, "1700000000123_7")));
+        assert_eq!(
+            parse_stream_key(&key),
+            Some((1_700_000_000_123, "1700000000123_7"))
+        );
         assert_eq!(parse_stream_key("abc:1"), None);
     }
 

@@ -50,7 +50,10 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("path", &self.path).field("read_only", &self.read_only).finish()
+        f.debug_struct("Storage")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
     }
 }
 
@@ -65,7 +68,8 @@ impl Batch {
         Self::default()
     }
     pub fn put(&mut self, cf: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((cf.to_string(), key.into(), Some(value.into())));
+        self.ops
+            .push((cf.to_string(), key.into(), Some(value.into())));
     }
     pub fn delete(&mut self, cf: &str, key: impl Into<Vec<u8>>) {
         self.ops.push((cf.to_string(), key.into(), None));
@@ -93,8 +97,12 @@ pub fn is_database(path: &Path) -> bool {
 
 fn map_open_error(err: rocksdb::Error, path: &Path) -> StoreError {
     let text = err.to_string();
-    if text.contains("lock") && (text.contains("temporarily unavailable") || text.contains("Resource busy")) {
-        StoreError::Locked { path: path.display().to_string() }
+    if text.contains("lock")
+        && (text.contains("temporarily unavailable") || text.contains("Resource busy"))
+    {
+        StoreError::Locked {
+            path: path.display().to_string(),
+        }
     } else {
         StoreError::from(err)
     }
@@ -109,21 +117,29 @@ impl Storage {
         let mut opts = db_options();
         let exists = is_database(path);
         if !exists && mode != OpenMode::Create {
-            return Err(StoreError::NotADatabase { path: path.display().to_string() });
+            return Err(StoreError::NotADatabase {
+                path: path.display().to_string(),
+            });
         }
         if mode == OpenMode::Create {
             opts.create_if_missing(true);
-            std::fs::create_dir_all(path)
-                .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
+            std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         }
         let names = if exists {
             Db::list_cf(&opts, path).map_err(|e| map_open_error(e, path))?
         } else {
             vec![DEFAULT_CF.to_string()]
         };
-        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let descriptors = names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
         let db = match mode {
-            OpenMode::ReadOnly => Db::open_cf_descriptors_read_only(&opts, path, descriptors, false),
+            OpenMode::ReadOnly => {
+                Db::open_cf_descriptors_read_only(&opts, path, descriptors, false)
+            }
             _ => Db::open_cf_descriptors(&opts, path, descriptors),
         }
         .map_err(|e| map_open_error(e, path))?;
@@ -180,7 +196,9 @@ impl Storage {
     }
 
     fn cf(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
-        self.db.cf_handle(name).ok_or_else(|| StoreError::MissingColumnFamily(name.to_string()))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::MissingColumnFamily(name.to_string()))
     }
 
     fn write_options(&self) -> WriteOptions {
@@ -196,7 +214,8 @@ impl Storage {
 
     pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let handle = self.cf(cf)?;
-        self.db.put_cf_opt(&handle, key, value, &self.write_options())?;
+        self.db
+            .put_cf_opt(&handle, key, value, &self.write_options())?;
         Ok(())
     }
 
@@ -262,7 +281,9 @@ impl Storage {
         if let Some(upper) = prefix_upper_bound(prefix) {
             ro.set_iterate_upper_bound(upper);
         }
-        let iter = self.db.iterator_cf_opt(&handle, ro, IteratorMode::From(prefix, Direction::Forward));
+        let iter =
+            self.db
+                .iterator_cf_opt(&handle, ro, IteratorMode::From(prefix, Direction::Forward));
         for item in iter {
             let (key, value) = item?;
             if !key.starts_with(prefix) {
@@ -288,7 +309,10 @@ impl Storage {
     /// RocksDB's estimate of the number of keys in a column family: constant time.
     pub fn estimate_keys(&self, cf: &str) -> Result<u64> {
         let handle = self.cf(cf)?;
-        Ok(self.db.property_int_value_cf(&handle, "rocksdb.estimate-num-keys")?.unwrap_or(0))
+        Ok(self
+            .db
+            .property_int_value_cf(&handle, "rocksdb.estimate-num-keys")?
+            .unwrap_or(0))
     }
 
     /// Writes every memtable to SST files.
@@ -353,7 +377,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = Storage::open(dir.path(), OpenMode::ReadWrite).expect_err("must refuse");
         assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
-        assert!(!dir.path().join("CURRENT").exists(), "nothing may be created");
+        assert!(
+            !dir.path().join("CURRENT").exists(),
+            "nothing may be created"
+        );
     }
 
     #[test]
@@ -368,7 +395,10 @@ mod tests {
         assert_eq!(storage.get("b", b"k").expect("get b"), Some(b"2".to_vec()));
         drop(storage);
         let reopened = Storage::open(&dir.path().join("db"), OpenMode::ReadWrite).expect("reopen");
-        assert_eq!(reopened.column_families().expect("list"), vec!["b".to_string(), "default".to_string()]);
+        assert_eq!(
+            reopened.column_families().expect("list"),
+            vec!["b".to_string(), "default".to_string()]
+        );
         assert_eq!(reopened.get("b", b"k").expect("get"), Some(b"2".to_vec()));
     }
 
@@ -396,9 +426,14 @@ mod tests {
         for key in ["u1:1", "u1:2", "u2:1"] {
             storage.put("t", key.as_bytes(), b"{}").expect("put");
         }
-        storage.delete_range("t", b"u1:", b"u1;").expect("range delete");
+        storage
+            .delete_range("t", b"u1:", b"u1;")
+            .expect("range delete");
         assert_eq!(storage.get("t", b"u1:1").expect("get"), None);
-        assert_eq!(storage.get("t", b"u2:1").expect("get"), Some(b"{}".to_vec()));
+        assert_eq!(
+            storage.get("t", b"u2:1").expect("get"),
+            Some(b"{}".to_vec())
+        );
     }
 
     #[test]
@@ -408,7 +443,12 @@ mod tests {
         storage.put("t", b"k", b"v").expect("put");
         storage.flush_memtables().expect("flush");
         let files = storage.live_files().expect("live files");
-        assert!(files.iter().any(|f| f.column_family == "t" && f.name.ends_with(".sst")), "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|f| f.column_family == "t" && f.name.ends_with(".sst")),
+            "{files:?}"
+        );
         let cp = dir.path().join("cp");
         storage.checkpoint(&cp).expect("checkpoint");
         let copy = Storage::open(&cp, OpenMode::ReadOnly).expect("open checkpoint");

@@ -85,7 +85,11 @@ impl DataStore {
 }
 
 fn corrupt_key(cf: &str, key: &str, reason: &str) -> StoreError {
-    StoreError::Corrupt { cf: cf.to_string(), key: key.to_string(), reason: reason.to_string() }
+    StoreError::Corrupt {
+        cf: cf.to_string(),
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Rows of user tables, keyed `{user_id}:{row_id}`: each user sees only their own prefix.
@@ -96,7 +100,12 @@ pub struct UserTableStore {
 
 impl UserTableStore {
     pub fn new(storage: Storage) -> Self {
-        UserTableStore { inner: DataStore { storage, kind: TableKind::User } }
+        UserTableStore {
+            inner: DataStore {
+                storage,
+                kind: TableKind::User,
+            },
+        }
     }
     pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
         self.inner.create(namespace, table)
@@ -107,18 +116,37 @@ impl UserTableStore {
     pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
         self.inner.exists(namespace, table)
     }
-    pub fn get(&self, namespace: &str, table: &str, user_id: &str, row_id: &str) -> Result<Option<Row>> {
-        self.inner.get(&self.inner.cf(namespace, table), &keys::user_key(user_id, row_id))
+    pub fn get(
+        &self,
+        namespace: &str,
+        table: &str,
+        user_id: &str,
+        row_id: &str,
+    ) -> Result<Option<Row>> {
+        self.inner.get(
+            &self.inner.cf(namespace, table),
+            &keys::user_key(user_id, row_id),
+        )
     }
     /// Writes rows `(user_id, row_id, row)` atomically, setting `_updated` and `_deleted`.
-    pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, String, Row)>) -> Result<()> {
-        let rows = rows.into_iter().map(|(u, r, row)| (keys::user_key(&u, &r), row)).collect();
-        self.inner.put_all(&self.inner.cf(namespace, table), rows, true)
+    pub fn put_batch(
+        &self,
+        namespace: &str,
+        table: &str,
+        rows: Vec<(String, String, Row)>,
+    ) -> Result<()> {
+        let rows = rows
+            .into_iter()
+            .map(|(u, r, row)| (keys::user_key(&u, &r), row))
+            .collect();
+        self.inner
+            .put_all(&self.inner.cf(namespace, table), rows, true)
     }
     /// Removes rows for good (used once they are safely in Parquet).
     pub fn remove(&self, namespace: &str, table: &str, keys: Vec<(String, String)>) -> Result<()> {
         let cf = self.inner.cf(namespace, table);
-        self.inner.delete_keys(&cf, keys.into_iter().map(|(u, r)| keys::user_key(&u, &r)))
+        self.inner
+            .delete_keys(&cf, keys.into_iter().map(|(u, r)| keys::user_key(&u, &r)))
     }
     /// Every row of one user, in row-id order.
     pub fn scan_user<F>(&self, namespace: &str, table: &str, user_id: &str, mut f: F) -> Result<()>
@@ -127,7 +155,8 @@ impl UserTableStore {
     {
         let cf = self.inner.cf(namespace, table);
         let prefix = keys::user_prefix(user_id);
-        self.inner.scan(&cf, &prefix, |key, row| f(&key[prefix.len()..], row))
+        self.inner
+            .scan(&cf, &prefix, |key, row| f(&key[prefix.len()..], row))
     }
     /// Every row of every user, as `(user_id, row_id, row)`.
     pub fn scan_all<F>(&self, namespace: &str, table: &str, mut f: F) -> Result<()>
@@ -136,7 +165,8 @@ impl UserTableStore {
     {
         let cf = self.inner.cf(namespace, table);
         self.inner.scan(&cf, "", |key, row| {
-            let (user, row_id) = keys::parse_user_key(key).ok_or_else(|| corrupt_key(&cf, key, "expected {user_id}:{row_id}"))?;
+            let (user, row_id) = keys::parse_user_key(key)
+                .ok_or_else(|| corrupt_key(&cf, key, "expected {user_id}:{row_id}"))?;
             f(user, row_id, row)
         })
     }
@@ -150,7 +180,12 @@ pub struct SharedTableStore {
 
 impl SharedTableStore {
     pub fn new(storage: Storage) -> Self {
-        SharedTableStore { inner: DataStore { storage, kind: TableKind::Shared } }
+        SharedTableStore {
+            inner: DataStore {
+                storage,
+                kind: TableKind::Shared,
+            },
+        }
     }
     pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
         self.inner.create(namespace, table)
@@ -166,7 +201,8 @@ impl SharedTableStore {
     }
     /// Writes rows `(row_id, row)` atomically, setting `_updated` and `_deleted`.
     pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, Row)>) -> Result<()> {
-        self.inner.put_all(&self.inner.cf(namespace, table), rows, true)
+        self.inner
+            .put_all(&self.inner.cf(namespace, table), rows, true)
     }
     pub fn remove(&self, namespace: &str, table: &str, row_ids: Vec<String>) -> Result<()> {
         let cf = self.inner.cf(namespace, table);
@@ -188,7 +224,12 @@ pub struct StreamTableStore {
 
 impl StreamTableStore {
     pub fn new(storage: Storage) -> Self {
-        StreamTableStore { inner: DataStore { storage, kind: TableKind::Stream } }
+        StreamTableStore {
+            inner: DataStore {
+                storage,
+                kind: TableKind::Stream,
+            },
+        }
     }
     pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
         self.inner.create(namespace, table)
@@ -200,14 +241,26 @@ impl StreamTableStore {
         self.inner.exists(namespace, table)
     }
     /// Writes rows `(timestamp_ms, row_id, row)` atomically, as given.
-    pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(i64, String, Row)>) -> Result<()> {
-        let rows = rows.into_iter().map(|(ts, r, row)| (keys::stream_key(ts, &r), row)).collect();
-        self.inner.put_all(&self.inner.cf(namespace, table), rows, false)
+    pub fn put_batch(
+        &self,
+        namespace: &str,
+        table: &str,
+        rows: Vec<(i64, String, Row)>,
+    ) -> Result<()> {
+        let rows = rows
+            .into_iter()
+            .map(|(ts, r, row)| (keys::stream_key(ts, &r), row))
+            .collect();
+        self.inner
+            .put_all(&self.inner.cf(namespace, table), rows, false)
     }
     /// Removes rows by `(timestamp_ms, row_id)`.
     pub fn remove(&self, namespace: &str, table: &str, keys: Vec<(i64, String)>) -> Result<()> {
         let cf = self.inner.cf(namespace, table);
-        self.inner.delete_keys(&cf, keys.into_iter().map(|(ts, r)| keys::stream_key(ts, &r)))
+        self.inner.delete_keys(
+            &cf,
+            keys.into_iter().map(|(ts, r)| keys::stream_key(ts, &r)),
+        )
     }
     /// Every row, oldest first, as `(timestamp_ms, row_id, row)`.
     pub fn scan_all<F>(&self, namespace: &str, table: &str, mut f: F) -> Result<()>
@@ -216,7 +269,8 @@ impl StreamTableStore {
     {
         let cf = self.inner.cf(namespace, table);
         self.inner.scan(&cf, "", |key, row| {
-            let (ts, row_id) = keys::parse_stream_key(key).ok_or_else(|| corrupt_key(&cf, key, "expected {timestamp_ms}:{row_id}"))?;
+            let (ts, row_id) = keys::parse_stream_key(key)
+                .ok_or_else(|| corrupt_key(&cf, key, "expected {timestamp_ms}:{row_id}"))?;
             f(ts, row_id, row)
         })
     }
@@ -228,7 +282,10 @@ mod tests {
     use crate::OpenMode;
 
     fn row(pairs: &[(&str, Value)]) -> Row {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -255,11 +312,22 @@ mod tests {
                 Ok(ControlFlow::Continue(()))
             })
             .expect("scan");
-        assert_eq!(alice.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+        assert_eq!(
+            alice.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            vec!["1", "2"]
+        );
         let first = &alice[0].1;
-        assert!(first.get(UPDATED).and_then(Value::as_i64).is_some_and(|t| t > 1_600_000_000_000));
+        assert!(
+            first
+                .get(UPDATED)
+                .and_then(Value::as_i64)
+                .is_some_and(|t| t > 1_600_000_000_000)
+        );
         assert_eq!(first.get(DELETED), Some(&Value::Bool(false)));
-        let got = store.get("app", "notes", "alicia", "1").expect("get").expect("row");
+        let got = store
+            .get("app", "notes", "alicia", "1")
+            .expect("get")
+            .expect("row");
         assert_eq!(got.get("text"), Some(&Value::from("c")));
     }
 
@@ -269,7 +337,13 @@ mod tests {
         let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
         let store = StreamTableStore::new(storage);
         store.create_table("app", "events").expect("create");
-        store.put_batch("app", "events", vec![(1_700_000_000_000, "x_1".into(), row(&[("v", 1.into())]))]).expect("put");
+        store
+            .put_batch(
+                "app",
+                "events",
+                vec![(1_700_000_000_000, "x_1".into(), row(&[("v", 1.into())]))],
+            )
+            .expect("put");
         let mut seen = Vec::new();
         store
             .scan_all("app", "events", |ts, id, r| {

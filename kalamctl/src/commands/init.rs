@@ -15,7 +15,10 @@ pub fn run(cli: &Cli, dir: &Path) -> Result<ExitCode, CliError> {
             json!({"data_dir": dir.display().to_string(), "format_version": CURRENT_FORMAT_VERSION})
         ),
         Format::Table if !cli.quiet => {
-            println!("initialized {} (format {CURRENT_FORMAT_VERSION})", dir.display())
+            println!(
+                "initialized {} (format {CURRENT_FORMAT_VERSION})",
+                dir.display()
+            )
         }
         Format::Table => {}
     }

@@ -12,7 +12,10 @@ pub fn run(cli: &Cli, dir: &Path, user: Option<&str>, sql: &str) -> Result<ExitC
         let mut buf = String::new();
         std::io::stdin()
             .read_to_string(&mut buf)
-            .map_err(|source| CliError::Input { what: "SQL from standard input".into(), source })?;
+            .map_err(|source| CliError::Input {
+                what: "SQL from standard input".into(),
+                source,
+            })?;
         buf
     } else {
         sql.to_string()
@@ -27,7 +30,10 @@ pub fn run(cli: &Cli, dir: &Path, user: Option<&str>, sql: &str) -> Result<ExitC
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| CliError::Input { what: "an async runtime".into(), source })?;
+        .map_err(|source| CliError::Input {
+            what: "an async runtime".into(),
+            source,
+        })?;
     let results = runtime.block_on(engine.execute(&session, &text))?;
     match cli.format {
         Format::Json => println!("{}", render_json(&results)),

@@ -25,8 +25,12 @@ impl From<Output> for Run {
 impl Run {
     /// The JSON on stdout.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -76,7 +80,10 @@ impl Db {
     pub fn ok_as(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
         let run = self.sql_as(user, sql);
         assert_eq!(run.code, 0, "`{sql}` failed: {}", run.stderr);
-        run.json()["results"].as_array().cloned().expect("results array")
+        run.json()["results"]
+            .as_array()
+            .cloned()
+            .expect("results array")
     }
 
     /// The rows of the last statement's result.
@@ -86,15 +93,31 @@ impl Db {
 
     pub fn rows_as(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
         let results = self.ok_as(user, sql);
-        results.last().and_then(|r| r["rows"].as_array().cloned()).expect("rows")
+        results
+            .last()
+            .and_then(|r| r["rows"].as_array().cloned())
+            .expect("rows")
     }
 
     /// Expects failure with `code`, one stderr line containing `needle`.
     pub fn fails(&self, sql: &str, code: i32, needle: &str) -> Run {
         let run = self.sql_as(None, sql);
-        assert_eq!(run.code, code, "`{sql}`: expected exit {code}, got {}: {}", run.code, run.stderr);
-        assert!(run.stderr.contains(needle), "`{sql}`: stderr lacks '{needle}': {}", run.stderr);
-        assert_eq!(run.stderr.trim_end().lines().count(), 1, "want one stderr line: {}", run.stderr);
+        assert_eq!(
+            run.code, code,
+            "`{sql}`: expected exit {code}, got {}: {}",
+            run.code, run.stderr
+        );
+        assert!(
+            run.stderr.contains(needle),
+            "`{sql}`: stderr lacks '{needle}': {}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stderr.trim_end().lines().count(),
+            1,
+            "want one stderr line: {}",
+            run.stderr
+        );
         run
     }
 
@@ -108,7 +131,9 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

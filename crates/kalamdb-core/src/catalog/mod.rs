@@ -81,7 +81,10 @@ impl Catalog {
     // ---- namespaces ----
 
     pub fn namespace(&self, name: &str) -> Result<NamespaceRecord> {
-        self.sql.namespaces().get(name)?.ok_or_else(|| missing_namespace(name))
+        self.sql
+            .namespaces()
+            .get(name)?
+            .ok_or_else(|| missing_namespace(name))
     }
 
     pub fn namespaces(&self) -> Result<Vec<NamespaceRecord>> {
@@ -95,7 +98,9 @@ impl Catalog {
             return if if_not_exists {
                 Ok(false)
             } else {
-                Err(CoreError::AlreadyExists(format!("namespace '{name}' already exists")))
+                Err(CoreError::AlreadyExists(format!(
+                    "namespace '{name}' already exists"
+                )))
             };
         }
         self.sql.namespaces().insert(&NamespaceRecord {
@@ -122,11 +127,18 @@ impl Catalog {
     /// Refused while the namespace has tables; the refusal names them.
     pub fn drop_namespace(&self, name: &str, if_exists: bool) -> Result<bool> {
         if !self.sql.namespaces().exists(name)? {
-            return if if_exists { Ok(false) } else { Err(missing_namespace(name)) };
+            return if if_exists {
+                Ok(false)
+            } else {
+                Err(missing_namespace(name))
+            };
         }
         let tables = self.tables(Some(name))?;
         if !tables.is_empty() {
-            let list: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.namespace, t.table_name)).collect();
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| format!("{}.{}", t.namespace, t.table_name))
+                .collect();
             return Err(CoreError::InvalidInput(format!(
                 "namespace '{name}' still has {} table(s): {}; drop them first",
                 list.len(),
@@ -145,7 +157,11 @@ impl Catalog {
     }
 
     pub fn find_table(&self, namespace: &str, table: &str) -> Result<Option<TableDef>> {
-        let Some(record) = self.sql.tables().get(&TableRecord::id_for(namespace, table))? else {
+        let Some(record) = self
+            .sql
+            .tables()
+            .get(&TableRecord::id_for(namespace, table))?
+        else {
             return Ok(None);
         };
         let schema_id = TableSchemaRecord::id_for(&record.table_id, record.schema_version);
@@ -162,7 +178,9 @@ impl Catalog {
     pub fn table(&self, namespace: &str, table: &str) -> Result<TableDef> {
         self.find_table(namespace, table)?.ok_or_else(|| {
             if self.sql.namespaces().exists(namespace).unwrap_or(false) {
-                CoreError::NotFound(format!("table '{namespace}.{table}' does not exist; see SHOW TABLES IN {namespace}"))
+                CoreError::NotFound(format!(
+                    "table '{namespace}.{table}' does not exist; see SHOW TABLES IN {namespace}"
+                ))
             } else {
                 missing_namespace(namespace)
             }
@@ -170,12 +188,27 @@ impl Catalog {
     }
 
     /// Where a table's Parquet files live.
-    pub fn storage_template(&self, record: &TableRecord, kind: TableKind) -> Result<StorageTemplate> {
+    pub fn storage_template(
+        &self,
+        record: &TableRecord,
+        kind: TableKind,
+    ) -> Result<StorageTemplate> {
         let location = record.storage_location.trim();
-        let location = if location.is_empty() { DEFAULT_LOCATION } else { location };
+        let location = if location.is_empty() {
+            DEFAULT_LOCATION
+        } else {
+            location
+        };
         match self.sql.storage_locations().get(location)? {
-            Some(loc) => Ok(StorageTemplate::for_location(&loc.path, kind, &record.namespace, &record.table_name)),
-            None => StorageTemplate::for_path(location, kind, &record.namespace, &record.table_name),
+            Some(loc) => Ok(StorageTemplate::for_location(
+                &loc.path,
+                kind,
+                &record.namespace,
+                &record.table_name,
+            )),
+            None => {
+                StorageTemplate::for_path(location, kind, &record.namespace, &record.table_name)
+            }
         }
     }
 
@@ -188,7 +221,10 @@ impl Catalog {
     /// The caller creates the column family first.
     pub fn create_table(&self, t: &NewTable) -> Result<TableRecord> {
         let mut ns = self.namespace(&t.namespace)?;
-        let storage = t.storage.clone().unwrap_or_else(|| DEFAULT_LOCATION.to_string());
+        let storage = t
+            .storage
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LOCATION.to_string());
         let mut location = self.sql.storage_locations().get(&storage)?;
         if location.is_none() {
             // Not a location name: it must be a valid path template.
@@ -203,7 +239,10 @@ impl Catalog {
             table_type: table_type_of(t.kind),
             created_at: now,
             storage_location: storage,
-            flush_policy: t.flush_policy.map(|p| serde_json::to_string(&p).unwrap_or_default()).unwrap_or_default(),
+            flush_policy: t
+                .flush_policy
+                .map(|p| serde_json::to_string(&p).unwrap_or_default())
+                .unwrap_or_default(),
             schema_version: 1,
             deleted_retention_hours: t.deleted_retention_hours,
             ttl_seconds: t.ttl_seconds,
@@ -234,5 +273,7 @@ impl Catalog {
 }
 
 fn missing_namespace(name: &str) -> CoreError {
-    CoreError::NotFound(format!("namespace '{name}' does not exist; create it with CREATE NAMESPACE {name}"))
+    CoreError::NotFound(format!(
+        "namespace '{name}' does not exist; create it with CREATE NAMESPACE {name}"
+    ))
 }

@@ -21,7 +21,9 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
 pub fn validate_namespace(name: &str) -> Result<()> {
     validate_name("namespace", name)?;
     if name == "system" {
-        return Err(CoreError::InvalidInput("'system' is a reserved namespace; pick another name".into()));
+        return Err(CoreError::InvalidInput(
+            "'system' is a reserved namespace; pick another name".into(),
+        ));
     }
     Ok(())
 }
@@ -38,7 +40,9 @@ pub fn validate_user_id(user_id: &str) -> Result<()> {
         || user_id.len() > 128
         || user_id == "."
         || user_id == ".."
-        || user_id.chars().any(|c| c == ':' || c == '/' || c == '\\' || c.is_control());
+        || user_id
+            .chars()
+            .any(|c| c == ':' || c == '/' || c == '\\' || c.is_control());
     if bad {
         return Err(CoreError::InvalidInput(format!(
             "invalid user id '{user_id}': it may not be empty, '.' or '..', or contain ':', '/', '\\' or control characters"

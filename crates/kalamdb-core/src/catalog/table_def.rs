@@ -1,7 +1,9 @@
 //! A table as the engine uses it: its `system.tables` row joined with its current schema.
 
 use datafusion::arrow::datatypes::SchemaRef;
-use kalamdb_sql::{FlushPolicy, SchemaField, SchemaJson, TableRecord, TableSchemaRecord, TableType};
+use kalamdb_sql::{
+    FlushPolicy, SchemaField, SchemaJson, TableRecord, TableSchemaRecord, TableType,
+};
 use kalamdb_store::{TableCf, TableKind};
 
 use super::types::{ColumnDef, ColumnType, DELETED, ROW_ID, UPDATED, arrow_schema};
@@ -51,7 +53,10 @@ impl TableDef {
             TableType::Shared => TableKind::Shared,
             TableType::Stream => TableKind::Stream,
             TableType::System => {
-                return Err(CoreError::InvalidInput(format!("{} is a system table", record.table_id)));
+                return Err(CoreError::InvalidInput(format!(
+                    "{} is a system table",
+                    record.table_id
+                )));
             }
         };
         let malformed = |reason: String| {
@@ -64,11 +69,23 @@ impl TableDef {
         let json = schema.schema().map_err(|e| malformed(e.to_string()))?;
         let mut columns = Vec::new();
         for f in json.fields.iter().filter(|f| !is_system_column(&f.name)) {
-            let ty = ColumnType::from_arrow_spelling(&f.data_type)
-                .ok_or_else(|| malformed(format!("column '{}' has unsupported type {}", f.name, f.data_type)))?;
-            columns.push(ColumnDef { name: f.name.clone(), ty, nullable: f.nullable });
+            let ty = ColumnType::from_arrow_spelling(&f.data_type).ok_or_else(|| {
+                malformed(format!(
+                    "column '{}' has unsupported type {}",
+                    f.name, f.data_type
+                ))
+            })?;
+            columns.push(ColumnDef {
+                name: f.name.clone(),
+                ty,
+                nullable: f.nullable,
+            });
         }
-        let primary_key = json.options.get(PRIMARY_KEY_OPTION).and_then(|v| v.as_str()).map(str::to_string);
+        let primary_key = json
+            .options
+            .get(PRIMARY_KEY_OPTION)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         let flush_policy = record.flush_policy().map_err(|e| {
             CoreError::Catalog(kalamdb_sql::SqlError::Malformed {
                 table: "tables",
@@ -76,7 +93,13 @@ impl TableDef {
                 reason: format!("flush_policy: {e}"),
             })
         })?;
-        Ok(TableDef { record, kind, columns, primary_key, flush_policy })
+        Ok(TableDef {
+            record,
+            kind,
+            columns,
+            primary_key,
+            flush_policy,
+        })
     }
 }
 
@@ -86,10 +109,18 @@ pub fn is_system_column(name: &str) -> bool {
 }
 
 /// The stored schema JSON for a table's columns, with the system columns of its kind.
-pub fn schema_json(kind: TableKind, columns: &[ColumnDef], primary_key: Option<&str>) -> SchemaJson {
+pub fn schema_json(
+    kind: TableKind,
+    columns: &[ColumnDef],
+    primary_key: Option<&str>,
+) -> SchemaJson {
     let mut fields: Vec<SchemaField> = columns
         .iter()
-        .map(|c| SchemaField { name: c.name.clone(), data_type: c.ty.arrow_spelling().into(), nullable: c.nullable })
+        .map(|c| SchemaField {
+            name: c.name.clone(),
+            data_type: c.ty.arrow_spelling().into(),
+            nullable: c.nullable,
+        })
         .collect();
     if kind != TableKind::Stream {
         fields.push(SchemaField {

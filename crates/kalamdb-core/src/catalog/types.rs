@@ -103,7 +103,10 @@ impl ColumnType {
                 }),
             ColumnType::BigInt => value.as_i64().map(Value::from).ok_or_else(bad),
             ColumnType::Double => value.as_f64().map(Value::from).ok_or_else(bad),
-            ColumnType::Text => value.as_str().map(|s| Value::from(s.to_string())).ok_or_else(bad),
+            ColumnType::Text => value
+                .as_str()
+                .map(|s| Value::from(s.to_string()))
+                .ok_or_else(bad),
             ColumnType::Timestamp => match value {
                 Value::Number(n) if n.is_i64() => Ok(value.clone()),
                 Value::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
@@ -112,7 +115,9 @@ impl ColumnType {
                         chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S%.f")
                             .map(|dt| Value::from(dt.and_utc().timestamp_millis()))
                     })
-                    .map_err(|_| format!("'{s}' is not a timestamp; use RFC 3339 or epoch milliseconds")),
+                    .map_err(|_| {
+                        format!("'{s}' is not a timestamp; use RFC 3339 or epoch milliseconds")
+                    }),
                 _ => Err(bad()),
             },
         }
@@ -144,8 +149,10 @@ pub const ROW_ID: &str = "_row_id";
 
 /// The Arrow schema of a table as queries see it.
 pub fn arrow_schema(columns: &[ColumnDef], system_columns: bool, extra: &[Field]) -> SchemaRef {
-    let mut fields: Vec<Field> =
-        columns.iter().map(|c| Field::new(&c.name, c.ty.arrow(), true)).collect();
+    let mut fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(&c.name, c.ty.arrow(), true))
+        .collect();
     if system_columns {
         fields.push(Field::new(UPDATED, ColumnType::Timestamp.arrow(), true));
         fields.push(Field::new(DELETED, DataType::Boolean, true));
@@ -166,7 +173,10 @@ mod tests {
         assert!(ColumnType::Int.coerce(&json!("5")).is_err());
         assert_eq!(ColumnType::Double.coerce(&json!(5)), Ok(json!(5.0)));
         assert!(ColumnType::Text.coerce(&json!(5)).is_err());
-        assert_eq!(ColumnType::Timestamp.coerce(&json!("2023-11-14T22:13:20Z")), Ok(json!(1_700_000_000_000_i64)));
+        assert_eq!(
+            ColumnType::Timestamp.coerce(&json!("2023-11-14T22:13:20Z")),
+            Ok(json!(1_700_000_000_000_i64))
+        );
         assert!(ColumnType::Boolean.coerce(&json!("true")).is_err());
         assert_eq!(ColumnType::Text.coerce(&json!(null)), Ok(json!(null)));
     }
@@ -183,6 +193,9 @@ mod tests {
         ] {
             assert_eq!(ColumnType::from_arrow_spelling(t.arrow_spelling()), Some(t));
         }
-        assert_eq!(ColumnType::from_arrow_spelling("Timestamp(Microsecond, None)"), Some(ColumnType::Timestamp));
+        assert_eq!(
+            ColumnType::from_arrow_spelling("Timestamp(Microsecond, None)"),
+            Some(ColumnType::Timestamp)
+        );
     }
 }

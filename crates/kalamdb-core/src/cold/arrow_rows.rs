@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Float64Builder, Int32Array, Int32Builder,
-    Int64Array, Int64Builder, StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Float64Builder, Int32Array,
+    Int32Builder, Int64Array, Int64Builder, StringArray, StringBuilder, TimestampMillisecondArray,
+    TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -17,7 +18,11 @@ use crate::{CoreError, Result};
 /// Builds a batch with `schema` from rows; each field is read from the row's member of the same
 /// name (absent or mistyped values become null). `extra` supplies columns not in the row
 /// (such as the row key), by field name.
-pub fn rows_to_batch(schema: &SchemaRef, rows: &[&Row], extra: &[(&str, Vec<String>)]) -> Result<RecordBatch> {
+pub fn rows_to_batch(
+    schema: &SchemaRef,
+    rows: &[&Row],
+    extra: &[(&str, Vec<String>)],
+) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         if let Some((_, values)) = extra.iter().find(|(name, _)| *name == field.name()) {
@@ -28,43 +33,56 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[&Row], extra: &[(&str, Vec<Stri
         let array: ArrayRef = match field.data_type() {
             DataType::Boolean => {
                 let mut b = BooleanBuilder::with_capacity(rows.len());
-                rows.iter().for_each(|r| b.append_option(value(r, name).and_then(Value::as_bool)));
+                rows.iter()
+                    .for_each(|r| b.append_option(value(r, name).and_then(Value::as_bool)));
                 Arc::new(b.finish())
             }
             DataType::Int32 => {
                 let mut b = Int32Builder::with_capacity(rows.len());
-                rows.iter()
-                    .for_each(|r| b.append_option(value(r, name).and_then(Value::as_i64).and_then(|n| i32::try_from(n).ok())));
+                rows.iter().for_each(|r| {
+                    b.append_option(
+                        value(r, name)
+                            .and_then(Value::as_i64)
+                            .and_then(|n| i32::try_from(n).ok()),
+                    )
+                });
                 Arc::new(b.finish())
             }
             DataType::Int64 => {
                 let mut b = Int64Builder::with_capacity(rows.len());
-                rows.iter().for_each(|r| b.append_option(value(r, name).and_then(Value::as_i64)));
+                rows.iter()
+                    .for_each(|r| b.append_option(value(r, name).and_then(Value::as_i64)));
                 Arc::new(b.finish())
             }
             DataType::Float64 => {
                 let mut b = Float64Builder::with_capacity(rows.len());
-                rows.iter().for_each(|r| b.append_option(value(r, name).and_then(Value::as_f64)));
+                rows.iter()
+                    .for_each(|r| b.append_option(value(r, name).and_then(Value::as_f64)));
                 Arc::new(b.finish())
             }
             DataType::Utf8 => {
                 let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                rows.iter().for_each(|r| b.append_option(value(r, name).map(text_of)));
+                rows.iter()
+                    .for_each(|r| b.append_option(value(r, name).map(text_of)));
                 Arc::new(b.finish())
             }
             DataType::Timestamp(TimeUnit::Millisecond, None) => {
                 let mut b = TimestampMillisecondBuilder::with_capacity(rows.len());
-                rows.iter().for_each(|r| b.append_option(value(r, name).and_then(millis_from_json)));
+                rows.iter()
+                    .for_each(|r| b.append_option(value(r, name).and_then(millis_from_json)));
                 Arc::new(b.finish())
             }
             other => {
-                return Err(CoreError::Query(format!("column '{name}' has unsupported type {other}")));
+                return Err(CoreError::Query(format!(
+                    "column '{name}' has unsupported type {other}"
+                )));
             }
         };
         columns.push(array);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(|e| CoreError::Query(e.to_string()))
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+        .map_err(|e| CoreError::Query(e.to_string()))
 }
 
 fn value<'a>(row: &'a Row, name: &str) -> Option<&'a Value> {
@@ -105,15 +123,26 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>> {
             DataType::Int64 => copy!(Int64Array, Value::from),
             DataType::Float64 => copy!(Float64Array, Value::from),
             DataType::Utf8 => copy!(StringArray, |s: &str| Value::from(s.to_string())),
-            DataType::Timestamp(TimeUnit::Millisecond, None) => copy!(TimestampMillisecondArray, Value::from),
-            DataType::Timestamp(..) | DataType::Int8 | DataType::Int16 | DataType::Float32 | DataType::LargeUtf8 => {
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                copy!(TimestampMillisecondArray, Value::from)
+            }
+            DataType::Timestamp(..)
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Float32
+            | DataType::LargeUtf8 => {
                 let cast = cast_for_read(column, field.data_type())?;
-                let tmp = RecordBatch::try_from_iter([(name.as_str(), cast)]).map_err(|e| CoreError::Query(e.to_string()))?;
+                let tmp = RecordBatch::try_from_iter([(name.as_str(), cast)])
+                    .map_err(|e| CoreError::Query(e.to_string()))?;
                 for (i, r) in batch_to_rows(&tmp)?.into_iter().enumerate() {
                     rows[i].extend(r);
                 }
             }
-            other => return Err(CoreError::Query(format!("column '{name}' has unsupported type {other}"))),
+            other => {
+                return Err(CoreError::Query(format!(
+                    "column '{name}' has unsupported type {other}"
+                )));
+            }
         }
     }
     Ok(rows)

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use kalamdb_store::Row;
@@ -20,7 +20,10 @@ use super::arrow_rows::batch_to_rows;
 use crate::{CoreError, Result};
 
 fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
-    CoreError::Parquet { path: path.display().to_string(), reason: e.to_string() }
+    CoreError::Parquet {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Writes `batch` as a new batch file in `dir`; returns its path and size in bytes.
@@ -33,7 +36,8 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| parquet_err(&tmp, e))?;
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+            .map_err(|e| parquet_err(&tmp, e))?;
         writer.write(batch).map_err(|e| parquet_err(&tmp, e))?;
         let file = writer.into_inner().map_err(|e| parquet_err(&tmp, e))?;
         file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
@@ -41,7 +45,9 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64
     let target = free_name(dir, ms);
     std::fs::rename(&tmp, &target).map_err(|e| CoreError::io(&target, e))?;
     sync_dir(dir)?;
-    let size = std::fs::metadata(&target).map_err(|e| CoreError::io(&target, e))?.len();
+    let size = std::fs::metadata(&target)
+        .map_err(|e| CoreError::io(&target, e))?
+        .len();
     Ok((target, size))
 }
 
@@ -58,20 +64,24 @@ fn free_name(dir: &Path, ms: i64) -> PathBuf {
 
 /// Makes a rename or unlink in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CoreError::io(dir, e))
 }
 
 /// The Arrow schema in a file's footer.
 pub fn read_schema(path: &Path) -> Result<SchemaRef> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
     Ok(builder.schema().clone())
 }
 
 /// Reads every row of a file as JSON rows, optionally only the named columns.
 pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
     if let Some(cols) = columns {
         let schema = builder.parquet_schema();
         let indices: Vec<usize> = (0..schema.num_columns())

@@ -29,7 +29,12 @@ pub struct StorageTemplate {
 
 impl StorageTemplate {
     /// From a named location's path.
-    pub fn for_location(location_path: &str, kind: TableKind, namespace: &str, table: &str) -> Self {
+    pub fn for_location(
+        location_path: &str,
+        kind: TableKind,
+        namespace: &str,
+        table: &str,
+    ) -> Self {
         let mut t = location_path.trim_end_matches('/').to_string();
         if !t.contains(NAMESPACE_VAR) && !t.contains(TABLE_VAR) {
             t.push_str("/${namespace}/${table_name}");
@@ -43,11 +48,19 @@ impl StorageTemplate {
     /// From a path template given directly in `STORAGE = '...'`.
     pub fn for_path(template: &str, kind: TableKind, namespace: &str, table: &str) -> Result<Self> {
         validate_template(template, kind)?;
-        Ok(Self::substitute(template.trim_end_matches('/').to_string(), namespace, table))
+        Ok(Self::substitute(
+            template.trim_end_matches('/').to_string(),
+            namespace,
+            table,
+        ))
     }
 
     fn substitute(t: String, namespace: &str, table: &str) -> Self {
-        StorageTemplate { template: t.replace(NAMESPACE_VAR, namespace).replace(TABLE_VAR, table) }
+        StorageTemplate {
+            template: t
+                .replace(NAMESPACE_VAR, namespace)
+                .replace(TABLE_VAR, table),
+        }
     }
 
     /// The directory of one user's files (user tables) or of the table's files (shared).
@@ -64,7 +77,11 @@ impl StorageTemplate {
     pub fn existing_dirs(&self, data_dir: &DataDir) -> Result<Vec<(String, PathBuf)>> {
         let Some((before, after)) = self.template.split_once(USER_ID_VAR) else {
             let dir = self.dir(data_dir, None);
-            return Ok(if dir.is_dir() { vec![(String::new(), dir)] } else { Vec::new() });
+            return Ok(if dir.is_dir() {
+                vec![(String::new(), dir)]
+            } else {
+                Vec::new()
+            });
         };
         let parent = data_dir.resolve(before.trim_end_matches('/'));
         let suffix = after.trim_start_matches('/');
@@ -80,7 +97,11 @@ impl StorageTemplate {
                 continue;
             }
             let user = entry.file_name().to_string_lossy().into_owned();
-            let dir = if suffix.is_empty() { entry.path() } else { entry.path().join(suffix) };
+            let dir = if suffix.is_empty() {
+                entry.path()
+            } else {
+                entry.path().join(suffix)
+            };
             if dir.is_dir() {
                 dirs.push((user, dir));
             }
@@ -108,15 +129,17 @@ fn validate_template(template: &str, kind: TableKind) -> Result<()> {
         TableKind::User if !has_user => Err(CoreError::InvalidInput(format!(
             "STORAGE '{template}' for a user table must contain ${{user_id}}, e.g. '/data/${{user_id}}/t'"
         ))),
-        TableKind::User if !template.split('/').any(|seg| seg == USER_ID_VAR) => Err(CoreError::InvalidInput(format!(
-            "STORAGE '{template}': ${{user_id}} must be a whole path segment, e.g. '/data/${{user_id}}/t'"
-        ))),
+        TableKind::User if !template.split('/').any(|seg| seg == USER_ID_VAR) => {
+            Err(CoreError::InvalidInput(format!(
+                "STORAGE '{template}': ${{user_id}} must be a whole path segment, e.g. '/data/${{user_id}}/t'"
+            )))
+        }
         TableKind::Shared | TableKind::Stream if has_user => Err(CoreError::InvalidInput(format!(
             "STORAGE '{template}': only user tables may use ${{user_id}}"
         ))),
-        _ if template.split('/').any(|seg| seg == "..") => {
-            Err(CoreError::InvalidInput(format!("STORAGE '{template}' may not contain '..'")))
-        }
+        _ if template.split('/').any(|seg| seg == "..") => Err(CoreError::InvalidInput(format!(
+            "STORAGE '{template}' may not contain '..'"
+        ))),
         _ => Ok(()),
     }
 }
@@ -145,7 +168,10 @@ pub fn batch_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `batch-{ms}.parquet` and `batch-{ms}-{n}.parquet` sort by `(ms, n)`.
 fn batch_sort_key(path: &Path) -> (i64, u64) {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let rest = stem.trim_start_matches("batch-");
     let mut parts = rest.splitn(2, '-');
     let ms = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -161,7 +187,10 @@ mod tests {
     fn locations_get_namespace_table_and_user_segments() {
         let dd = DataDir::new("/d");
         let t = StorageTemplate::for_location("storage", TableKind::User, "app", "notes");
-        assert_eq!(t.dir(&dd, Some("u1")), PathBuf::from("/d/storage/app/notes/u1"));
+        assert_eq!(
+            t.dir(&dd, Some("u1")),
+            PathBuf::from("/d/storage/app/notes/u1")
+        );
         assert_eq!(t.table_root(&dd), PathBuf::from("/d/storage/app/notes"));
         let s = StorageTemplate::for_location("/mnt/x", TableKind::Shared, "app", "cfg");
         assert_eq!(s.dir(&dd, None), PathBuf::from("/mnt/x/app/cfg"));
@@ -170,15 +199,24 @@ mod tests {
     #[test]
     fn direct_templates_are_validated() {
         assert!(StorageTemplate::for_path("/data/t", TableKind::User, "a", "t").is_err());
-        assert!(StorageTemplate::for_path("/data/u${user_id}/t", TableKind::User, "a", "t").is_err());
-        assert!(StorageTemplate::for_path("/data/${user_id}", TableKind::Shared, "a", "t").is_err());
-        let ok = StorageTemplate::for_path("/data/${namespace}/${user_id}/t", TableKind::User, "a", "t").expect("ok");
-        assert_eq!(ok.dir(&DataDir::new("/d"), Some("bob")), PathBuf::from("/data/a/bob/t"));
+        assert!(
+            StorageTemplate::for_path("/data/u${user_id}/t", TableKind::User, "a", "t").is_err()
+        );
+        assert!(
+            StorageTemplate::for_path("/data/${user_id}", TableKind::Shared, "a", "t").is_err()
+        );
+        let ok =
+            StorageTemplate::for_path("/data/${namespace}/${user_id}/t", TableKind::User, "a", "t")
+                .expect("ok");
+        assert_eq!(
+            ok.dir(&DataDir::new("/d"), Some("bob")),
+            PathBuf::from("/data/a/bob/t")
+        );
     }
 
     #[test]
     fn batch_files_sort_by_time_then_sequence() {
-        let mut v = vec![
+        let mut v = [
             PathBuf::from("batch-20.parquet"),
             PathBuf::from("batch-3-1.parquet"),
             PathBuf::from("batch-3.parquet"),

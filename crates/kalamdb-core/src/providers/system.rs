@@ -16,15 +16,27 @@ use kalamdb_store::Row;
 use crate::cold::arrow_rows::rows_to_batch;
 
 /// The names of the seven system tables, as queried under `system.`.
-pub const SYSTEM_TABLES: [&str; 7] =
-    ["users", "namespaces", "storage_locations", "live_queries", "jobs", "tables", "table_schemas"];
+pub const SYSTEM_TABLES: [&str; 7] = [
+    "users",
+    "namespaces",
+    "storage_locations",
+    "live_queries",
+    "jobs",
+    "tables",
+    "table_schemas",
+];
 
 const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
 
 fn columns(table: &str) -> Option<Vec<(&'static str, DataType)>> {
     use DataType::{Float64, Int64, Utf8};
     Some(match table {
-        "users" => vec![("user_id", Utf8), ("username", Utf8), ("email", Utf8), ("created_at", TS)],
+        "users" => vec![
+            ("user_id", Utf8),
+            ("username", Utf8),
+            ("email", Utf8),
+            ("created_at", TS),
+        ],
         "namespaces" => vec![
             ("namespace_id", Utf8),
             ("name", Utf8),
@@ -108,8 +120,15 @@ pub struct SystemTableProvider {
 impl SystemTableProvider {
     pub fn new(sql: KalamSql, table: &str) -> Option<Self> {
         let table = SYSTEM_TABLES.into_iter().find(|t| *t == table)?;
-        let fields: Vec<Field> = columns(table)?.into_iter().map(|(n, t)| Field::new(n, t, true)).collect();
-        Some(SystemTableProvider { sql, table, schema: Arc::new(Schema::new(fields)) })
+        let fields: Vec<Field> = columns(table)?
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect();
+        Some(SystemTableProvider {
+            sql,
+            table,
+            schema: Arc::new(Schema::new(fields)),
+        })
     }
 
     fn rows(&self) -> kalamdb_sql::Result<Vec<Row>> {
@@ -130,11 +149,15 @@ impl SystemTableProvider {
 
 /// A record as a row: nested values (lists, objects) become their JSON text.
 fn to_row<R: serde::Serialize>(record: &R) -> Option<Row> {
-    let serde_json::Value::Object(map) = serde_json::to_value(record).ok()? else { return None };
+    let serde_json::Value::Object(map) = serde_json::to_value(record).ok()? else {
+        return None;
+    };
     Some(
         map.into_iter()
             .map(|(k, v)| match v {
-                serde_json::Value::Array(_) | serde_json::Value::Object(_) => (k, serde_json::Value::from(v.to_string())),
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                    (k, serde_json::Value::from(v.to_string()))
+                }
                 other => (k, other),
             })
             .collect(),
@@ -158,9 +181,16 @@ impl TableProvider for SystemTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let rows = self.rows().map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let rows = self
+            .rows()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let refs: Vec<&Row> = rows.iter().collect();
-        let batch = rows_to_batch(&self.schema, &refs, &[]).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
+        let batch = rows_to_batch(&self.schema, &refs, &[])
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
     }
 }

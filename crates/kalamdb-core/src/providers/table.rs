@@ -6,17 +6,17 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::catalog::Session as DfSession;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::{TableProvider, TableType};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::Engine;
 use crate::catalog::TableDef;
 use crate::catalog::types::{DELETED, arrow_schema};
 use crate::cold::arrow_rows::rows_to_batch;
 use crate::table_data::ReadOptions;
-use crate::Engine;
 
 /// The hidden column DML uses to find the rows it changes.
 pub const KEY_COLUMN: &str = "__key";
@@ -34,26 +34,45 @@ pub struct DataTableProvider {
 impl DataTableProvider {
     /// `with_key` adds the hidden [`KEY_COLUMN`], for UPDATE and DELETE.
     pub fn new(engine: Engine, def: TableDef, user_id: String, with_key: bool) -> Self {
-        let extra = if with_key { vec![Field::new(KEY_COLUMN, DataType::Utf8, false)] } else { Vec::new() };
+        let extra = if with_key {
+            vec![Field::new(KEY_COLUMN, DataType::Utf8, false)]
+        } else {
+            Vec::new()
+        };
         let schema = arrow_schema(&def.columns, def.has_system_columns(), &extra);
-        DataTableProvider { engine, def, user_id, schema, with_key }
+        DataTableProvider {
+            engine,
+            def,
+            user_id,
+            schema,
+            with_key,
+        }
     }
 
     /// `pk = literal` or `literal = pk`: the key to look up.
     fn key_filter(&self, expr: &Expr) -> Option<String> {
         let pk = self.def.primary_key.as_ref()?;
-        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = expr else { return None };
+        let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = expr
+        else {
+            return None;
+        };
         let (col, lit) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
             _ => return None,
         };
         if &col.name != pk {
             return None;
         }
         match lit {
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                Some(s.clone())
-            }
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
             ScalarValue::Int64(Some(n)) => Some(n.to_string()),
             ScalarValue::Int32(Some(n)) => Some(n.to_string()),
             ScalarValue::Int16(Some(n)) => Some(n.to_string()),
@@ -80,7 +99,10 @@ impl TableProvider for DataTableProvider {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -116,8 +138,13 @@ impl TableProvider for DataTableProvider {
         } else {
             Vec::new()
         };
-        let batch = rows_to_batch(&self.schema, &refs, &keys).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let batch = rows_to_batch(&self.schema, &refs, &keys)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }

@@ -13,7 +13,11 @@ fn row(pairs: Vec<(&str, Value)>) -> Row {
 }
 
 impl Engine {
-    pub(crate) async fn create_namespace(&self, name: &str, if_not_exists: bool) -> Result<QueryResult> {
+    pub(crate) async fn create_namespace(
+        &self,
+        name: &str,
+        if_not_exists: bool,
+    ) -> Result<QueryResult> {
         let _ddl = self.ddl_guard().await;
         Ok(if self.catalog().create_namespace(name, if_not_exists)? {
             QueryResult::done(1, format!("namespace {name} created"))
@@ -22,7 +26,11 @@ impl Engine {
         })
     }
 
-    pub(crate) async fn alter_namespace(&self, name: &str, options: Vec<(String, String)>) -> Result<QueryResult> {
+    pub(crate) async fn alter_namespace(
+        &self,
+        name: &str,
+        options: Vec<(String, String)>,
+    ) -> Result<QueryResult> {
         let _ddl = self.ddl_guard().await;
         self.catalog().alter_namespace(name, options)?;
         Ok(QueryResult::done(1, format!("namespace {name} altered")))
@@ -51,27 +59,48 @@ impl Engine {
                 ])
             })
             .collect();
-        Ok(QueryResult::rows(&["name", "table_count", "created_at", "options"], rows))
+        Ok(QueryResult::rows(
+            &["name", "table_count", "created_at", "options"],
+            rows,
+        ))
     }
 
     /// Creates the column family, then writes the catalog rows atomically.
-    pub(crate) async fn create_table(&self, table: NewTable, if_not_exists: bool) -> Result<QueryResult> {
+    pub(crate) async fn create_table(
+        &self,
+        table: NewTable,
+        if_not_exists: bool,
+    ) -> Result<QueryResult> {
         let _ddl = self.ddl_guard().await;
         validate_namespace(&table.namespace)?;
         let qualified = format!("{}.{}", table.namespace, table.name);
         self.catalog().namespace(&table.namespace)?;
-        if self.catalog().find_table(&table.namespace, &table.name)?.is_some() {
+        if self
+            .catalog()
+            .find_table(&table.namespace, &table.name)?
+            .is_some()
+        {
             return if if_not_exists {
-                Ok(QueryResult::done(0, format!("table {qualified} already exists")))
+                Ok(QueryResult::done(
+                    0,
+                    format!("table {qualified} already exists"),
+                ))
             } else {
-                Err(crate::CoreError::AlreadyExists(format!("table '{qualified}' already exists")))
+                Err(crate::CoreError::AlreadyExists(format!(
+                    "table '{qualified}' already exists"
+                )))
             };
         }
         let cf = kalamdb_store::TableCf::new(table.kind, &table.namespace, &table.name).name();
         // Refuse bad options before anything is created.
         match &table.storage {
             Some(s) if !self.sql().storage_locations().exists(s)? => {
-                crate::cold::paths::StorageTemplate::for_path(s, table.kind, &table.namespace, &table.name)?;
+                crate::cold::paths::StorageTemplate::for_path(
+                    s,
+                    table.kind,
+                    &table.namespace,
+                    &table.name,
+                )?;
             }
             _ => {}
         }
@@ -81,7 +110,10 @@ impl Engine {
             let _ = self.storage().drop_cf(&cf);
             return Err(e);
         }
-        Ok(QueryResult::done(1, format!("{} table {qualified} created", table.kind)))
+        Ok(QueryResult::done(
+            1,
+            format!("{} table {qualified} created", table.kind),
+        ))
     }
 
     pub(crate) fn show_tables(&self, namespace: Option<&str>) -> Result<QueryResult> {
@@ -105,7 +137,15 @@ impl Engine {
             })
             .collect();
         Ok(QueryResult::rows(
-            &["namespace", "table_name", "table_type", "storage_location", "flush_policy", "schema_version", "created_at"],
+            &[
+                "namespace",
+                "table_name",
+                "table_type",
+                "storage_location",
+                "flush_policy",
+                "schema_version",
+                "created_at",
+            ],
             rows,
         ))
     }
@@ -120,7 +160,10 @@ impl Engine {
                     ("column_name", c.name.clone().into()),
                     ("data_type", c.ty.sql_name().into()),
                     ("is_nullable", c.nullable.into()),
-                    ("is_primary_key", (def.primary_key.as_deref() == Some(c.name.as_str())).into()),
+                    (
+                        "is_primary_key",
+                        (def.primary_key.as_deref() == Some(c.name.as_str())).into(),
+                    ),
                     ("is_system", false.into()),
                 ])
             })
@@ -136,6 +179,15 @@ impl Engine {
                 ]));
             }
         }
-        Ok(QueryResult::rows(&["column_name", "data_type", "is_nullable", "is_primary_key", "is_system"], rows))
+        Ok(QueryResult::rows(
+            &[
+                "column_name",
+                "data_type",
+                "is_nullable",
+                "is_primary_key",
+                "is_system",
+            ],
+            rows,
+        ))
     }
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Expr, FromTable, ObjectName, SetExpr, Statement, TableFactor, TableObject, UnaryOperator,
-    Value as SqlValue,
+    AssignmentTarget, Expr, FromTable, ObjectName, SetExpr, Statement, TableFactor, TableObject,
+    UnaryOperator, Value as SqlValue,
 };
 use kalamdb_store::{Row, TableKind, now_ms};
 use serde_json::Value;
@@ -30,10 +30,16 @@ fn next_row_id() -> String {
 }
 
 fn table_of(name: &ObjectName) -> Result<(String, String)> {
-    let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_string())
+        .collect();
     match parts.as_slice() {
         [ns, t] => Ok((ns.clone(), t.clone())),
-        _ => Err(CoreError::InvalidInput(format!("'{name}' is not a <namespace>.<table> name"))),
+        _ => Err(CoreError::InvalidInput(format!(
+            "'{name}' is not a <namespace>.<table> name"
+        ))),
     }
 }
 
@@ -53,17 +59,26 @@ fn literal(e: &Expr) -> Result<Value> {
                 .map(Value::from)
                 .or_else(|_| n.parse::<f64>().map(Value::from))
                 .map_err(|_| CoreError::InvalidInput(format!("'{n}' is not a number"))),
-            SqlValue::SingleQuotedString(s) | SqlValue::DoubleQuotedString(s) => Ok(Value::from(s.clone())),
+            SqlValue::SingleQuotedString(s) | SqlValue::DoubleQuotedString(s) => {
+                Ok(Value::from(s.clone()))
+            }
             SqlValue::Boolean(b) => Ok(Value::Bool(*b)),
             SqlValue::Null => Ok(Value::Null),
-            other => Err(CoreError::InvalidInput(format!("value {other} is not supported in INSERT"))),
+            other => Err(CoreError::InvalidInput(format!(
+                "value {other} is not supported in INSERT"
+            ))),
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match literal(expr)? {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match literal(expr)? {
             Value::Number(n) if n.is_i64() => Ok(Value::from(-n.as_i64().unwrap_or_default())),
             Value::Number(n) => Ok(Value::from(-n.as_f64().unwrap_or_default())),
             _ => Err(CoreError::InvalidInput(format!("cannot negate {expr}"))),
         },
-        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("now") => Ok(Value::from(now_ms())),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("now") => {
+            Ok(Value::from(now_ms()))
+        }
         other => Err(CoreError::InvalidInput(format!(
             "INSERT values must be literals; '{other}' is an expression (use UPDATE ... SET for computed values)"
         ))),
@@ -76,25 +91,40 @@ impl Engine {
             return Err(CoreError::InvalidInput("expected INSERT".into()));
         };
         let TableObject::TableName(name) = &insert.table else {
-            return Err(CoreError::InvalidInput("INSERT INTO a table function is not supported".into()));
+            return Err(CoreError::InvalidInput(
+                "INSERT INTO a table function is not supported".into(),
+            ));
         };
         let (ns, t) = table_of(name)?;
         let def = self.catalog().table(&ns, &t)?;
         let columns: Vec<String> = if insert.columns.is_empty() {
             def.columns.iter().map(|c| c.name.clone()).collect()
         } else {
-            insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect()
+            insert
+                .columns
+                .iter()
+                .map(|c| c.to_string().trim_matches('"').to_string())
+                .collect()
         };
         let Some(source) = &insert.source else {
             return Err(CoreError::InvalidInput("INSERT needs VALUES (...)".into()));
         };
         let SetExpr::Values(values) = source.body.as_ref() else {
-            return Err(CoreError::InvalidInput("INSERT supports VALUES (...) rows only".into()));
+            return Err(CoreError::InvalidInput(
+                "INSERT supports VALUES (...) rows only".into(),
+            ));
         };
         for c in &columns {
             if def.column(c).is_none() {
-                let what = if crate::catalog::is_system_column(c) { "is maintained by the engine" } else { "does not exist" };
-                return Err(CoreError::InvalidInput(format!("column '{c}' {what} in {}", def.qualified())));
+                let what = if crate::catalog::is_system_column(c) {
+                    "is maintained by the engine"
+                } else {
+                    "does not exist"
+                };
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{c}' {what} in {}",
+                    def.qualified()
+                )));
             }
         }
 
@@ -113,28 +143,38 @@ impl Engine {
             }
             let mut row = Row::new();
             for (col, e) in columns.iter().zip(exprs) {
-                let cdef = def.column(col).ok_or_else(|| CoreError::InvalidInput(format!("unknown column '{col}'")))?;
-                let v = cdef
-                    .ty
-                    .coerce(&literal(e)?)
-                    .map_err(|why| CoreError::InvalidInput(format!("column '{col}', row {}: {why}", i + 1)))?;
+                let cdef = def
+                    .column(col)
+                    .ok_or_else(|| CoreError::InvalidInput(format!("unknown column '{col}'")))?;
+                let v = cdef.ty.coerce(&literal(e)?).map_err(|why| {
+                    CoreError::InvalidInput(format!("column '{col}', row {}: {why}", i + 1))
+                })?;
                 if !v.is_null() {
                     row.insert(col.clone(), v);
                 }
             }
             for c in def.columns.iter().filter(|c| !c.nullable) {
                 if !row.contains_key(&c.name) {
-                    return Err(CoreError::InvalidInput(format!("column '{}' is NOT NULL; row {} gives no value", c.name, i + 1)));
+                    return Err(CoreError::InvalidInput(format!(
+                        "column '{}' is NOT NULL; row {} gives no value",
+                        c.name,
+                        i + 1
+                    )));
                 }
             }
             let key = match &def.primary_key {
                 Some(pk) => row.get(pk).and_then(key_of_value).ok_or_else(|| {
-                    CoreError::InvalidInput(format!("row {} has no value for primary key '{pk}'", i + 1))
+                    CoreError::InvalidInput(format!(
+                        "row {} has no value for primary key '{pk}'",
+                        i + 1
+                    ))
                 })?,
                 None => next_row_id(),
             };
             if !seen.insert(key.clone()) {
-                return Err(CoreError::InvalidInput(format!("duplicate primary key '{key}' within the INSERT")));
+                return Err(CoreError::InvalidInput(format!(
+                    "duplicate primary key '{key}' within the INSERT"
+                )));
             }
             rows.push((key, row));
         }
@@ -175,12 +215,18 @@ impl Engine {
             TableKind::User => self.user_store().put_batch(
                 ns,
                 t,
-                rows.into_iter().map(|(k, r)| (user_id.to_string(), k, r)).collect(),
+                rows.into_iter()
+                    .map(|(k, r)| (user_id.to_string(), k, r))
+                    .collect(),
             )?,
             TableKind::Shared => self.shared_store().put_batch(ns, t, rows)?,
             TableKind::Stream => {
                 let now = now_ms();
-                self.stream_store().put_batch(ns, t, rows.into_iter().map(|(k, r)| (now, k, r)).collect())?
+                self.stream_store().put_batch(
+                    ns,
+                    t,
+                    rows.into_iter().map(|(k, r)| (now, k, r)).collect(),
+                )?
             }
         }
         Ok(())
@@ -224,7 +270,9 @@ impl Engine {
             return Err(CoreError::InvalidInput("expected UPDATE".into()));
         };
         if update.from.is_some() || !update.table.joins.is_empty() {
-            return Err(CoreError::InvalidInput("UPDATE ... FROM and joins are not supported".into()));
+            return Err(CoreError::InvalidInput(
+                "UPDATE ... FROM and joins are not supported".into(),
+            ));
         }
         let (ns, t) = table_of(relation_name(&update.table.relation)?)?;
         let def = self.catalog().table(&ns, &t)?;
@@ -232,12 +280,25 @@ impl Engine {
         let mut exprs = Vec::new();
         for (i, a) in update.assignments.iter().enumerate() {
             let AssignmentTarget::ColumnName(col) = &a.target else {
-                return Err(CoreError::InvalidInput("tuple assignments are not supported".into()));
+                return Err(CoreError::InvalidInput(
+                    "tuple assignments are not supported".into(),
+                ));
             };
-            let col = col.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
+            let col = col
+                .0
+                .last()
+                .map(|p| p.to_string().trim_matches('"').to_string())
+                .unwrap_or_default();
             let Some(cdef) = def.column(&col) else {
-                let what = if crate::catalog::is_system_column(&col) { "is maintained by the engine" } else { "does not exist" };
-                return Err(CoreError::InvalidInput(format!("column '{col}' {what} in {}", def.qualified())));
+                let what = if crate::catalog::is_system_column(&col) {
+                    "is maintained by the engine"
+                } else {
+                    "does not exist"
+                };
+                return Err(CoreError::InvalidInput(format!(
+                    "column '{col}' {what} in {}",
+                    def.qualified()
+                )));
             };
             if def.primary_key.as_deref() == Some(col.as_str()) {
                 return Err(CoreError::InvalidInput(format!(
@@ -250,7 +311,9 @@ impl Engine {
 
         let lock = self.table_lock(&ns, &t);
         let _guard = lock.lock().await;
-        let matched = self.matching_rows(session, &def, &exprs, update.selection.as_ref()).await?;
+        let matched = self
+            .matching_rows(session, &def, &exprs, update.selection.as_ref())
+            .await?;
         let mut changed = Vec::new();
         for (key, mut row) in matched {
             if row.get(DELETED) == Some(&Value::Bool(true)) {
@@ -258,9 +321,14 @@ impl Engine {
             }
             for (i, cdef) in targets.iter().enumerate() {
                 let v = row.remove(&format!("__set_{i}")).unwrap_or(Value::Null);
-                let v = cdef.ty.coerce(&v).map_err(|why| CoreError::InvalidInput(format!("column '{}': {why}", cdef.name)))?;
+                let v = cdef.ty.coerce(&v).map_err(|why| {
+                    CoreError::InvalidInput(format!("column '{}': {why}", cdef.name))
+                })?;
                 if v.is_null() && !cdef.nullable {
-                    return Err(CoreError::InvalidInput(format!("column '{}' is NOT NULL", cdef.name)));
+                    return Err(CoreError::InvalidInput(format!(
+                        "column '{}' is NOT NULL",
+                        cdef.name
+                    )));
                 }
                 row.insert(cdef.name.clone(), v);
             }
@@ -286,7 +354,8 @@ impl Engine {
                 Ok((ts, id.to_string(), r))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.stream_store().put_batch(def.namespace(), def.name(), parsed)?;
+        self.stream_store()
+            .put_batch(def.namespace(), def.name(), parsed)?;
         Ok(())
     }
 
@@ -298,21 +367,29 @@ impl Engine {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
         };
         let [table] = from.as_slice() else {
-            return Err(CoreError::InvalidInput("DELETE takes exactly one table".into()));
+            return Err(CoreError::InvalidInput(
+                "DELETE takes exactly one table".into(),
+            ));
         };
         if delete.using.is_some() || !table.joins.is_empty() {
-            return Err(CoreError::InvalidInput("DELETE ... USING and joins are not supported".into()));
+            return Err(CoreError::InvalidInput(
+                "DELETE ... USING and joins are not supported".into(),
+            ));
         }
         let (ns, t) = table_of(relation_name(&table.relation)?)?;
         let def = self.catalog().table(&ns, &t)?;
         let lock = self.table_lock(&ns, &t);
         let _guard = lock.lock().await;
-        let matched = self.matching_rows(session, &def, &[], delete.selection.as_ref()).await?;
+        let matched = self
+            .matching_rows(session, &def, &[], delete.selection.as_ref())
+            .await?;
         let n;
         if def.kind == TableKind::Stream {
             let keys: Vec<(i64, String)> = matched
                 .iter()
-                .filter_map(|(k, _)| kalamdb_store::keys::parse_stream_key(k).map(|(ts, id)| (ts, id.to_string())))
+                .filter_map(|(k, _)| {
+                    kalamdb_store::keys::parse_stream_key(k).map(|(ts, id)| (ts, id.to_string()))
+                })
                 .collect();
             n = keys.len();
             self.stream_store().remove(&ns, &t, keys)?;

@@ -34,7 +34,9 @@ impl Engine {
         validate_user_id(&session.user_id)?;
         let commands = parse_all(text)?;
         if self.storage().is_read_only() && commands.iter().any(|c| c.writes()) {
-            return Err(CoreError::InvalidInput("the database is open read-only; this statement writes".into()));
+            return Err(CoreError::InvalidInput(
+                "the database is open read-only; this statement writes".into(),
+            ));
         }
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
@@ -45,33 +47,53 @@ impl Engine {
 
     async fn run(&self, session: &Session, command: Command) -> Result<QueryResult> {
         if command.needs_admin() && !session.is_admin() {
-            return Err(CoreError::PermissionDenied(format!("{} needs the admin role", command.name())));
+            return Err(CoreError::PermissionDenied(format!(
+                "{} needs the admin role",
+                command.name()
+            )));
         }
         match command {
-            Command::CreateNamespace { name, if_not_exists } => self.create_namespace(&name, if_not_exists).await,
+            Command::CreateNamespace {
+                name,
+                if_not_exists,
+            } => self.create_namespace(&name, if_not_exists).await,
             Command::AlterNamespace { name, options } => self.alter_namespace(&name, options).await,
-            Command::DropNamespace { name, if_exists } => self.drop_namespace(&name, if_exists).await,
-            Command::ShowNamespaces => self.show_namespaces(),
-            Command::CreateTable { table, if_not_exists } => self.create_table(table, if_not_exists).await,
-            Command::DropTable { kind, namespace, table, if_exists } => {
-                match self.drop_table(&namespace, &table, kind, if_exists).await? {
-                    Some(r) => Ok(QueryResult::done(
-                        1,
-                        format!(
-                            "table {namespace}.{table} dropped (job {}: {} file(s), {} byte(s) freed)",
-                            r.job_id, r.files_deleted, r.bytes_freed
-                        ),
-                    )),
-                    None => Ok(QueryResult::done(0, format!("table {namespace}.{table} does not exist"))),
-                }
+            Command::DropNamespace { name, if_exists } => {
+                self.drop_namespace(&name, if_exists).await
             }
+            Command::ShowNamespaces => self.show_namespaces(),
+            Command::CreateTable {
+                table,
+                if_not_exists,
+            } => self.create_table(table, if_not_exists).await,
+            Command::DropTable {
+                kind,
+                namespace,
+                table,
+                if_exists,
+            } => match self.drop_table(&namespace, &table, kind, if_exists).await? {
+                Some(r) => Ok(QueryResult::done(
+                    1,
+                    format!(
+                        "table {namespace}.{table} dropped (job {}: {} file(s), {} byte(s) freed)",
+                        r.job_id, r.files_deleted, r.bytes_freed
+                    ),
+                )),
+                None => Ok(QueryResult::done(
+                    0,
+                    format!("table {namespace}.{table} does not exist"),
+                )),
+            },
             Command::ShowTables { namespace } => self.show_tables(namespace.as_deref()),
             Command::DescribeTable { namespace, table } => self.describe_table(&namespace, &table),
             Command::FlushTable { namespace, table } => {
                 let r = self.flush_table(&namespace, &table).await?;
                 Ok(QueryResult::done(
                     r.rows as usize,
-                    format!("flushed {} row(s) into {} file(s) (job {})", r.rows, r.files, r.job_id),
+                    format!(
+                        "flushed {} row(s) into {} file(s) (job {})",
+                        r.rows, r.files, r.job_id
+                    ),
                 ))
             }
             Command::Insert(stmt) => self.insert(session, &stmt).await,
@@ -117,7 +139,10 @@ impl Command {
     fn writes(&self) -> bool {
         !matches!(
             self,
-            Command::ShowNamespaces | Command::ShowTables { .. } | Command::DescribeTable { .. } | Command::Query(_)
+            Command::ShowNamespaces
+                | Command::ShowTables { .. }
+                | Command::DescribeTable { .. }
+                | Command::Query(_)
         )
     }
 }

@@ -22,15 +22,40 @@ use crate::{CoreError, Result};
 /// One parsed statement.
 #[derive(Debug)]
 pub enum Command {
-    CreateNamespace { name: String, if_not_exists: bool },
-    AlterNamespace { name: String, options: Vec<(String, String)> },
-    DropNamespace { name: String, if_exists: bool },
+    CreateNamespace {
+        name: String,
+        if_not_exists: bool,
+    },
+    AlterNamespace {
+        name: String,
+        options: Vec<(String, String)>,
+    },
+    DropNamespace {
+        name: String,
+        if_exists: bool,
+    },
     ShowNamespaces,
-    CreateTable { table: NewTable, if_not_exists: bool },
-    DropTable { kind: Option<TableKind>, namespace: String, table: String, if_exists: bool },
-    ShowTables { namespace: Option<String> },
-    DescribeTable { namespace: String, table: String },
-    FlushTable { namespace: String, table: String },
+    CreateTable {
+        table: NewTable,
+        if_not_exists: bool,
+    },
+    DropTable {
+        kind: Option<TableKind>,
+        namespace: String,
+        table: String,
+        if_exists: bool,
+    },
+    ShowTables {
+        namespace: Option<String>,
+    },
+    DescribeTable {
+        namespace: String,
+        table: String,
+    },
+    FlushTable {
+        namespace: String,
+        table: String,
+    },
     Insert(Box<Statement>),
     Update(Box<Statement>),
     Delete(Box<Statement>),
@@ -40,7 +65,10 @@ pub enum Command {
 
 fn syntax(e: ParserError) -> CoreError {
     let text = e.to_string();
-    CoreError::InvalidInput(format!("malformed SQL: {}", text.trim_start_matches("sql parser error: ")))
+    CoreError::InvalidInput(format!(
+        "malformed SQL: {}",
+        text.trim_start_matches("sql parser error: ")
+    ))
 }
 
 fn peek_word(p: &Parser, n: usize) -> Option<String> {
@@ -63,14 +91,19 @@ fn expect_word(p: &mut Parser, word: &str) -> Result<()> {
     if eat_word(p, word) {
         Ok(())
     } else {
-        Err(CoreError::InvalidInput(format!("malformed SQL: expected {word}, found {}", p.peek_token().token)))
+        Err(CoreError::InvalidInput(format!(
+            "malformed SQL: expected {word}, found {}",
+            p.peek_token().token
+        )))
     }
 }
 
 fn expect_end(p: &mut Parser) -> Result<()> {
     match p.peek_token().token {
         Token::EOF => Ok(()),
-        other => Err(CoreError::InvalidInput(format!("malformed SQL: unexpected '{other}' at the end of the statement"))),
+        other => Err(CoreError::InvalidInput(format!(
+            "malformed SQL: unexpected '{other}' at the end of the statement"
+        ))),
     }
 }
 
@@ -85,13 +118,19 @@ fn kind_word(word: Option<&str>) -> Option<TableKind> {
 
 /// `ns.t`, both parts validated.
 fn qualified(name: &ObjectName) -> Result<(String, String)> {
-    let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_string())
+        .collect();
     match parts.as_slice() {
         [ns, t] => Ok((ns.clone(), t.clone())),
         [t] => Err(CoreError::InvalidInput(format!(
             "table '{t}' needs its namespace: write <namespace>.{t}"
         ))),
-        _ => Err(CoreError::InvalidInput(format!("'{name}' is not a <namespace>.<table> name"))),
+        _ => Err(CoreError::InvalidInput(format!(
+            "'{name}' is not a <namespace>.<table> name"
+        ))),
     }
 }
 
@@ -209,8 +248,12 @@ fn key_values(options: &[SqlOption]) -> Result<Vec<(String, String)>> {
     options
         .iter()
         .map(|o| match o {
-            SqlOption::KeyValue { key, value } => Ok((key.value.to_ascii_lowercase(), literal_text(value)?)),
-            other => Err(CoreError::InvalidInput(format!("malformed option '{other}': expected key = 'value'"))),
+            SqlOption::KeyValue { key, value } => {
+                Ok((key.value.to_ascii_lowercase(), literal_text(value)?))
+            }
+            other => Err(CoreError::InvalidInput(format!(
+                "malformed option '{other}': expected key = 'value'"
+            ))),
         })
         .collect()
 }
@@ -222,10 +265,14 @@ fn literal_text(e: &Expr) -> Result<String> {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
             Value::Number(n, _) => Ok(n.clone()),
             Value::Boolean(b) => Ok(b.to_string()),
-            other => Err(CoreError::InvalidInput(format!("option value {other} must be a string or number"))),
+            other => Err(CoreError::InvalidInput(format!(
+                "option value {other} must be a string or number"
+            ))),
         },
         Expr::Identifier(i) => Ok(i.value.clone()),
-        other => Err(CoreError::InvalidInput(format!("option value {other} must be a string or number"))),
+        other => Err(CoreError::InvalidInput(format!(
+            "option value {other} must be a string or number"
+        ))),
     }
 }
 
@@ -237,7 +284,9 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
     let options = p.parse_options(Keyword::WITH).map_err(syntax)?;
     expect_end(p)?;
     if defs.is_empty() {
-        return Err(CoreError::InvalidInput(format!("table {namespace}.{name} needs at least one column")));
+        return Err(CoreError::InvalidInput(format!(
+            "table {namespace}.{name} needs at least one column"
+        )));
     }
 
     let mut columns = Vec::new();
@@ -245,11 +294,15 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
     for def in &defs {
         let col = def.name.value.clone();
         if is_system_column(&col) {
-            return Err(CoreError::InvalidInput(format!("column '{col}' is a system column; pick another name")));
+            return Err(CoreError::InvalidInput(format!(
+                "column '{col}' is a system column; pick another name"
+            )));
         }
         validate_column(&col)?;
         if columns.iter().any(|c: &ColumnDef| c.name == col) {
-            return Err(CoreError::InvalidInput(format!("column '{col}' is declared twice")));
+            return Err(CoreError::InvalidInput(format!(
+                "column '{col}' is declared twice"
+            )));
         }
         let ty = column_type(&def.data_type, &col)?;
         let mut nullable = true;
@@ -259,28 +312,42 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
                 ColumnOption::Null => {}
                 ColumnOption::PrimaryKey(_) => {
                     if primary_key.replace(col.clone()).is_some() {
-                        return Err(CoreError::InvalidInput("only one PRIMARY KEY column is supported".into()));
+                        return Err(CoreError::InvalidInput(
+                            "only one PRIMARY KEY column is supported".into(),
+                        ));
                     }
                     nullable = false;
                 }
                 other => {
-                    return Err(CoreError::InvalidInput(format!("column option '{other}' is not supported")));
+                    return Err(CoreError::InvalidInput(format!(
+                        "column option '{other}' is not supported"
+                    )));
                 }
             }
         }
-        columns.push(ColumnDef { name: col, ty, nullable });
+        columns.push(ColumnDef {
+            name: col,
+            ty,
+            nullable,
+        });
     }
     for c in &constraints {
         match c {
             TableConstraint::PrimaryKey(pk) if pk.columns.len() == 1 && primary_key.is_none() => {
                 let col = pk.columns[0].to_string();
                 let Some(def) = columns.iter_mut().find(|d| d.name == col) else {
-                    return Err(CoreError::InvalidInput(format!("PRIMARY KEY names unknown column '{col}'")));
+                    return Err(CoreError::InvalidInput(format!(
+                        "PRIMARY KEY names unknown column '{col}'"
+                    )));
                 };
                 def.nullable = false;
                 primary_key = Some(col);
             }
-            other => return Err(CoreError::InvalidInput(format!("constraint '{other}' is not supported"))),
+            other => {
+                return Err(CoreError::InvalidInput(format!(
+                    "constraint '{other}' is not supported"
+                )));
+            }
         }
     }
 
@@ -300,11 +367,20 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
         match key.as_str() {
             "storage" => table.storage = Some(value),
             "flush_policy" => table.flush_policy = Some(parse_flush_policy(&value)?),
-            "deleted_retention" => table.deleted_retention_hours = Some(parse_duration_hours(&value)?),
-            "ttl_seconds" if kind == TableKind::Stream => table.ttl_seconds = Some(parse_count(&key, &value)?),
-            "max_buffer" if kind == TableKind::Stream => table.max_buffer = Some(parse_count(&key, &value)?),
+            "deleted_retention" => {
+                table.deleted_retention_hours = Some(parse_duration_hours(&value)?)
+            }
+            "ttl_seconds" if kind == TableKind::Stream => {
+                table.ttl_seconds = Some(parse_count(&key, &value)?)
+            }
+            "max_buffer" if kind == TableKind::Stream => {
+                table.max_buffer = Some(parse_count(&key, &value)?)
+            }
             "ttl_seconds" | "max_buffer" => {
-                return Err(CoreError::InvalidInput(format!("{} applies to stream tables only", key.to_uppercase())));
+                return Err(CoreError::InvalidInput(format!(
+                    "{} applies to stream tables only",
+                    key.to_uppercase()
+                )));
             }
             other => {
                 return Err(CoreError::InvalidInput(format!(
@@ -313,12 +389,17 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
             }
         }
     }
-    if kind == TableKind::Stream && (table.flush_policy.is_some() || table.deleted_retention_hours.is_some()) {
+    if kind == TableKind::Stream
+        && (table.flush_policy.is_some() || table.deleted_retention_hours.is_some())
+    {
         return Err(CoreError::InvalidInput(
             "stream tables are never flushed and have no soft deletes: FLUSH_POLICY and DELETED_RETENTION do not apply".into(),
         ));
     }
-    Ok(Command::CreateTable { table, if_not_exists })
+    Ok(Command::CreateTable {
+        table,
+        if_not_exists,
+    })
 }
 
 fn column_type(ty: &SqlDataType, col: &str) -> Result<ColumnType> {
@@ -332,7 +413,10 @@ fn column_type(ty: &SqlDataType, col: &str) -> Result<ColumnType> {
 
 fn parse_count(key: &str, value: &str) -> Result<u64> {
     value.trim().parse().map_err(|_| {
-        CoreError::InvalidInput(format!("{} = '{value}' must be a whole number", key.to_uppercase()))
+        CoreError::InvalidInput(format!(
+            "{} = '{value}' must be a whole number",
+            key.to_uppercase()
+        ))
     })
 }
 
@@ -359,7 +443,10 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
     Ok(match (rows, interval) {
         (Some(row_limit), None) => FlushPolicy::RowLimit { row_limit },
         (None, Some(interval_seconds)) => FlushPolicy::TimeInterval { interval_seconds },
-        (Some(row_limit), Some(interval_seconds)) => FlushPolicy::Combined { row_limit, interval_seconds },
+        (Some(row_limit), Some(interval_seconds)) => FlushPolicy::Combined {
+            row_limit,
+            interval_seconds,
+        },
         (None, None) => return Err(bad()),
     })
 }
@@ -367,7 +454,11 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
 /// `7d`, `12h`, `30m` (rounded up to whole hours), or a bare number of hours.
 pub fn parse_duration_hours(text: &str) -> Result<u64> {
     let t = text.trim().to_ascii_lowercase();
-    let bad = || CoreError::InvalidInput(format!("DELETED_RETENTION '{text}' is malformed; use e.g. '7d', '12h' or '30m'"));
+    let bad = || {
+        CoreError::InvalidInput(format!(
+            "DELETED_RETENTION '{text}' is malformed; use e.g. '7d', '12h' or '30m'"
+        ))
+    };
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num.parse().map_err(|_| bad())?;
     Ok(match unit {
@@ -389,13 +480,25 @@ mod tests {
              WITH (STORAGE = '/x/${user_id}/n', FLUSH_POLICY = 'rows:100,interval:60', DELETED_RETENTION = '7d')",
         )
         .expect("parse");
-        let Command::CreateTable { table, if_not_exists } = cmd else { panic!("wrong command: {cmd:?}") };
+        let Command::CreateTable {
+            table,
+            if_not_exists,
+        } = cmd
+        else {
+            panic!("wrong command: {cmd:?}")
+        };
         assert!(if_not_exists);
         assert_eq!(table.kind, TableKind::User);
         assert_eq!(table.primary_key.as_deref(), Some("id"));
         assert_eq!(table.columns.len(), 3);
         assert!(!table.columns[1].nullable);
-        assert_eq!(table.flush_policy, Some(FlushPolicy::Combined { row_limit: 100, interval_seconds: 60 }));
+        assert_eq!(
+            table.flush_policy,
+            Some(FlushPolicy::Combined {
+                row_limit: 100,
+                interval_seconds: 60
+            })
+        );
         assert_eq!(table.deleted_retention_hours, Some(168));
         assert_eq!(table.storage.as_deref(), Some("/x/${user_id}/n"));
     }
@@ -406,8 +509,14 @@ mod tests {
             ("CREATE TABLE a.b (x INT)", "which kind"),
             ("CREATE USER TABLE b (x INT)", "namespace"),
             ("CREATE SHARED TABLE a.b (x BLOB)", "unsupported type"),
-            ("CREATE SHARED TABLE a.b (x INT) WITH (TTL_SECONDS = 5)", "stream tables only"),
-            ("CREATE STREAM TABLE a.b (x INT) WITH (COLOUR = 'red')", "unknown table option"),
+            (
+                "CREATE SHARED TABLE a.b (x INT) WITH (TTL_SECONDS = 5)",
+                "stream tables only",
+            ),
+            (
+                "CREATE STREAM TABLE a.b (x INT) WITH (COLOUR = 'red')",
+                "unknown table option",
+            ),
             ("CREATE SHARED TABLE a.b (_updated INT)", "system column"),
             ("SELEKT 1", "unsupported statement"),
             ("CREATE NAMESPACE a b", "unexpected"),
@@ -419,8 +528,16 @@ mod tests {
 
     #[test]
     fn flush_policies_and_durations() {
-        assert_eq!(parse_flush_policy("rows:10").expect("rows"), FlushPolicy::RowLimit { row_limit: 10 });
-        assert_eq!(parse_flush_policy("interval:5").expect("iv"), FlushPolicy::TimeInterval { interval_seconds: 5 });
+        assert_eq!(
+            parse_flush_policy("rows:10").expect("rows"),
+            FlushPolicy::RowLimit { row_limit: 10 }
+        );
+        assert_eq!(
+            parse_flush_policy("interval:5").expect("iv"),
+            FlushPolicy::TimeInterval {
+                interval_seconds: 5
+            }
+        );
         assert!(parse_flush_policy("rows:0").is_err());
         assert!(parse_flush_policy("rows:1,rows:2").is_err());
         assert_eq!(parse_duration_hours("2d").expect("d"), 48);

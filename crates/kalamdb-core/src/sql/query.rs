@@ -17,8 +17,15 @@ use crate::{CoreError, Engine, QueryResult, Result, Session};
 
 impl Engine {
     /// Runs a query and returns its batches. `with_key` exposes the hidden key column, for DML.
-    pub(crate) async fn query_batches(&self, session: &Session, sql: &str, with_key: bool) -> Result<Vec<RecordBatch>> {
-        let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
+    pub(crate) async fn query_batches(
+        &self,
+        session: &Session,
+        sql: &str,
+        with_key: bool,
+    ) -> Result<Vec<RecordBatch>> {
+        let config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_information_schema(false);
         let ctx = SessionContext::new_with_config(config);
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Dialect::Generic)?;
@@ -26,27 +33,55 @@ impl Engine {
             self.register(&ctx, session, &reference, with_key)?;
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
-        if matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_)) {
-            return Err(CoreError::InvalidInput("only queries run through this path".into()));
+        if matches!(
+            plan,
+            LogicalPlan::Dml(_)
+                | LogicalPlan::Ddl(_)
+                | LogicalPlan::Copy(_)
+                | LogicalPlan::Statement(_)
+        ) {
+            return Err(CoreError::InvalidInput(
+                "only queries run through this path".into(),
+            ));
         }
         Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
     }
 
-    fn register(&self, ctx: &SessionContext, session: &Session, reference: &TableReference, with_key: bool) -> Result<()> {
+    fn register(
+        &self,
+        ctx: &SessionContext,
+        session: &Session,
+        reference: &TableReference,
+        with_key: bool,
+    ) -> Result<()> {
         let table = reference.table();
         let Some(namespace) = reference.schema() else {
-            return Err(CoreError::InvalidInput(format!("table '{table}' needs its namespace: write <namespace>.{table}")));
+            return Err(CoreError::InvalidInput(format!(
+                "table '{table}' needs its namespace: write <namespace>.{table}"
+            )));
         };
         let provider: Arc<dyn datafusion::datasource::TableProvider> = if namespace == "system" {
             if !session.is_admin() {
-                return Err(CoreError::PermissionDenied(format!("system.{table} is readable by admins only")));
+                return Err(CoreError::PermissionDenied(format!(
+                    "system.{table} is readable by admins only"
+                )));
             }
-            Arc::new(SystemTableProvider::new(self.sql().clone(), table).ok_or_else(|| {
-                CoreError::NotFound(format!("system.{table} does not exist; system tables are: {}", SYSTEM_TABLES.join(", ")))
-            })?)
+            Arc::new(
+                SystemTableProvider::new(self.sql().clone(), table).ok_or_else(|| {
+                    CoreError::NotFound(format!(
+                        "system.{table} does not exist; system tables are: {}",
+                        SYSTEM_TABLES.join(", ")
+                    ))
+                })?,
+            )
         } else {
             let def = self.catalog().table(namespace, table)?;
-            Arc::new(DataTableProvider::new(self.clone(), def, session.user_id.clone(), with_key))
+            Arc::new(DataTableProvider::new(
+                self.clone(),
+                def,
+                session.user_id.clone(),
+                with_key,
+            ))
         };
         let catalog = ctx
             .catalog("datafusion")
@@ -62,21 +97,37 @@ impl Engine {
     pub(crate) async fn run_query(&self, session: &Session, sql: &str) -> Result<QueryResult> {
         let batches = self.query_batches(session, sql, false).await?;
         let columns: Vec<String> = match batches.first() {
-            Some(b) => b.schema().fields().iter().map(|f| f.name().clone()).collect(),
+            Some(b) => b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
             None => Vec::new(),
         };
         let rows = batches_to_json(&batches)?;
-        Ok(QueryResult { row_count: rows.len(), columns, rows, message: None })
+        Ok(QueryResult {
+            row_count: rows.len(),
+            columns,
+            rows,
+            message: None,
+        })
     }
 }
 
 /// Renders batches as JSON objects, nulls included, timestamps as ISO 8601 text.
 fn batches_to_json(batches: &[RecordBatch]) -> Result<Vec<Row>> {
-    let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(Vec::new());
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
     for b in batches {
-        writer.write(b).map_err(|e| CoreError::Query(e.to_string()))?;
+        writer
+            .write(b)
+            .map_err(|e| CoreError::Query(e.to_string()))?;
     }
-    writer.finish().map_err(|e| CoreError::Query(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| CoreError::Query(e.to_string()))?;
     let bytes = writer.into_inner();
     if bytes.is_empty() {
         return Ok(Vec::new());

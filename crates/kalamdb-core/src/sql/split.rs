@@ -64,7 +64,10 @@ mod tests {
         let stmts = split_statements(
             "INSERT INTO a.b VALUES ('x;y', 'it''s; fine'); -- trailing; comment\n SELECT 1 /* a;b */ ; ;",
         );
-        assert_eq!(stmts, vec!["INSERT INTO a.b VALUES ('x;y', 'it''s; fine')", "SELECT 1"]);
+        assert_eq!(
+            stmts,
+            vec!["INSERT INTO a.b VALUES ('x;y', 'it''s; fine')", "SELECT 1"]
+        );
     }
 
     #[test]

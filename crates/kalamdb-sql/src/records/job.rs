@@ -19,7 +19,10 @@ lowercase_enum!(
 impl JobStatus {
     /// Whether the job has ended and will not change again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -76,7 +79,11 @@ pub struct JobRecord {
     /// Added by format 1; absent in legacy rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<JobOwner>,
-    #[serde(default, deserialize_with = "tolerant::opt_millis", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "tolerant::opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub heartbeat_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<JobProgress>,

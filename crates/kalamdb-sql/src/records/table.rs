@@ -12,23 +12,33 @@ lowercase_enum!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FlushPolicy {
-    RowLimit { row_limit: u64 },
-    TimeInterval { interval_seconds: u64 },
-    Combined { row_limit: u64, interval_seconds: u64 },
+    RowLimit {
+        row_limit: u64,
+    },
+    TimeInterval {
+        interval_seconds: u64,
+    },
+    Combined {
+        row_limit: u64,
+        interval_seconds: u64,
+    },
 }
 
 impl FlushPolicy {
     pub fn row_limit(&self) -> Option<u64> {
         match *self {
-            FlushPolicy::RowLimit { row_limit } | FlushPolicy::Combined { row_limit, .. } => Some(row_limit),
+            FlushPolicy::RowLimit { row_limit } | FlushPolicy::Combined { row_limit, .. } => {
+                Some(row_limit)
+            }
             FlushPolicy::TimeInterval { .. } => None,
         }
     }
     pub fn interval_seconds(&self) -> Option<u64> {
         match *self {
-            FlushPolicy::TimeInterval { interval_seconds } | FlushPolicy::Combined { interval_seconds, .. } => {
-                Some(interval_seconds)
-            }
+            FlushPolicy::TimeInterval { interval_seconds }
+            | FlushPolicy::Combined {
+                interval_seconds, ..
+            } => Some(interval_seconds),
             FlushPolicy::RowLimit { .. } => None,
         }
     }
@@ -106,7 +116,10 @@ mod tests {
         assert_eq!(t.created_at, 1_700_000_000_000);
         assert_eq!(
             t.flush_policy().expect("policy"),
-            Some(FlushPolicy::Combined { row_limit: 100, interval_seconds: 60 })
+            Some(FlushPolicy::Combined {
+                row_limit: 100,
+                interval_seconds: 60
+            })
         );
         let written = serde_json::to_value(&t).expect("write");
         assert_eq!(written["table_type"], "user");

@@ -1,0 +1,74 @@
+//! The data generator: N namespaces, tables, users and rows, written straight into the store.
+
+use kalamdb_core::{Engine, Row, Session};
+use serde_json::Value;
+
+/// The shape of a generated dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub namespaces: usize,
+    pub tables_per_namespace: usize,
+    pub users: usize,
+    /// Rows per table, spread evenly over the users.
+    pub rows_per_table: usize,
+}
+
+/// The name of the i-th namespace and table.
+pub fn namespace(i: usize) -> String {
+    format!("ns{i}")
+}
+pub fn table(i: usize) -> String {
+    format!("t{i}")
+}
+pub fn user(i: usize) -> String {
+    format!("user{i:04}")
+}
+
+pub const COLUMNS: &str = "id BIGINT PRIMARY KEY, name TEXT, score DOUBLE, active BOOLEAN";
+
+/// One generated row with primary key `id`.
+pub fn row(id: u64) -> Row {
+    let mut r = Row::new();
+    r.insert("id".into(), Value::from(id));
+    r.insert("name".into(), Value::from(format!("name-{id}")));
+    r.insert("score".into(), Value::from((id % 1000) as f64 / 10.0));
+    r.insert("active".into(), Value::Bool(!id.is_multiple_of(3)));
+    r
+}
+
+/// A SQL literal row matching [`row`].
+pub fn sql_row(id: u64) -> String {
+    format!("({id}, 'name-{id}', {:.1}, {})", (id % 1000) as f64 / 10.0, !id.is_multiple_of(3))
+}
+
+/// Creates the namespaces and user tables of `shape` through SQL, then fills them through
+/// the store in batches of 10,000. Returns the rows written.
+pub async fn generate(engine: &Engine, shape: Shape) -> Result<u64, String> {
+    let admin = Session::admin();
+    let mut written = 0;
+    for n in 0..shape.namespaces {
+        let ns = namespace(n);
+        engine.execute(&admin, &format!("CREATE NAMESPACE {ns}")).await.map_err(|e| e.to_string())?;
+        for t in 0..shape.tables_per_namespace {
+            let tb = table(t);
+            engine
+                .execute(&admin, &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS})"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let per_user = shape.rows_per_table.div_ceil(shape.users.max(1));
+            for u in 0..shape.users {
+                let mut batch = Vec::with_capacity(10_000);
+                for id in 0..per_user as u64 {
+                    batch.push((user(u), id.to_string(), row(id)));
+                    if batch.len() == 10_000 {
+                        written += batch.len() as u64;
+                        engine.user_store().put_batch(&ns, &tb, std::mem::take(&mut batch)).map_err(|e| e.to_string())?;
+                    }
+                }
+                written += batch.len() as u64;
+                engine.user_store().put_batch(&ns, &tb, batch).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(written)
+}

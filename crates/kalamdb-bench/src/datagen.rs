@@ -38,7 +38,11 @@ pub fn row(id: u64) -> Row {
 
 /// A SQL literal row matching [`row`].
 pub fn sql_row(id: u64) -> String {
-    format!("({id}, 'name-{id}', {:.1}, {})", (id % 1000) as f64 / 10.0, !id.is_multiple_of(3))
+    format!(
+        "({id}, 'name-{id}', {:.1}, {})",
+        (id % 1000) as f64 / 10.0,
+        !id.is_multiple_of(3)
+    )
 }
 
 /// Creates the namespaces and user tables of `shape` through SQL, then fills them through
@@ -48,7 +52,10 @@ pub async fn generate(engine: &Engine, shape: Shape) -> Result<u64, String> {
     let mut written = 0;
     for n in 0..shape.namespaces {
         let ns = namespace(n);
-        engine.execute(&admin, &format!("CREATE NAMESPACE {ns}")).await.map_err(|e| e.to_string())?;
+        engine
+            .execute(&admin, &format!("CREATE NAMESPACE {ns}"))
+            .await
+            .map_err(|e| e.to_string())?;
         for t in 0..shape.tables_per_namespace {
             let tb = table(t);
             engine
@@ -62,11 +69,17 @@ pub async fn generate(engine: &Engine, shape: Shape) -> Result<u64, String> {
                     batch.push((user(u), id.to_string(), row(id)));
                     if batch.len() == 10_000 {
                         written += batch.len() as u64;
-                        engine.user_store().put_batch(&ns, &tb, std::mem::take(&mut batch)).map_err(|e| e.to_string())?;
+                        engine
+                            .user_store()
+                            .put_batch(&ns, &tb, std::mem::take(&mut batch))
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 written += batch.len() as u64;
-                engine.user_store().put_batch(&ns, &tb, batch).map_err(|e| e.to_string())?;
+                engine
+                    .user_store()
+                    .put_batch(&ns, &tb, batch)
+                    .map_err(|e| e.to_string())?;
             }
         }
     }

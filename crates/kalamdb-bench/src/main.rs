@@ -12,7 +12,10 @@ mod report;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kalamdb-bench", about = "Side-by-side KalamDB benchmarks that report ratios")]
+#[command(
+    name = "kalamdb-bench",
+    about = "Side-by-side KalamDB benchmarks that report ratios"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
@@ -43,11 +46,18 @@ enum Bench {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.bench {
             Bench::Insert { rows, batch, users } => insert::run(rows, batch, users).await,
-            Bench::PointSelect { rows, users, queries } => point_select::run(rows, users, queries).await,
+            Bench::PointSelect {
+                rows,
+                users,
+                queries,
+            } => point_select::run(rows, users, queries).await,
         }
     });
     if let Err(e) = result {

@@ -20,5 +20,8 @@ pub fn micros(d: Duration) -> f64 {
 }
 
 pub fn emit(name: &str, figures: serde_json::Value) {
-    println!("{}", serde_json::json!({ "bench": name, "figures": figures }));
+    println!(
+        "{}",
+        serde_json::json!({ "bench": name, "figures": figures })
+    );
 }

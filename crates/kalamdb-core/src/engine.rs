@@ -35,6 +35,7 @@ struct Inner {
     streams: StreamTableStore,
     table_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ddl_lock: tokio::sync::Mutex<()>,
+    stats: crate::stats::Stats,
     // Dropped last: the lock outlives the RocksDB handle.
     _lock: Option<DirLock>,
 }
@@ -75,6 +76,17 @@ impl Engine {
     /// Read-write opens take the pidfile lock (naming its holder when refused) and mark jobs
     /// left `running` by a dead process as failed (`abandoned`).
     pub fn open(root: impl Into<std::path::PathBuf>, access: Access, who: &str) -> Result<Engine> {
+        Self::open_with(root, access, who, false)
+    }
+
+    /// Like [`Engine::open`]; `sync_writes` makes every write fsync the WAL, so acknowledged
+    /// writes survive a power cut and not only a process crash.
+    pub fn open_with(
+        root: impl Into<std::path::PathBuf>,
+        access: Access,
+        who: &str,
+        sync_writes: bool,
+    ) -> Result<Engine> {
         let dir = DataDir::new(root);
         dir.check_is_database()?;
         let lock = match access {
@@ -85,7 +97,8 @@ impl Engine {
             Access::ReadWrite => OpenMode::ReadWrite,
             Access::ReadOnly => OpenMode::ReadOnly,
         };
-        let storage = Storage::open(&dir.rocksdb(), mode)?;
+        let mut storage = Storage::open(&dir.rocksdb(), mode)?;
+        storage.set_sync_writes(sync_writes);
         check_format(&dir, &KalamSql::new(storage.clone()))?;
         let engine = Self::assemble(dir, storage, lock);
         if access == Access::ReadWrite {
@@ -112,6 +125,7 @@ impl Engine {
                 storage,
                 table_locks: Mutex::new(HashMap::new()),
                 ddl_lock: tokio::sync::Mutex::new(()),
+                stats: crate::stats::Stats::default(),
                 _lock: lock,
             }),
         }
@@ -139,13 +153,18 @@ impl Engine {
         &self.inner.streams
     }
 
+    /// Counters for metrics.
+    pub fn stats(&self) -> &crate::stats::Stats {
+        &self.inner.stats
+    }
+
     /// Serialises catalog changes (DDL) within this process.
     pub(crate) async fn ddl_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.inner.ddl_lock.lock().await
     }
 
     /// Serialises writes and flushes of one table within this process.
-    pub(crate) fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .inner
             .table_locks

@@ -67,6 +67,7 @@ impl Engine {
                     })
                 })?;
                 report.job_id = job.id().to_string();
+                self.stats().flushed(report.rows);
                 let result =
                     json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
                 Ok((report, result))

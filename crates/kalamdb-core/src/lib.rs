@@ -16,10 +16,12 @@ mod engine;
 mod error;
 mod flush;
 pub mod jobs;
+pub mod maintenance;
 pub mod providers;
 mod result;
 mod session;
 pub mod sql;
+mod stats;
 mod table_data;
 
 pub use drop_table::DropReport;
@@ -28,6 +30,7 @@ pub use error::{CoreError, ErrorKind, Result};
 pub use flush::FlushReport;
 pub use result::QueryResult;
 pub use session::{ADMIN_USER_ID, Role, Session};
+pub use stats::StatsSnapshot;
 pub use table_data::ReadOptions;
 
 /// Re-exported so the binaries name store types without depending on the storage crates.

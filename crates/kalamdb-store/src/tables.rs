@@ -262,6 +262,41 @@ impl StreamTableStore {
             keys.into_iter().map(|(ts, r)| keys::stream_key(ts, &r)),
         )
     }
+    /// Deletes every row older than `cutoff_ms` with one range tombstone: the cost does not
+    /// grow with the rows that survive, nor with those removed.
+    pub fn evict_before(&self, namespace: &str, table: &str, cutoff_ms: i64) -> Result<()> {
+        let cf = self.inner.cf(namespace, table);
+        // Keys start with a decimal timestamp; every timestamp since 2001 has 13 digits, so
+        // byte order is time order and [`0`, `{cutoff}`) holds exactly the older rows.
+        self.inner
+            .storage
+            .delete_range(&cf, b"0", cutoff_ms.to_string().as_bytes())
+    }
+
+    /// Deletes the `n` oldest rows; reads only those `n` keys.
+    pub fn evict_oldest(&self, namespace: &str, table: &str, n: u64) -> Result<u64> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let cf = self.inner.cf(namespace, table);
+        let mut last: Option<Vec<u8>> = None;
+        let mut seen = 0u64;
+        self.inner.storage.scan_prefix(&cf, b"", |k, _| {
+            seen += 1;
+            last = Some(k.to_vec());
+            Ok(if seen >= n {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        if let Some(mut end) = last {
+            end.push(0); // exclusive bound just past the n-th key
+            self.inner.storage.delete_range(&cf, b"", &end)?;
+        }
+        Ok(seen)
+    }
+
     /// Every row, oldest first, as `(timestamp_ms, row_id, row)`.
     pub fn scan_all<F>(&self, namespace: &str, table: &str, mut f: F) -> Result<()>
     where

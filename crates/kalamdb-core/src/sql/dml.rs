@@ -211,6 +211,7 @@ impl Engine {
     /// Writes whole rows by key, through the table's store, atomically.
     fn write_rows(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
         let (ns, t) = (def.namespace(), def.name());
+        self.stats().wrote(rows.len() as u64);
         match def.kind {
             TableKind::User => self.user_store().put_batch(
                 ns,
@@ -392,6 +393,7 @@ impl Engine {
                 })
                 .collect();
             n = keys.len();
+            self.stats().wrote(n as u64);
             self.stream_store().remove(&ns, &t, keys)?;
         } else {
             let rows: Vec<(String, Row)> = matched

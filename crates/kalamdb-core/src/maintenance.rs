@@ -1,0 +1,159 @@
+//! Background work kalamd schedules: policy-driven flush, stream eviction and job retention.
+//! Each run that changes something is recorded in `system.jobs`.
+
+use std::collections::HashMap;
+
+use kalamdb_sql::{JobStatus, TableType};
+use kalamdb_store::now_ms;
+use serde_json::json;
+
+use crate::jobs::run_job;
+use crate::{Engine, FlushReport, Result};
+
+/// Job types of background work.
+pub mod job_type {
+    pub const EVICTION: &str = "stream_eviction";
+    pub const RETENTION: &str = "job_retention";
+}
+
+/// Decides which tables are due for a policy-driven flush.
+#[derive(Debug, Default)]
+pub struct FlushScheduler {
+    /// When each table (by id) was last flushed or first seen, epoch ms.
+    last: HashMap<String, i64>,
+}
+
+impl FlushScheduler {
+    /// Flushes every table whose policy says it is due: `rows:N` once RocksDB estimates at
+    /// least N hot rows, `interval:S` once S seconds passed since its last flush (or since
+    /// this scheduler first saw it) and it has hot rows.
+    pub async fn tick(&mut self, engine: &Engine) -> Result<Vec<FlushReport>> {
+        let now = now_ms();
+        let mut reports = Vec::new();
+        for table in engine.catalog().tables(None)? {
+            if matches!(table.table_type, TableType::Stream | TableType::System) {
+                continue;
+            }
+            let Ok(Some(policy)) = table.flush_policy() else {
+                continue;
+            };
+            let kind = match table.table_type {
+                TableType::User => kalamdb_store::TableKind::User,
+                _ => kalamdb_store::TableKind::Shared,
+            };
+            let cf = kalamdb_store::TableCf::new(kind, &table.namespace, &table.table_name).name();
+            let hot = engine.storage().estimate_keys(&cf).unwrap_or(0);
+            if hot == 0 {
+                continue;
+            }
+            let last = *self.last.entry(table.table_id.clone()).or_insert(now);
+            let by_rows = policy.row_limit().is_some_and(|n| hot >= n);
+            let by_time = policy
+                .interval_seconds()
+                .is_some_and(|s| now - last >= (s as i64) * 1000);
+            if by_rows || by_time {
+                reports.push(
+                    engine
+                        .flush_table(&table.namespace, &table.table_name)
+                        .await?,
+                );
+                self.last.insert(table.table_id, now_ms());
+            }
+        }
+        Ok(reports)
+    }
+}
+
+impl Engine {
+    /// Deletes every `system.live_queries` row: at daemon start no connection exists yet.
+    pub fn purge_live_queries(&self) -> Result<usize> {
+        let (rows, _) = self.sql().live_queries().scan_lenient()?;
+        for lq in &rows {
+            self.sql().live_queries().delete(&lq.live_id)?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Evicts stream rows past their table's TTL, then the oldest rows beyond MAX_BUFFER.
+    /// The TTL pass is one range delete; the buffer pass reads only the rows it evicts.
+    /// Returns the rows evicted (exact for MAX_BUFFER, estimated for TTL).
+    pub async fn evict_streams(&self) -> Result<u64> {
+        let mut total = 0;
+        for table in self.catalog().tables(None)? {
+            if table.table_type != TableType::Stream
+                || (table.ttl_seconds.is_none() && table.max_buffer.is_none())
+            {
+                continue;
+            }
+            let (ns, t) = (table.namespace.clone(), table.table_name.clone());
+            let cf = kalamdb_store::TableCf::new(kalamdb_store::TableKind::Stream, &ns, &t).name();
+            let lock = self.table_lock(&ns, &t);
+            let _guard = lock.lock().await;
+            let before = self.storage().estimate_keys(&cf)?;
+            let over_buffer = table
+                .max_buffer
+                .map(|m| before.saturating_sub(m))
+                .unwrap_or(0);
+            let ttl_due = table.ttl_seconds.is_some_and(|_| before > 0);
+            if over_buffer == 0 && !ttl_due {
+                continue;
+            }
+            let evicted = run_job(
+                self.sql(),
+                job_type::EVICTION,
+                &format!("{ns}.{t}"),
+                vec![ns.clone(), t.clone()],
+                |_| {
+                    if let Some(ttl) = table.ttl_seconds {
+                        self.stream_store().evict_before(
+                            &ns,
+                            &t,
+                            now_ms() - (ttl as i64) * 1000,
+                        )?;
+                    }
+                    let after_ttl = self.storage().estimate_keys(&cf)?;
+                    let extra = table
+                        .max_buffer
+                        .map(|m| after_ttl.saturating_sub(m))
+                        .unwrap_or(0);
+                    let by_buffer = self.stream_store().evict_oldest(&ns, &t, extra)?;
+                    let evicted = before.saturating_sub(after_ttl) + by_buffer;
+                    Ok((evicted, json!({"rows_evicted": evicted})))
+                },
+            )?;
+            self.stats().evicted(evicted);
+            total += evicted;
+        }
+        Ok(total)
+    }
+
+    /// Deletes completed jobs older than `completed_ms` and failed or cancelled jobs older
+    /// than `failed_ms` (by end time). Running jobs are never pruned. Returns how many.
+    pub fn prune_jobs(&self, completed_ms: i64, failed_ms: i64) -> Result<usize> {
+        let now = now_ms();
+        let (jobs, _) = self.sql().jobs().scan_lenient()?;
+        let due: Vec<String> = jobs
+            .into_iter()
+            .filter(|j| {
+                let ended = j.end_time.unwrap_or(j.start_time);
+                match j.status {
+                    JobStatus::Completed => now - ended > completed_ms,
+                    JobStatus::Failed | JobStatus::Cancelled => now - ended > failed_ms,
+                    _ => false,
+                }
+            })
+            .map(|j| j.job_id)
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let n = due.len();
+        run_job(self.sql(), job_type::RETENTION, "", Vec::new(), |_| {
+            for id in &due {
+                self.sql().jobs().delete(id)?;
+            }
+            Ok(((), json!({"jobs_pruned": n})))
+        })?;
+        Ok(n)
+    }
+}

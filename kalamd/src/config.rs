@@ -1,0 +1,426 @@
+//! Configuration: embedded defaults, then a YAML file, then `KALAMD_*` environment overrides.
+//! Unknown keys and bad values are refused with the key's name and the reason.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use crate::error::DaemonError;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub auth: Auth,
+    pub logging: Logging,
+    pub shutdown: Shutdown,
+    pub limits: Limits,
+    pub flush: Flush,
+    pub eviction: Eviction,
+    pub retention: Retention,
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub token: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// A tracing filter: `error`, `warn`, `info`, `debug`, `trace`, or directives like
+    /// `info,kalamd=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    pub grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flush {
+    /// How often tables' flush policies are checked.
+    pub check_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Eviction {
+    /// How often stream tables are evicted by TTL and MAX_BUFFER.
+    pub interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub completed_jobs_days: u64,
+    pub failed_jobs_days: u64,
+    pub check_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// fsync the WAL on every write: survives power loss, not just a process crash.
+    pub sync_writes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".into(),
+            auth: Auth::default(),
+            logging: Logging::default(),
+            shutdown: Shutdown::default(),
+            limits: Limits::default(),
+            flush: Flush::default(),
+            eviction: Eviction::default(),
+            retention: Retention::default(),
+            storage: Storage::default(),
+        }
+    }
+}
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { grace_seconds: 30 }
+    }
+}
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            request_timeout_seconds: 30,
+        }
+    }
+}
+impl Default for Flush {
+    fn default() -> Self {
+        Flush {
+            check_interval_seconds: 5,
+        }
+    }
+}
+impl Default for Eviction {
+    fn default() -> Self {
+        Eviction {
+            interval_seconds: 10,
+        }
+    }
+}
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            completed_jobs_days: 30,
+            failed_jobs_days: 90,
+            check_interval_seconds: 3600,
+        }
+    }
+}
+
+/// Every key an environment variable may override: `KALAMD_` + the path in upper case,
+/// joined by `_` (`logging.level` → `KALAMD_LOGGING_LEVEL`).
+pub const OVERRIDABLE: &[&str] = &[
+    "data_dir",
+    "listen",
+    "auth.tokens",
+    "logging.level",
+    "logging.format",
+    "shutdown.grace_seconds",
+    "limits.max_body_bytes",
+    "limits.request_timeout_seconds",
+    "flush.check_interval_seconds",
+    "eviction.interval_seconds",
+    "retention.completed_jobs_days",
+    "retention.failed_jobs_days",
+    "retention.check_interval_seconds",
+    "storage.sync_writes",
+];
+
+pub fn env_name(key: &str) -> String {
+    format!("KALAMD_{}", key.replace('.', "_").to_uppercase())
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, DaemonError> {
+        let mut root = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    DaemonError::Config(format!("cannot read {}: {e}", path.display()))
+                })?;
+                match serde_norway::from_str::<Value>(&text) {
+                    Ok(Value::Mapping(m)) => m,
+                    Ok(Value::Null) => Mapping::new(),
+                    Ok(_) => {
+                        return Err(DaemonError::Config(format!(
+                            "{}: the top level must be a mapping of keys",
+                            path.display()
+                        )));
+                    }
+                    Err(e) => return Err(DaemonError::Config(format!("{}: {e}", path.display()))),
+                }
+            }
+            None => Mapping::new(),
+        };
+        apply_env(&mut root, env)?;
+        let config: Config = serde_norway::from_value(Value::Mapping(root)).map_err(|e| {
+            let origin = file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "environment".into());
+            DaemonError::Config(format!("{origin}: {e}"))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, DaemonError> {
+        self.listen.parse().map_err(|_| {
+            DaemonError::Config(format!(
+                "listen: '{}' is not an address like 127.0.0.1:8080",
+                self.listen
+            ))
+        })
+    }
+
+    fn validate(&self) -> Result<(), DaemonError> {
+        let bad = |key: &str, why: String| Err(DaemonError::Config(format!("{key}: {why}")));
+        self.listen_addr()?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
+            return bad(
+                "logging.level",
+                format!(
+                    "'{}' is not a log level or filter ({e})",
+                    self.logging.level
+                ),
+            );
+        }
+        if self.shutdown.grace_seconds == 0 {
+            return bad("shutdown.grace_seconds", "must be at least 1".into());
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.limits.request_timeout_seconds == 0 {
+            return bad(
+                "limits.request_timeout_seconds",
+                "must be at least 1".into(),
+            );
+        }
+        for (key, v) in [
+            (
+                "flush.check_interval_seconds",
+                self.flush.check_interval_seconds,
+            ),
+            ("eviction.interval_seconds", self.eviction.interval_seconds),
+            (
+                "retention.check_interval_seconds",
+                self.retention.check_interval_seconds,
+            ),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            if t.token.len() < 16 {
+                return bad(
+                    &format!("auth.tokens[{i}].token"),
+                    "must be at least 16 characters".into(),
+                );
+            }
+            if !seen.insert(&t.token) {
+                return bad(&format!("auth.tokens[{i}].token"), "is listed twice".into());
+            }
+            if let Err(e) = kalamdb_core::catalog::names::validate_user_id(&t.user_id) {
+                return bad(&format!("auth.tokens[{i}].user_id"), e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies `KALAMD_*` variables. Values are read as YAML scalars (`30`, `true`, `text`);
+/// `KALAMD_AUTH_TOKENS` is `token:user_id:role` entries separated by commas.
+fn apply_env(root: &mut Mapping, env: &BTreeMap<String, String>) -> Result<(), DaemonError> {
+    for (name, raw) in env.iter().filter(|(k, _)| k.starts_with("KALAMD_")) {
+        let Some(key) = OVERRIDABLE.iter().find(|k| env_name(k) == *name) else {
+            return Err(DaemonError::Config(format!(
+                "{name}: unknown environment override; the variables are {}",
+                OVERRIDABLE
+                    .iter()
+                    .map(|k| env_name(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let value = if *key == "auth.tokens" {
+            Value::Sequence(parse_token_list(name, raw)?)
+        } else {
+            serde_norway::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()))
+        };
+        let mut parts = key.split('.').peekable();
+        let mut map = &mut *root;
+        while let Some(part) = parts.next() {
+            let k = Value::String(part.to_string());
+            if parts.peek().is_none() {
+                map.insert(k, value.clone());
+                break;
+            }
+            let entry = map
+                .entry(k)
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if !entry.is_mapping() {
+                *entry = Value::Mapping(Mapping::new());
+            }
+            map = entry
+                .as_mapping_mut()
+                .ok_or_else(|| DaemonError::Config(format!("{name}: cannot apply")))?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_token_list(name: &str, raw: &str) -> Result<Vec<Value>, DaemonError> {
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|entry| {
+            let parts: Vec<&str> = entry.trim().split(':').collect();
+            let [token, user, role] = parts.as_slice() else {
+                return Err(DaemonError::Config(format!(
+                    "{name}: '{entry}' is not token:user_id:role"
+                )));
+            };
+            let mut m = Mapping::new();
+            m.insert("token".into(), Value::String(token.to_string()));
+            m.insert("user_id".into(), Value::String(user.to_string()));
+            m.insert("role".into(), Value::String(role.to_string()));
+            Ok(Value::Mapping(m))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, DaemonError> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("k.yaml");
+        std::fs::write(&file, yaml).expect("write");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&file), &env)
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let c = Config::load(None, &BTreeMap::new()).expect("defaults");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(
+            (
+                c.retention.completed_jobs_days,
+                c.retention.failed_jobs_days
+            ),
+            (30, 90)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = load("listen: 127.0.0.1:1\nlogging:\n  colour: red\n", &[])
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = load("shutdown:\n  grace_seconds: -3\n", &[])
+            .expect_err("negative")
+            .to_string();
+        assert!(e.contains("grace_seconds"), "{e}");
+        let e = load("listen: nowhere\n", &[])
+            .expect_err("listen")
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = load("logging:\n  format: xml\n", &[])
+            .expect_err("format")
+            .to_string();
+        assert!(e.contains("format") || e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load(
+            "listen: 127.0.0.1:1\nlogging:\n  level: info\n",
+            &[
+                ("KALAMD_LISTEN", "127.0.0.1:2"),
+                ("KALAMD_SHUTDOWN_GRACE_SECONDS", "7"),
+                (
+                    "KALAMD_AUTH_TOKENS",
+                    "aaaaaaaaaaaaaaaa:root:admin,bbbbbbbbbbbbbbbb:alice:user",
+                ),
+            ],
+        )
+        .expect("load");
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.shutdown.grace_seconds, 7);
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(c.auth.tokens[1].role, Role::User);
+        let e = load("", &[("KALAMD_NOPE", "1")])
+            .expect_err("unknown env")
+            .to_string();
+        assert!(e.contains("KALAMD_NOPE"), "{e}");
+    }
+}

@@ -1,0 +1,214 @@
+//! The HTTP API: `POST /v1/api/sql`, `GET /health`, `GET /ready`, `GET /metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kalamdb_core::{CoreError, Engine, ErrorKind, Session};
+use serde_json::json;
+
+use crate::auth::{ACT_AS_HEADER, AuthError, Tokens};
+use crate::metrics::Metrics;
+
+/// What `/ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Opening = 0,
+    Ready = 1,
+    Draining = 2,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub tokens: Arc<Tokens>,
+    pub metrics: Metrics,
+    pub phase: Arc<AtomicU8>,
+}
+
+impl AppState {
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::SeqCst);
+    }
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::SeqCst) {
+            1 => Phase::Ready,
+            2 => Phase::Draining,
+            _ => Phase::Opening,
+        }
+    }
+}
+
+pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/api/sql", post(sql))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see specs/http.md",
+            )
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"status": "error", "error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn core_error(e: &CoreError) -> Response {
+    let (status, code) = match e.kind() {
+        ErrorKind::BadInput => (StatusCode::BAD_REQUEST, "bad_request"),
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
+        ErrorKind::Locked
+        | ErrorKind::IncompatibleFormat
+        | ErrorKind::Integrity
+        | ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    error(status, code, &e.to_string())
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Session, AuthError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let act_as = headers
+        .get(ACT_AS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    state.tokens.session(auth, act_as)
+}
+
+fn auth_error(e: AuthError) -> Response {
+    match e {
+        AuthError::Missing => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+        ),
+        AuthError::Invalid => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is not valid",
+        ),
+        AuthError::ActAsForbidden => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admin tokens may act as another user (X-Kalam-User-Id)",
+        ),
+    }
+}
+
+async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let session = match authenticate(&state, &headers) {
+        Ok(s) => s,
+        Err(e) => return auth_error(e),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        sql: String,
+    }
+    let Ok(Body { sql }) = serde_json::from_slice::<Body>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            r#"the body must be JSON: {"sql": "..."}"#,
+        );
+    };
+    let started = Instant::now();
+    match state.engine.execute(&session, &sql).await {
+        Ok(results) => {
+            let results: Vec<_> = results
+                .into_iter()
+                .map(|r| {
+                    let mut v =
+                        json!({"columns": r.columns, "rows": r.rows, "row_count": r.row_count});
+                    if let Some(m) = r.message {
+                        v["message"] = m.into();
+                    }
+                    v
+                })
+                .collect();
+            let ms = started.elapsed().as_millis() as u64;
+            Json(json!({"status": "success", "results": results, "execution_time_ms": ms}))
+                .into_response()
+        }
+        Err(e) => core_error(&e),
+    }
+}
+
+async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.phase() {
+        Phase::Ready => Json(json!({"status": "ready"})).into_response(),
+        Phase::Opening => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "opening"})),
+        )
+            .into_response(),
+        Phase::Draining => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = authenticate(&state, &headers) {
+        return auth_error(e);
+    }
+    let engine = state.engine.clone();
+    let metrics = state.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || metrics.render(&engine))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.observe(
+        &method,
+        &path,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

@@ -65,6 +65,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Shutdown {
+    /// After SIGTERM, how long /ready reports 503 (and new SQL requests are refused) before
+    /// the listener closes, so load balancers stop routing here first.
+    pub drain_delay_seconds: u64,
+    /// The whole shutdown, drain delay included, must finish within this.
     pub grace_seconds: u64,
 }
 
@@ -130,7 +134,10 @@ impl Default for Logging {
 }
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { grace_seconds: 30 }
+        Shutdown {
+            drain_delay_seconds: 1,
+            grace_seconds: 30,
+        }
     }
 }
 impl Default for Limits {
@@ -173,6 +180,7 @@ pub const OVERRIDABLE: &[&str] = &[
     "auth.tokens",
     "logging.level",
     "logging.format",
+    "shutdown.drain_delay_seconds",
     "shutdown.grace_seconds",
     "limits.max_body_bytes",
     "limits.request_timeout_seconds",
@@ -214,6 +222,12 @@ impl Config {
             None => Mapping::new(),
         };
         apply_env(&mut root, env)?;
+        check_types(&root).map_err(|e| {
+            let origin = file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "environment".into());
+            DaemonError::Config(format!("{origin}: {e}"))
+        })?;
         let config: Config = serde_norway::from_value(Value::Mapping(root)).map_err(|e| {
             let origin = file
                 .map(|p| p.display().to_string())
@@ -247,6 +261,12 @@ impl Config {
         }
         if self.shutdown.grace_seconds == 0 {
             return bad("shutdown.grace_seconds", "must be at least 1".into());
+        }
+        if self.shutdown.drain_delay_seconds >= self.shutdown.grace_seconds {
+            return bad(
+                "shutdown.drain_delay_seconds",
+                "must be shorter than shutdown.grace_seconds".into(),
+            );
         }
         if self.limits.max_body_bytes < 1024 {
             return bad("limits.max_body_bytes", "must be at least 1024".into());
@@ -289,6 +309,96 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// What each documented leaf must hold.
+#[derive(Clone, Copy)]
+enum Kind {
+    Count,
+    Flag,
+    Text,
+    OneOf(&'static [&'static str]),
+}
+
+const LEAVES: &[(&str, Kind)] = &[
+    ("data_dir", Kind::Text),
+    ("listen", Kind::Text),
+    ("logging.level", Kind::Text),
+    ("logging.format", Kind::OneOf(&["text", "json"])),
+    ("shutdown.drain_delay_seconds", Kind::Count),
+    ("shutdown.grace_seconds", Kind::Count),
+    ("limits.max_body_bytes", Kind::Count),
+    ("limits.request_timeout_seconds", Kind::Count),
+    ("flush.check_interval_seconds", Kind::Count),
+    ("eviction.interval_seconds", Kind::Count),
+    ("retention.completed_jobs_days", Kind::Count),
+    ("retention.failed_jobs_days", Kind::Count),
+    ("retention.check_interval_seconds", Kind::Count),
+    ("storage.sync_writes", Kind::Flag),
+];
+
+fn lookup<'a>(root: &'a Mapping, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut v = root.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_mapping()?.get(p)?;
+    }
+    Some(v)
+}
+
+fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
+    let ok = match kind {
+        Kind::Count => v.as_u64().is_some(),
+        Kind::Flag => v.as_bool().is_some(),
+        Kind::Text => v.as_str().is_some() || v.is_number(),
+        Kind::OneOf(allowed) => v.as_str().is_some_and(|s| allowed.contains(&s)),
+    };
+    if ok {
+        return Ok(());
+    }
+    let want = match kind {
+        Kind::Count => "a whole number >= 0".to_string(),
+        Kind::Flag => "true or false".to_string(),
+        Kind::Text => "text".to_string(),
+        Kind::OneOf(allowed) => format!("one of {}", allowed.join(", ")),
+    };
+    let shown = serde_norway::to_string(v)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Err(format!("{key}: expected {want}, found {shown}"))
+}
+
+/// Checks every documented leaf's type, so that an error names its key.
+fn check_types(root: &Mapping) -> Result<(), String> {
+    for (key, kind) in LEAVES {
+        if let Some(v) = lookup(root, key) {
+            check_kind(key, v, *kind)?;
+        }
+    }
+    if let Some(tokens) = lookup(root, "auth.tokens") {
+        let list = tokens
+            .as_sequence()
+            .ok_or("auth.tokens: expected a list of {token, user_id, role}")?;
+        for (i, t) in list.iter().enumerate() {
+            let Some(m) = t.as_mapping() else {
+                return Err(format!(
+                    "auth.tokens[{i}]: expected {{token, user_id, role}}"
+                ));
+            };
+            for field in ["token", "user_id", "role"] {
+                let v = m
+                    .get(field)
+                    .ok_or_else(|| format!("auth.tokens[{i}].{field}: missing"))?;
+                let kind = if field == "role" {
+                    Kind::OneOf(&["admin", "user"])
+                } else {
+                    Kind::Text
+                };
+                check_kind(&format!("auth.tokens[{i}].{field}"), v, kind)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies `KALAMD_*` variables. Values are read as YAML scalars (`30`, `true`, `text`);

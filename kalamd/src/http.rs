@@ -1,7 +1,7 @@
 //! The HTTP API: `POST /v1/api/sql`, `GET /health`, `GET /ready`, `GET /metrics`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -28,7 +28,8 @@ pub enum Phase {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub engine: Engine,
+    /// Set once the data directory is open; until then only /health and /ready answer.
+    pub engine: Arc<OnceLock<Engine>>,
     pub tokens: Arc<Tokens>,
     pub metrics: Metrics,
     pub phase: Arc<AtomicU8>,
@@ -38,6 +39,24 @@ impl AppState {
     pub fn set_phase(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::SeqCst);
     }
+    /// The engine, while ready.
+    fn serving_engine(&self) -> Option<&Engine> {
+        if self.phase() == Phase::Ready {
+            self.engine.get()
+        } else {
+            None
+        }
+    }
+
+    /// The 503 to answer while opening or draining.
+    fn unavailable(&self) -> Response {
+        let why = match self.phase() {
+            Phase::Draining => "kalamd is shutting down",
+            _ => "kalamd is opening the data directory",
+        };
+        error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+    }
+
     fn phase(&self) -> Phase {
         match self.phase.load(Ordering::SeqCst) {
             1 => Phase::Ready,
@@ -126,6 +145,9 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         Ok(s) => s,
         Err(e) => return auth_error(e),
     };
+    let Some(engine) = state.serving_engine().cloned() else {
+        return state.unavailable();
+    };
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -139,7 +161,7 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         );
     };
     let started = Instant::now();
-    match state.engine.execute(&session, &sql).await {
+    match engine.execute(&session, &sql).await {
         Ok(results) => {
             let results: Vec<_> = results
                 .into_iter()
@@ -184,7 +206,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if let Err(e) = authenticate(&state, &headers) {
         return auth_error(e);
     }
-    let engine = state.engine.clone();
+    let Some(engine) = state.engine.get().cloned() else {
+        return state.unavailable();
+    };
     let metrics = state.metrics.clone();
     let text = tokio::task::spawn_blocking(move || metrics.render(&engine))
         .await

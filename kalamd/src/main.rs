@@ -8,9 +8,10 @@ mod http;
 mod logging;
 mod metrics;
 
+use std::future::IntoFuture;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::Parser;
@@ -103,20 +104,7 @@ async fn serve(
     config_path: Option<PathBuf>,
     log: logging::LogHandle,
 ) -> Result<(), DaemonError> {
-    notify(&[NotifyState::Status("opening the data directory")]);
-    tracing::info!(data_dir = %config.data_dir.display(), "opening");
-    let engine = open_engine(&config)?;
-    let purged = engine.purge_live_queries()?;
-    if purged > 0 {
-        tracing::info!(rows = purged, "purged stale live queries");
-    }
-    let tokens = auth::Tokens::new(&config.auth.tokens, &config.data_dir)?;
-    let state = AppState {
-        engine: engine.clone(),
-        tokens: Arc::new(tokens),
-        metrics: metrics::Metrics::default(),
-        phase: Arc::new(AtomicU8::new(Phase::Opening as u8)),
-    };
+    // Bind first: /health and /ready answer (503 "opening") while the directory opens.
     let addr = config.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -127,14 +115,44 @@ async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let state = AppState {
+        engine: Arc::new(OnceLock::new()),
+        tokens: Arc::new(auth::Tokens::new(&config.auth.tokens, &config.data_dir)?),
+        metrics: metrics::Metrics::default(),
+        phase: Arc::new(AtomicU8::new(Phase::Opening as u8)),
+    };
     let app = http::router(
         state.clone(),
         config.limits.max_body_bytes,
         Duration::from_secs(config.limits.request_timeout_seconds),
     );
+    let (drain_tx, mut drain_rx) = watch::channel(false);
+    let (close_tx, mut close_rx) = watch::channel(false);
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = close_rx.changed().await;
+            })
+            .into_future(),
+    );
+    tracing::info!(listen = %local, "listening; opening the data directory");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = background::spawn(engine.clone(), &config, stop_rx);
+    notify(&[NotifyState::Status("opening the data directory")]);
+    let engine = match open_engine(&config).and_then(|e| Ok((e.purge_live_queries()?, e))) {
+        Ok((purged, engine)) => {
+            if purged > 0 {
+                tracing::info!(rows = purged, "purged stale live queries");
+            }
+            engine
+        }
+        Err(e) => {
+            let _ = close_tx.send(true);
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    let _ = state.engine.set(engine.clone());
+    let workers = background::spawn(engine.clone(), &config, drain_rx.clone());
     state.set_phase(Phase::Ready);
     tracing::info!(listen = %local, "ready");
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
@@ -144,29 +162,25 @@ async fn serve(
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| DaemonError::Runtime(e.to_string()))?;
-    let drain_state = state.clone();
-    let (drained_tx, mut drained_rx) = watch::channel(false);
-    let shutdown = async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => reload(config_path.as_deref(), &log),
-            }
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(config_path.as_deref(), &log),
         }
-        tracing::info!("shutting down: draining requests and jobs");
-        notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
-        drain_state.set_phase(Phase::Draining);
-        let _ = stop_tx.send(true);
-        let _ = drained_tx.send(true);
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    }
 
-    let server = tokio::spawn(async move { server.await });
-    // Wait for the shutdown signal, then give requests and jobs the grace period.
-    let _ = drained_rx.changed().await;
+    // Drain: /ready turns 503 and new SQL is refused; background loops stop at a safe point;
+    // after the drain delay the listener closes and in-flight requests finish.
+    tracing::info!("shutting down: draining requests and jobs");
+    notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+    state.set_phase(Phase::Draining);
+    let _ = drain_tx.send(true);
+    let _ = drain_rx.borrow_and_update();
     let grace = Duration::from_secs(config.shutdown.grace_seconds);
     let drained = tokio::time::timeout(grace, async {
+        tokio::time::sleep(Duration::from_secs(config.shutdown.drain_delay_seconds)).await;
+        let _ = close_tx.send(true);
         let served = server.await;
         for w in workers {
             let _ = w.await;
@@ -177,7 +191,7 @@ async fn serve(
     match drained {
         Ok(Ok(Ok(()))) => {
             drop(state);
-            drop(engine); // closes RocksDB cleanly
+            drop(engine); // the last handle: RocksDB closes cleanly, then the lock is released
             tracing::info!("stopped");
             Ok(())
         }

@@ -75,8 +75,7 @@ impl Engine {
     }
 
     /// Evicts stream rows past their table's TTL, then the oldest rows beyond MAX_BUFFER.
-    /// The TTL pass is one range delete; the buffer pass reads only the rows it evicts.
-    /// Returns the rows evicted (exact for MAX_BUFFER, estimated for TTL).
+    /// A run that evicts something is a `stream_eviction` job. Returns the rows evicted.
     pub async fn evict_streams(&self) -> Result<u64> {
         let mut total = 0;
         for table in self.catalog().tables(None)? {
@@ -86,39 +85,35 @@ impl Engine {
                 continue;
             }
             let (ns, t) = (table.namespace.clone(), table.table_name.clone());
-            let cf = kalamdb_store::TableCf::new(kalamdb_store::TableKind::Stream, &ns, &t).name();
             let lock = self.table_lock(&ns, &t);
             let _guard = lock.lock().await;
-            let before = self.storage().estimate_keys(&cf)?;
-            let over_buffer = table
-                .max_buffer
-                .map(|m| before.saturating_sub(m))
-                .unwrap_or(0);
-            let ttl_due = table.ttl_seconds.is_some_and(|_| before > 0);
-            if over_buffer == 0 && !ttl_due {
+            let by_ttl = match table.ttl_seconds {
+                Some(ttl) => {
+                    self.stream_store()
+                        .evict_older_than(&ns, &t, now_ms() - (ttl as i64) * 1000)?
+                }
+                None => 0,
+            };
+            let by_buffer = match table.max_buffer {
+                Some(max) => self.stream_store().evict_beyond(&ns, &t, max)?,
+                None => 0,
+            };
+            let evicted = by_ttl + by_buffer;
+            if evicted == 0 {
                 continue;
             }
-            let evicted = run_job(
+            // Recorded once done: eviction is a single short step with nothing to resume.
+            let params = vec![ns.clone(), t.clone()];
+            run_job(
                 self.sql(),
                 job_type::EVICTION,
                 &format!("{ns}.{t}"),
-                vec![ns.clone(), t.clone()],
+                params,
                 |_| {
-                    if let Some(ttl) = table.ttl_seconds {
-                        self.stream_store().evict_before(
-                            &ns,
-                            &t,
-                            now_ms() - (ttl as i64) * 1000,
-                        )?;
-                    }
-                    let after_ttl = self.storage().estimate_keys(&cf)?;
-                    let extra = table
-                        .max_buffer
-                        .map(|m| after_ttl.saturating_sub(m))
-                        .unwrap_or(0);
-                    let by_buffer = self.stream_store().evict_oldest(&ns, &t, extra)?;
-                    let evicted = before.saturating_sub(after_ttl) + by_buffer;
-                    Ok((evicted, json!({"rows_evicted": evicted})))
+                    Ok((
+                        (),
+                        json!({"rows_evicted": evicted, "by_ttl": by_ttl, "by_max_buffer": by_buffer}),
+                    ))
                 },
             )?;
             self.stats().evicted(evicted);

@@ -267,6 +267,25 @@ impl Storage {
         self.iterate(cf, b"", true, f)
     }
 
+    /// Calls `f` for every key of the column family, newest (largest) key first, until it
+    /// breaks.
+    pub fn scan_reverse<F>(&self, cf: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    {
+        let handle = self.cf(cf)?;
+        for item in self
+            .db
+            .iterator_cf_opt(&handle, ReadOptions::default(), IteratorMode::End)
+        {
+            let (key, value) = item?;
+            if f(&key, &value)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn iterate<F>(&self, cf: &str, prefix: &[u8], verify: bool, mut f: F) -> Result<()>
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,

@@ -262,39 +262,58 @@ impl StreamTableStore {
             keys.into_iter().map(|(ts, r)| keys::stream_key(ts, &r)),
         )
     }
-    /// Deletes every row older than `cutoff_ms` with one range tombstone: the cost does not
-    /// grow with the rows that survive, nor with those removed.
-    pub fn evict_before(&self, namespace: &str, table: &str, cutoff_ms: i64) -> Result<()> {
+    /// Deletes every row older than `cutoff_ms`; returns how many. Reads only the expired
+    /// keys (from the oldest end), then removes them with one range tombstone: the cost does
+    /// not grow with the rows that survive.
+    pub fn evict_older_than(&self, namespace: &str, table: &str, cutoff_ms: i64) -> Result<u64> {
         let cf = self.inner.cf(namespace, table);
-        // Keys start with a decimal timestamp; every timestamp since 2001 has 13 digits, so
-        // byte order is time order and [`0`, `{cutoff}`) holds exactly the older rows.
-        self.inner
-            .storage
-            .delete_range(&cf, b"0", cutoff_ms.to_string().as_bytes())
-    }
-
-    /// Deletes the `n` oldest rows; reads only those `n` keys.
-    pub fn evict_oldest(&self, namespace: &str, table: &str, n: u64) -> Result<u64> {
-        if n == 0 {
-            return Ok(0);
-        }
-        let cf = self.inner.cf(namespace, table);
-        let mut last: Option<Vec<u8>> = None;
-        let mut seen = 0u64;
+        let mut expired = 0u64;
         self.inner.storage.scan_prefix(&cf, b"", |k, _| {
-            seen += 1;
-            last = Some(k.to_vec());
-            Ok(if seen >= n {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+            let ts = std::str::from_utf8(k)
+                .ok()
+                .and_then(keys::parse_stream_key)
+                .map(|(ts, _)| ts);
+            Ok(match ts {
+                Some(ts) if ts < cutoff_ms => {
+                    expired += 1;
+                    ControlFlow::Continue(())
+                }
+                _ => ControlFlow::Break(()),
             })
         })?;
-        if let Some(mut end) = last {
-            end.push(0); // exclusive bound just past the n-th key
-            self.inner.storage.delete_range(&cf, b"", &end)?;
+        if expired > 0 {
+            // Keys start with a decimal timestamp of 13 digits (every time since 2001), so
+            // byte order is time order and [`0`, `{cutoff}`) holds exactly the expired rows.
+            self.inner
+                .storage
+                .delete_range(&cf, b"0", cutoff_ms.to_string().as_bytes())?;
         }
-        Ok(seen)
+        Ok(expired)
+    }
+
+    /// Keeps the newest `max_rows` rows and deletes the rest; returns how many were deleted.
+    /// Reads from the newest end: `max_rows` keys plus the ones it deletes.
+    pub fn evict_beyond(&self, namespace: &str, table: &str, max_rows: u64) -> Result<u64> {
+        let cf = self.inner.cf(namespace, table);
+        let mut kept = 0u64;
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        self.inner.storage.scan_reverse(&cf, |k, _| {
+            if kept < max_rows {
+                kept += 1;
+            } else {
+                doomed.push(k.to_vec());
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let n = doomed.len() as u64;
+        if n > 0 {
+            let mut batch = Batch::new();
+            for k in doomed {
+                batch.delete(&cf, k);
+            }
+            self.inner.storage.write(batch)?;
+        }
+        Ok(n)
     }
 
     /// Every row, oldest first, as `(timestamp_ms, row_id, row)`.
@@ -389,5 +408,48 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, 1_700_000_000_000);
         assert!(!seen[0].2.contains_key(UPDATED) && !seen[0].2.contains_key(DELETED));
+    }
+
+    #[test]
+    fn eviction_by_age_and_by_count_keeps_the_newest_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
+        let store = StreamTableStore::new(storage);
+        store.create_table("app", "ev").expect("create");
+        let base = 1_700_000_000_000_i64;
+        let rows = (0..10)
+            .map(|i| (base + i * 1000, format!("r{i}"), row(&[("i", i.into())])))
+            .collect();
+        store.put_batch("app", "ev", rows).expect("put");
+        let left = |s: &StreamTableStore| {
+            let mut ids = Vec::new();
+            s.scan_all("app", "ev", |_, id, _| {
+                ids.push(id.to_string());
+                Ok(ControlFlow::Continue(()))
+            })
+            .expect("scan");
+            ids
+        };
+        assert_eq!(
+            store
+                .evict_older_than("app", "ev", base + 3000)
+                .expect("ttl"),
+            3
+        );
+        assert_eq!(left(&store).first().map(String::as_str), Some("r3"));
+        assert_eq!(
+            store
+                .evict_older_than("app", "ev", base + 3000)
+                .expect("again"),
+            0,
+            "nothing left to expire"
+        );
+        assert_eq!(store.evict_beyond("app", "ev", 4).expect("buffer"), 3);
+        assert_eq!(left(&store), vec!["r6", "r7", "r8", "r9"]);
+        assert_eq!(
+            store.evict_beyond("app", "ev", 4).expect("again"),
+            0,
+            "a second run evicts nothing"
+        );
     }
 }

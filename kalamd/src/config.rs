@@ -368,8 +368,52 @@ fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
     Err(format!("{key}: expected {want}, found {shown}"))
 }
 
+/// Refuses keys that are not documented, naming the full path and the keys allowed there.
+fn check_known(map: &Mapping, prefix: &str) -> Result<(), String> {
+    let mut known: Vec<&str> = LEAVES.iter().map(|(k, _)| *k).collect();
+    known.push("auth.tokens");
+    for key in map.keys() {
+        let name = key
+            .as_str()
+            .ok_or_else(|| format!("{prefix}: keys must be text"))?;
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let is_leaf = known.contains(&path.as_str());
+        let is_section = known.iter().any(|k| k.starts_with(&format!("{path}.")));
+        if !is_leaf && !is_section {
+            let here: std::collections::BTreeSet<&str> = known
+                .iter()
+                .filter_map(|k| {
+                    if prefix.is_empty() {
+                        Some(*k)
+                    } else {
+                        k.strip_prefix(&format!("{prefix}."))
+                    }
+                })
+                .map(|k| k.split('.').next().unwrap_or(k))
+                .collect();
+            return Err(format!(
+                "{path}: unknown key; the keys here are {}",
+                here.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if is_section {
+            match map.get(key).and_then(Value::as_mapping) {
+                Some(inner) => check_known(inner, &path)?,
+                None if map.get(key).is_some_and(Value::is_null) => {}
+                None => return Err(format!("{path}: expected a section of keys")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks every documented leaf's type, so that an error names its key.
 fn check_types(root: &Mapping) -> Result<(), String> {
+    check_known(root, "")?;
     for (key, kind) in LEAVES {
         if let Some(v) = lookup(root, key) {
             check_kind(key, v, *kind)?;

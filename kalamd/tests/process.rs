@@ -25,7 +25,16 @@ fn run_with_config(yaml: &str, env: &[(&str, &str)]) -> (i32, String) {
 #[test]
 fn bad_configurations_are_refused_naming_the_key() {
     for (yaml, env, needle) in [
-        ("listen: 127.0.0.1:1\nbogus: 1\n", vec![], "bogus"),
+        (
+            "listen: 127.0.0.1:1\nbogus: 1\n",
+            vec![],
+            "bogus: unknown key",
+        ),
+        (
+            "logging:\n  colour: red\n",
+            vec![],
+            "logging.colour: unknown key; the keys here are format, level",
+        ),
         (
             "limits:\n  max_body_bytes: lots\n",
             vec![],
@@ -69,6 +78,17 @@ fn bad_configurations_are_refused_naming_the_key() {
     }
     let (code, _) = run_with_config("listen: 127.0.0.1:9\nlogging:\n  level: debug\n", &[]);
     assert_eq!(code, 0, "a good file passes --check-config");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kalamd.example.yaml");
+    let out = kalamd_command(&example)
+        .arg("--check-config")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the shipped example parses: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = kalamd_command(std::path::Path::new("/nonexistent/kalamd.yaml"))
         .output()
         .expect("run");
@@ -327,4 +347,31 @@ fn common_files(dir: &std::path::Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[test]
+fn sighup_reloads_the_log_level() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "logging:\n  level: warn\n");
+    assert!(
+        !d.log_text().contains("INFO"),
+        "info is filtered at warn: {}",
+        d.log_text()
+    );
+    let config = tmp.path().join("kalamd.yaml");
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("level: warn", "level: info");
+    std::fs::write(&config, text).expect("write");
+    d.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !d.log_text().contains("configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.get("/ready", None).0, 200, "still serving after SIGHUP");
 }

@@ -30,7 +30,8 @@ pub enum Phase {
 pub struct AppState {
     /// Set once the data directory is open; until then only /health and /ready answer.
     pub engine: Arc<OnceLock<Engine>>,
-    pub tokens: Arc<Tokens>,
+    /// Set with the engine: the bootstrap token lives in the data directory.
+    pub tokens: Arc<OnceLock<Tokens>>,
     pub metrics: Metrics,
     pub phase: Arc<AtomicU8>,
 }
@@ -117,7 +118,12 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Session, AuthEr
         .get(ACT_AS_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
-    state.tokens.session(auth, act_as)
+    // Until the tokens are loaded nothing is served, so this reads as "invalid" only in theory.
+    state
+        .tokens
+        .get()
+        .ok_or(AuthError::Invalid)?
+        .session(auth, act_as)
 }
 
 fn auth_error(e: AuthError) -> Response {
@@ -141,12 +147,12 @@ fn auth_error(e: AuthError) -> Response {
 }
 
 async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(engine) = state.serving_engine().cloned() else {
+        return state.unavailable();
+    };
     let session = match authenticate(&state, &headers) {
         Ok(s) => s,
         Err(e) => return auth_error(e),
-    };
-    let Some(engine) = state.serving_engine().cloned() else {
-        return state.unavailable();
     };
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -203,12 +209,12 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&state, &headers) {
-        return auth_error(e);
-    }
     let Some(engine) = state.engine.get().cloned() else {
         return state.unavailable();
     };
+    if let Err(e) = authenticate(&state, &headers) {
+        return auth_error(e);
+    }
     let metrics = state.metrics.clone();
     let text = tokio::task::spawn_blocking(move || metrics.render(&engine))
         .await

@@ -117,7 +117,7 @@ async fn serve(
         .map_err(|e| DaemonError::Runtime(e.to_string()))?;
     let state = AppState {
         engine: Arc::new(OnceLock::new()),
-        tokens: Arc::new(auth::Tokens::new(&config.auth.tokens, &config.data_dir)?),
+        tokens: Arc::new(OnceLock::new()),
         metrics: metrics::Metrics::default(),
         phase: Arc::new(AtomicU8::new(Phase::Opening as u8)),
     };
@@ -151,6 +151,15 @@ async fn serve(
             return Err(e);
         }
     };
+    let tokens = match auth::Tokens::new(&config.auth.tokens, &config.data_dir) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = close_tx.send(true);
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    let _ = state.tokens.set(tokens);
     let _ = state.engine.set(engine.clone());
     let workers = background::spawn(engine.clone(), &config, drain_rx.clone());
     state.set_phase(Phase::Ready);

@@ -375,3 +375,49 @@ fn sighup_reloads_the_log_level() {
     }
     assert_eq!(d.get("/ready", None).0, 200, "still serving after SIGHUP");
 }
+
+#[test]
+fn embedded_defaults_create_the_directory_and_a_private_admin_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let data = tmp.path().join("fresh");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kalamd"))
+        .env("KALAMD_DATA_DIR", &data)
+        .env("KALAMD_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let token_file = data.join("admin.token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !token_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no admin.token");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mode = std::fs::metadata(&token_file)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the token file is private");
+    let token = std::fs::read_to_string(&token_file)
+        .expect("token")
+        .trim()
+        .to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent
+        .post(format!("http://127.0.0.1:{port}/v1/api/sql"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(json!({"sql": "CREATE NAMESPACE fresh; SHOW NAMESPACES"}))
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(status, 200);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    assert!(data.join("rocksdb/CURRENT").exists());
+}

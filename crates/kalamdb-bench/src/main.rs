@@ -5,6 +5,7 @@
 //! more. Record results in `specs/benchmarks.md` with the command that produced them.
 
 mod datagen;
+mod http;
 mod insert;
 mod point_select;
 mod report;
@@ -33,6 +34,22 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         users: usize,
     },
+    /// kalamd over HTTP vs the engine in-process: batched INSERT at concurrency 1, 8, 32 and
+    /// point-SELECT p50/p99. Needs `cargo build --release -p kalamd`.
+    Http {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        /// INSERT statements per concurrent worker.
+        #[arg(long, default_value_t = 40)]
+        statements: usize,
+        /// Rows per INSERT statement.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[arg(long, default_value_t = 1_000_000)]
@@ -58,6 +75,13 @@ fn main() {
                 users,
                 queries,
             } => point_select::run(rows, users, queries).await,
+            Bench::Http {
+                rows,
+                users,
+                queries,
+                statements,
+                batch,
+            } => http::run(rows, users, queries, statements, batch).await,
         }
     });
     if let Err(e) = result {

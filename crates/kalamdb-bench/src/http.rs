@@ -1,0 +1,300 @@
+//! kalamd's HTTP overhead: the same batched INSERTs (concurrency 1, 8, 32) and point SELECTs
+//! on a 1,000,000-row user table, in-process and over HTTP against the real kalamd binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kalamdb_core::{Access, Engine, Session};
+use serde_json::json;
+
+use crate::datagen::{self, COLUMNS, Shape, sql_row, user};
+use crate::report::{emit, micros, per_second, percentile};
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+const CONCURRENCY: [usize; 3] = [1, 8, 32];
+
+/// The INSERT statements one worker sends: `statements` of `batch` rows with distinct ids.
+fn statements(table: &str, worker: usize, statements: usize, batch: usize) -> Vec<String> {
+    (0..statements)
+        .map(|s| {
+            let base = (worker * statements + s) * batch;
+            let rows: Vec<String> = (base..base + batch).map(|id| sql_row(id as u64)).collect();
+            format!("INSERT INTO {table} VALUES {}", rows.join(", "))
+        })
+        .collect()
+}
+
+fn kalamd_path() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name("kalamd");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: cargo build --release -p kalamd",
+            path.display()
+        ))
+    }
+}
+
+struct Kalamd(Child);
+impl Drop for Kalamd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child; SIGTERM lets it close RocksDB cleanly.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn start_kalamd(data: &Path) -> Result<(Kalamd, u16), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let child = Command::new(kalamd_path()?)
+        .env("KALAMD_DATA_DIR", data)
+        .env("KALAMD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KALAMD_AUTH_TOKENS", format!("{TOKEN}:root:admin"))
+        .env("KALAMD_LOGGING_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let k = Kalamd(child);
+    let agent = agent();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while agent
+        .get(format!("http://127.0.0.1:{port}/ready"))
+        .call()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        if Instant::now() > deadline {
+            return Err("kalamd did not become ready".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((k, port))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn post(
+    agent: &ureq::Agent,
+    port: u16,
+    as_user: &str,
+    sql: &str,
+) -> Result<serde_json::Value, String> {
+    let mut r = agent
+        .post(format!("http://127.0.0.1:{port}/v1/api/sql"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("X-Kalam-User-Id", as_user)
+        .send_json(json!({ "sql": sql }))
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("HTTP {status}: {body}"));
+    }
+    Ok(body)
+}
+
+pub async fn run(
+    rows: usize,
+    users: usize,
+    queries: usize,
+    per_worker: usize,
+    batch: usize,
+) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data = tmp.path().join("data");
+    let (ns, tb) = (datagen::namespace(0), datagen::table(0));
+    let per_user = rows.div_ceil(users.max(1)) as u64;
+    let picks: Vec<(String, u64)> = (0..queries as u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (user((h % users as u64) as usize), (h >> 20) % per_user)
+        })
+        .collect();
+    let mut figures = serde_json::Map::new();
+
+    // In-process.
+    {
+        let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
+        let written = datagen::generate(
+            &engine,
+            Shape {
+                namespaces: 1,
+                tables_per_namespace: 1,
+                users,
+                rows_per_table: rows,
+            },
+        )
+        .await?;
+        println!("http: generated {written} rows for {users} users");
+        for c in CONCURRENCY {
+            let table = format!("{ns}.ins_local_{c}");
+            engine
+                .execute(
+                    &Session::admin(),
+                    &format!("CREATE USER TABLE {table} ({COLUMNS})"),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..c {
+                let (engine, stmts) = (engine.clone(), statements(&table, w, per_worker, batch));
+                tasks.push(tokio::spawn(async move {
+                    let session = Session::user(user(w));
+                    for s in stmts {
+                        engine
+                            .execute(&session, &s)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                }));
+            }
+            for t in tasks {
+                t.await.map_err(|e| e.to_string())??;
+            }
+            let rps = per_second(c * per_worker * batch, started.elapsed());
+            figures.insert(
+                format!("inprocess_insert_c{c}_rows_per_s"),
+                json!(rps.round()),
+            );
+        }
+        let mut lat = Vec::with_capacity(queries);
+        for (u, id) in &picks {
+            let t = Instant::now();
+            let out = engine
+                .execute(
+                    &Session::user(u.clone()),
+                    &format!("SELECT * FROM {ns}.{tb} WHERE id = {id}"),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            lat.push(t.elapsed());
+            if out[0].row_count != 1 {
+                return Err(format!("expected one row for {u}/{id}"));
+            }
+        }
+        lat.sort();
+        figures.insert(
+            "inprocess_select_p50_us".into(),
+            json!(micros(percentile(&lat, 50.0))),
+        );
+        figures.insert(
+            "inprocess_select_p99_us".into(),
+            json!(micros(percentile(&lat, 99.0))),
+        );
+        drop(engine);
+    }
+    // Reopen check: the directory is intact before handing it to kalamd.
+    drop(Engine::open(&data, Access::ReadOnly, "kalamdb-bench").map_err(|e| e.to_string())?);
+
+    // Over HTTP, against the real kalamd on loopback.
+    let (kalamd, port) = start_kalamd(&data)?;
+    for c in CONCURRENCY {
+        let table = format!("{ns}.ins_http_{c}");
+        post(
+            &agent(),
+            port,
+            "root",
+            &format!("CREATE USER TABLE {table} ({COLUMNS})"),
+        )?;
+        let started = Instant::now();
+        let handles: Vec<_> = (0..c)
+            .map(|w| {
+                let stmts = statements(&table, w, per_worker, batch);
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    for s in stmts {
+                        post(&agent, port, &user(w), &s)?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "worker panicked".to_string())??;
+        }
+        let rps = per_second(c * per_worker * batch, started.elapsed());
+        figures.insert(format!("http_insert_c{c}_rows_per_s"), json!(rps.round()));
+    }
+    let agent = Arc::new(agent());
+    let mut lat = Vec::with_capacity(queries);
+    for (u, id) in &picks {
+        let t = Instant::now();
+        let body = post(
+            &agent,
+            port,
+            u,
+            &format!("SELECT * FROM {ns}.{tb} WHERE id = {id}"),
+        )?;
+        lat.push(t.elapsed());
+        if body["results"][0]["row_count"] != 1 {
+            return Err(format!("expected one row for {u}/{id}: {body}"));
+        }
+    }
+    drop(kalamd);
+    lat.sort();
+    figures.insert(
+        "http_select_p50_us".into(),
+        json!(micros(percentile(&lat, 50.0))),
+    );
+    figures.insert(
+        "http_select_p99_us".into(),
+        json!(micros(percentile(&lat, 99.0))),
+    );
+
+    println!(
+        "  {:<24} {:>14} {:>14} {:>8}",
+        "", "in-process", "HTTP", "ratio"
+    );
+    for c in CONCURRENCY {
+        let (l, h) = (
+            fig(&figures, &format!("inprocess_insert_c{c}_rows_per_s")),
+            fig(&figures, &format!("http_insert_c{c}_rows_per_s")),
+        );
+        println!(
+            "  {:<24} {l:>10.0} r/s {h:>10.0} r/s {:>8.3}",
+            format!("INSERT x{batch}, c={c}"),
+            h / l
+        );
+        figures.insert(format!("ratio_http_to_inprocess_insert_c{c}"), json!(h / l));
+    }
+    for p in ["p50", "p99"] {
+        let (l, h) = (
+            fig(&figures, &format!("inprocess_select_{p}_us")),
+            fig(&figures, &format!("http_select_{p}_us")),
+        );
+        println!(
+            "  {:<24} {l:>11.1} µs {h:>11.1} µs {:>8.2}",
+            format!("point SELECT {p}"),
+            h / l
+        );
+        figures.insert(format!("ratio_http_to_inprocess_select_{p}"), json!(h / l));
+    }
+    figures.insert("rows".into(), json!(rows));
+    figures.insert("batch".into(), json!(batch));
+    figures.insert("statements_per_worker".into(), json!(per_worker));
+    emit("http", serde_json::Value::Object(figures));
+    Ok(())
+}
+
+fn fig(figures: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
+    figures
+        .get(key)
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}

@@ -85,3 +85,18 @@ pub async fn generate(engine: &Engine, shape: Shape) -> Result<u64, String> {
     }
     Ok(written)
 }
+
+/// `queries` pseudo-random `(user, id)` pairs that exist in a dataset of `rows` rows spread
+/// over `users`: the same sequence every run, so variants read the same keys.
+pub fn point_picks(queries: usize, users: usize, rows: usize) -> Vec<(String, u64)> {
+    let per_user = rows.div_ceil(users.max(1)).max(1) as u64;
+    (0..queries as u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (
+                user((h % users.max(1) as u64) as usize),
+                (h >> 20) % per_user,
+            )
+        })
+        .collect()
+}

@@ -117,13 +117,7 @@ pub async fn run(
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let data = tmp.path().join("data");
     let (ns, tb) = (datagen::namespace(0), datagen::table(0));
-    let per_user = rows.div_ceil(users.max(1)) as u64;
-    let picks: Vec<(String, u64)> = (0..queries as u64)
-        .map(|i| {
-            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            (user((h % users as u64) as usize), (h >> 20) % per_user)
-        })
-        .collect();
+    let picks = datagen::point_picks(queries, users, rows);
     let mut figures = serde_json::Map::new();
 
     // In-process.

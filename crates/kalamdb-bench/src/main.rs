@@ -10,7 +10,7 @@ mod insert;
 mod point_select;
 mod report;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,12 +37,8 @@ enum Bench {
     /// kalamd over HTTP vs the engine in-process: batched INSERT at concurrency 1, 8, 32 and
     /// point-SELECT p50/p99. Needs `cargo build --release -p kalamd`.
     Http {
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: usize,
-        #[arg(long, default_value_t = 100)]
-        users: usize,
-        #[arg(long, default_value_t = 2_000)]
-        queries: usize,
+        #[command(flatten)]
+        data: Lookups,
         /// INSERT statements per concurrent worker.
         #[arg(long, default_value_t = 40)]
         statements: usize,
@@ -52,13 +48,20 @@ enum Bench {
     },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: usize,
-        #[arg(long, default_value_t = 100)]
-        users: usize,
-        #[arg(long, default_value_t = 2_000)]
-        queries: usize,
+        #[command(flatten)]
+        data: Lookups,
     },
+}
+
+/// A user table of `rows` rows over `users` users, and `queries` point lookups into it.
+#[derive(Debug, Args)]
+struct Lookups {
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: usize,
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    #[arg(long, default_value_t = 2_000)]
+    queries: usize,
 }
 
 fn main() {
@@ -70,18 +73,14 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.bench {
             Bench::Insert { rows, batch, users } => insert::run(rows, batch, users).await,
-            Bench::PointSelect {
-                rows,
-                users,
-                queries,
-            } => point_select::run(rows, users, queries).await,
+            Bench::PointSelect { data } => {
+                point_select::run(data.rows, data.users, data.queries).await
+            }
             Bench::Http {
-                rows,
-                users,
-                queries,
+                data,
                 statements,
                 batch,
-            } => http::run(rows, users, queries, statements, batch).await,
+            } => http::run(data.rows, data.users, data.queries, statements, batch).await,
         }
     });
     if let Err(e) = result {

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use kalamdb_core::{Engine, Session};
 
-use crate::datagen::{self, Shape, user};
+use crate::datagen::{self, Shape};
 use crate::report::{emit, micros, percentile};
 
 pub async fn run(rows: usize, users: usize, queries: usize) -> Result<(), String> {
@@ -24,15 +24,8 @@ pub async fn run(rows: usize, users: usize, queries: usize) -> Result<(), String
         started.elapsed().as_secs_f64()
     );
     let (ns, tb) = (datagen::namespace(0), datagen::table(0));
-    let per_user = rows.div_ceil(users.max(1)) as u64;
-
     // The same pseudo-random (user, id) sequence for both variants.
-    let picks: Vec<(String, u64)> = (0..queries as u64)
-        .map(|i| {
-            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            (user((h % users as u64) as usize), (h >> 20) % per_user)
-        })
-        .collect();
+    let picks = datagen::point_picks(queries, users, rows);
 
     let mut sql_lat = Vec::with_capacity(queries);
     for (u, id) in &picks {

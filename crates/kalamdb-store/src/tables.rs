@@ -84,6 +84,28 @@ impl DataStore {
     }
 }
 
+/// The column-family lifecycle every data store shares.
+macro_rules! table_lifecycle {
+    ($store:ty) => {
+        impl $store {
+            /// Creates the table's column family; a no-op if it exists.
+            pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
+                self.inner.create(namespace, table)
+            }
+            /// Drops the table's column family in constant time; a no-op if it is gone.
+            pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
+                self.inner.drop(namespace, table)
+            }
+            pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
+                self.inner.exists(namespace, table)
+            }
+        }
+    };
+}
+table_lifecycle!(UserTableStore);
+table_lifecycle!(SharedTableStore);
+table_lifecycle!(StreamTableStore);
+
 fn corrupt_key(cf: &str, key: &str, reason: &str) -> StoreError {
     StoreError::Corrupt {
         cf: cf.to_string(),
@@ -106,15 +128,6 @@ impl UserTableStore {
                 kind: TableKind::User,
             },
         }
-    }
-    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.create(namespace, table)
-    }
-    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.drop(namespace, table)
-    }
-    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
-        self.inner.exists(namespace, table)
     }
     pub fn get(
         &self,
@@ -187,15 +200,6 @@ impl SharedTableStore {
             },
         }
     }
-    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.create(namespace, table)
-    }
-    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.drop(namespace, table)
-    }
-    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
-        self.inner.exists(namespace, table)
-    }
     pub fn get(&self, namespace: &str, table: &str, row_id: &str) -> Result<Option<Row>> {
         self.inner.get(&self.inner.cf(namespace, table), row_id)
     }
@@ -230,15 +234,6 @@ impl StreamTableStore {
                 kind: TableKind::Stream,
             },
         }
-    }
-    pub fn create_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.create(namespace, table)
-    }
-    pub fn drop_table(&self, namespace: &str, table: &str) -> Result<()> {
-        self.inner.drop(namespace, table)
-    }
-    pub fn table_exists(&self, namespace: &str, table: &str) -> bool {
-        self.inner.exists(namespace, table)
     }
     /// Writes rows `(timestamp_ms, row_id, row)` atomically, as given.
     pub fn put_batch(

@@ -339,3 +339,89 @@ fn output_formats() {
         "quiet prints no messages"
     );
 }
+
+#[test]
+fn table_options_are_recorded() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app");
+    db.ok("CREATE SHARED TABLE app.a (id INT PRIMARY KEY) WITH (STORAGE = 'local', DELETED_RETENTION = '7d', FLUSH_POLICY = 'interval:60')");
+    db.ok("CREATE STREAM TABLE app.s (v INT) WITH (TTL_SECONDS = 30, MAX_BUFFER = 500)");
+    let rows = db.rows("SELECT table_name, storage_location, deleted_retention_hours, flush_policy, ttl_seconds, max_buffer FROM system.tables ORDER BY table_name");
+    assert_eq!(
+        rows,
+        vec![
+            json!({"table_name": "a", "storage_location": "local", "deleted_retention_hours": 168,
+                   "flush_policy": "{\"type\":\"time_interval\",\"interval_seconds\":60}", "ttl_seconds": null, "max_buffer": null}),
+            json!({"table_name": "s", "storage_location": "local", "deleted_retention_hours": null,
+                   "flush_policy": "", "ttl_seconds": 30, "max_buffer": 500}),
+        ]
+    );
+    assert_eq!(
+        db.rows("SELECT usage_count FROM system.storage_locations"),
+        vec![json!({"usage_count": 2})]
+    );
+    db.fails(
+        "CREATE SHARED TABLE app.b (id INT) WITH (DELETED_RETENTION = 'soon')",
+        2,
+        "DELETED_RETENTION",
+    );
+    db.fails(
+        "CREATE SHARED TABLE app.b (id INT) WITH (FLUSH_POLICY = 'rows:zero')",
+        2,
+        "FLUSH_POLICY",
+    );
+    db.fails(
+        "CREATE STREAM TABLE app.b (id INT) WITH (FLUSH_POLICY = 'rows:5')",
+        2,
+        "do not apply",
+    );
+}
+
+#[test]
+fn shared_primary_keys_are_unique_per_table() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT)");
+    db.ok_as(
+        Some("alice"),
+        "INSERT INTO app.cfg VALUES ('theme', 'dark')",
+    );
+    let run = db.sql_as(Some("bob"), "INSERT INTO app.cfg VALUES ('theme', 'light')");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("duplicate primary key 'theme'"),
+        "{}",
+        run.stderr
+    );
+    db.fails(
+        "INSERT INTO app.cfg VALUES ('a', '1'), ('a', '2')",
+        2,
+        "duplicate primary key 'a' within the INSERT",
+    );
+    assert_eq!(
+        db.rows("SELECT k, v FROM app.cfg"),
+        vec![json!({"k": "theme", "v": "dark"})]
+    );
+}
+
+#[test]
+fn the_data_directory_can_come_from_the_environment() {
+    let db = Db::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args([
+            "sql",
+            "--format",
+            "json",
+            "CREATE NAMESPACE from_env; SHOW NAMESPACES",
+        ])
+        .env("KALAMDB_DATA_DIR", &db.dir)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["results"][1]["rows"][0]["name"], "from_env");
+}

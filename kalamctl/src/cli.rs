@@ -44,4 +44,81 @@ pub enum Command {
         /// The statements; `-` reads them from standard input.
         sql: String,
     },
+    /// List, inspect, cancel, resume and prune jobs (`system.jobs`).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Table operations that run offline.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first. Works next to a running kalamd (read-only).
+    #[command(
+        after_help = "Examples:\n  kalamctl jobs list --data-dir ./data --status paused\n  kalamctl jobs list --data-dir ./data --type table_deletion --since 24h --format json"
+    )]
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only jobs of this type (`table_deletion`, `flush`, `stream_eviction`, `job_retention`).
+        #[arg(long = "type", value_name = "TYPE")]
+        job_type: Option<String>,
+        /// Only jobs started within this long (`90m`, `24h`, `7d`) or since this time
+        /// (`2026-11-01`, `2026-11-01T12:00:00Z`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
+    /// Show one job in full. Works next to a running kalamd (read-only).
+    Show { id: String },
+    /// Cancel a job cooperatively: a running job reports `cancelling` until it stops at a
+    /// safe point. A drop past its point of no return cannot be cancelled, only finished.
+    Cancel { id: String },
+    /// Finish a paused job (one whose process died part-way) in this process.
+    Resume { id: String },
+    /// Delete ended jobs (completed, failed, cancelled) older than a duration.
+    Prune {
+        /// How long ended jobs are kept (`12h`, `7d`, `30d`).
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        older_than: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Drop a table offline: catalog, column family, every user's Parquet files, schemas and
+    /// counts, as a resumable `table_deletion` job. Stale live-query rows are cleared.
+    #[command(
+        after_help = "Examples:\n  kalamctl table drop app.messages --data-dir ./data\n  kalamctl table drop app.messages --if-exists --type user --format json"
+    )]
+    Drop {
+        /// The table, `namespace.table`.
+        #[arg(value_name = "NS.TABLE")]
+        table: String,
+        /// Succeed when the table does not exist.
+        #[arg(long)]
+        if_exists: bool,
+        /// Refuse unless the table is of this type.
+        #[arg(long = "type", value_enum)]
+        kind: Option<KindArg>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Queued,
+    Running,
+    Cancelling,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    User,
+    Shared,
+    Stream,
 }

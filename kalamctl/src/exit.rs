@@ -37,13 +37,14 @@ pub fn code_for(err: &CliError) -> ExitCode {
     match err {
         CliError::Usage(_) | CliError::Input { .. } => ExitCode::Usage,
         CliError::Core(e) => match e.kind() {
-            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::PermissionDenied => {
-                ExitCode::Usage
-            }
+            ErrorKind::BadInput
+            | ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::Conflict => ExitCode::Usage,
             ErrorKind::Locked => ExitCode::Locked,
             ErrorKind::IncompatibleFormat => ExitCode::IncompatibleFormat,
             ErrorKind::Integrity => ExitCode::Integrity,
-            ErrorKind::Internal => ExitCode::Aborted,
+            ErrorKind::Internal | ErrorKind::Cancelled => ExitCode::Aborted,
         },
     }
 }

@@ -39,3 +39,44 @@ pub fn render_table(result: &QueryResult) -> String {
 pub fn render_json(results: &[QueryResult]) -> String {
     json!({ "results": results }).to_string()
 }
+
+/// Prints one JSON document on stdout.
+pub fn print_json(value: &Value) {
+    println!("{value}");
+}
+
+/// A table with a header row; `(N rows)` below it.
+pub fn render_rows(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().copied());
+    let mut n = 0;
+    for row in rows {
+        builder.push_record(row);
+        n += 1;
+    }
+    let mut table = builder.build();
+    table.with(Style::psql());
+    format!("{table}\n({n} row{})", if n == 1 { "" } else { "s" })
+}
+
+/// One record as `name | value` lines.
+pub fn render_pairs(pairs: &[(&str, String)]) -> String {
+    let mut builder = Builder::default();
+    for (k, v) in pairs {
+        builder.push_record([k.to_string(), v.clone()]);
+    }
+    let mut table = builder.build();
+    table.with(Style::blank());
+    table.to_string()
+}
+
+/// Epoch milliseconds as UTC time, to the second.
+pub fn human_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}

@@ -25,10 +25,13 @@ pub fn exit_code(err: &DaemonError) -> i32 {
     match err {
         DaemonError::Config(_) => 2,
         DaemonError::Core(e) => match e.kind() {
-            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::PermissionDenied => 2,
+            ErrorKind::BadInput
+            | ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::Conflict => 2,
             ErrorKind::Integrity => 3,
             ErrorKind::Locked => 4,
-            ErrorKind::Internal => 5,
+            ErrorKind::Internal | ErrorKind::Cancelled => 5,
             ErrorKind::IncompatibleFormat => 6,
         },
         DaemonError::Bind { .. } | DaemonError::Runtime(_) => 5,

@@ -102,6 +102,8 @@ fn core_error(e: &CoreError) -> Response {
         ErrorKind::BadInput => (StatusCode::BAD_REQUEST, "bad_request"),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+        ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
         ErrorKind::Locked
         | ErrorKind::IncompatibleFormat
         | ErrorKind::Integrity

@@ -151,6 +151,21 @@ async fn serve(
             return Err(e);
         }
     };
+    // Jobs a crash left part-way (a drop, say) are finished before serving: until then a
+    // table of the same name cannot be created again.
+    match engine.resume_paused_jobs().await {
+        Ok(outcomes) => {
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Ok(_) => tracing::info!(job = %id, "finished a paused job"),
+                    Err(e) => {
+                        tracing::error!(job = %id, error = %e, "a paused job could not be finished; it stays paused")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list paused jobs"),
+    }
     let tokens = match auth::Tokens::new(&config.auth.tokens, &config.data_dir) {
         Ok(t) => t,
         Err(e) => {

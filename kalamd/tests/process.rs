@@ -3,7 +3,7 @@
 mod common;
 use std::time::Duration;
 
-use common::{ADMIN, ALICE, Daemon, free_port, kalamctl_path, kalamd_command, write_config};
+use common::{ADMIN, ALICE, BOB, Daemon, free_port, kalamctl_path, kalamd_command, write_config};
 use serde_json::json;
 
 fn run_with_config(yaml: &str, env: &[(&str, &str)]) -> (i32, String) {
@@ -258,12 +258,16 @@ fn kill_9_keeps_acknowledged_writes_and_startup_reconciles_jobs_and_live_queries
         d2.rows(ADMIN, "SELECT v FROM app.t WHERE id = 1"),
         vec![json!({"v": "acknowledged"})]
     );
-    assert_eq!(
-        d2.rows(
-            ADMIN,
-            "SELECT status, error_message FROM system.jobs WHERE job_id = 'flush-dead'"
-        ),
-        vec![json!({"status": "failed", "error_message": "abandoned"})]
+    let job = d2.rows(
+        ADMIN,
+        "SELECT status, error_message FROM system.jobs WHERE job_id = 'flush-dead'",
+    );
+    assert_eq!(job[0]["status"], "failed", "{job:?}");
+    assert!(
+        job[0]["error_message"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("abandoned")),
+        "{job:?}"
     );
     assert!(
         d2.rows(ADMIN, "SELECT * FROM system.live_queries")
@@ -420,4 +424,103 @@ fn embedded_defaults_create_the_directory_and_a_private_admin_token() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
     assert!(data.join("rocksdb/CURRENT").exists());
+}
+
+#[test]
+fn a_drop_killed_mid_way_is_finished_by_kalamd_at_startup() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    for sql in [
+        "CREATE NAMESPACE app",
+        "CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+    ] {
+        assert_eq!(d.sql(ADMIN, sql).0, 200, "{sql}");
+    }
+    for token in [ALICE, BOB] {
+        assert_eq!(
+            d.sql(token, "INSERT INTO app.t VALUES (1, 'x'), (2, 'y')")
+                .0,
+            200
+        );
+    }
+    assert_eq!(d.sql(ADMIN, "FLUSH TABLE app.t").0, 200);
+    let storage = tmp.path().join("data/storage");
+    assert_eq!(parquet_files(&storage).len(), 2);
+    drop(d);
+
+    // The drop dies right after the column family goes, before any Parquet file does.
+    let mut d = Daemon::start_with_env(
+        tmp.path(),
+        "",
+        &[("KALAMDB_FAIL_AT", "table_deletion.hot_dropped")],
+    );
+    let (status, _) = d.sql(ADMIN, "DROP TABLE app.t");
+    assert_eq!(status, 0, "the connection dies with the process");
+    let exit = d.wait(Duration::from_secs(10));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&exit),
+        Some(9)
+    );
+    assert_eq!(parquet_files(&storage).len(), 2, "files not yet deleted");
+
+    // At startup kalamd finishes it before serving.
+    let d = Daemon::start(tmp.path(), "");
+    let jobs = d.rows(
+        ADMIN,
+        "SELECT status, step FROM system.jobs WHERE job_type = 'table_deletion'",
+    );
+    assert_eq!(
+        jobs,
+        vec![json!({"status": "completed", "step": "metadata_deleted"})]
+    );
+    assert!(
+        parquet_files(&storage).is_empty(),
+        "{:?}",
+        parquet_files(&storage)
+    );
+    assert!(d.rows(ADMIN, "SHOW TABLES IN app").is_empty());
+    assert_eq!(d.rows(ADMIN, "SHOW NAMESPACES")[0]["table_count"], json!(0));
+    // The name is free again, and `kalamctl jobs list` reads next to the running daemon.
+    assert_eq!(
+        d.sql(ADMIN, "CREATE USER TABLE app.t (id BIGINT PRIMARY KEY)")
+            .0,
+        200
+    );
+    let out = std::process::Command::new(kalamctl_path())
+        .args([
+            "jobs",
+            "list",
+            "--type",
+            "table_deletion",
+            "--format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .output()
+        .expect("kalamctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed["jobs"][0]["status"], "completed");
+}
+
+/// Every `.parquet` file under `dir`.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

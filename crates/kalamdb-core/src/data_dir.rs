@@ -5,6 +5,7 @@
 //!   rocksdb/        the RocksDB database (hot tier and catalog)
 //!   storage/        Parquet files of tables on the default `local` storage location
 //!   kalamdb.pid     pidfile lock: held (flock) by the process that has D open for writing
+//!   jobs/cancel/    cancellation requests for running jobs, one empty file per job id
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -33,6 +34,9 @@ impl DataDir {
     }
     pub fn pidfile(&self) -> PathBuf {
         self.root.join("kalamdb.pid")
+    }
+    pub fn cancel_requests(&self) -> PathBuf {
+        self.root.join("jobs").join("cancel")
     }
 
     /// Resolves a path from a storage template: relative paths are under the data directory.
@@ -108,7 +112,8 @@ impl DirLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(CoreError::io(&path, e)),
         }
-        let contents = format!("{}\n{}\n", std::process::id(), who);
+        let me = crate::jobs::this_process();
+        let contents = format!("{}\n{}\n{}\n", me.pid, who, me.started_at);
         file.set_len(0).map_err(|e| CoreError::io(&path, e))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| CoreError::io(&path, e))?;
@@ -116,6 +121,34 @@ impl DirLock {
             .map_err(|e| CoreError::io(&path, e))?;
         file.sync_data().map_err(|e| CoreError::io(&path, e))?;
         Ok(DirLock { _file: file })
+    }
+}
+
+/// The process holding a data directory's lock: pid and start time (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub started_at: i64,
+}
+
+impl DirLock {
+    /// The live process the pidfile names, if any. Reads the pidfile without locking it, so
+    /// probing never makes a starting kalamd see the directory as locked; a pidfile whose
+    /// process is gone names nobody.
+    pub fn holder(dir: &DataDir) -> Result<Option<Holder>> {
+        let path = dir.pidfile();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CoreError::io(&path, e)),
+        };
+        let mut lines = text.lines().map(str::trim);
+        let Some(pid) = lines.next().and_then(|p| p.parse::<u32>().ok()) else {
+            return Ok(None);
+        };
+        let started_at = lines.nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        Ok(alive.then_some(Holder { pid, started_at }))
     }
 }
 

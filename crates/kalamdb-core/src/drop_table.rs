@@ -1,172 +1,379 @@
-//! The one table-deletion routine. `DROP TABLE` (SQL, through kalamd or `kalamctl sql`) uses it.
+//! The one table-deletion routine. `DROP TABLE` (SQL, through kalamd or `kalamctl sql`) and
+//! `kalamctl table drop` use it.
 //!
-//! Steps, in order: refuse while live subscriptions exist; record a `table_deletion` job;
-//! remove the `system.tables` row so no new query sees the table; drop the data column family
-//! (constant time in the row count); delete the table's Parquet files for every user; delete
-//! every schema version; recount the namespace's `table_count` and decrement the location's
-//! `usage_count`; finish the job with what was freed.
+//! Steps, in order: refuse while live subscriptions exist (offline, clear the stale rows
+//! instead); record a `table_deletion` job; remove the `system.tables` row so no new query sees
+//! the table; drop the data column family (constant time in the row count); delete the
+//! table's Parquet files for every user; delete every schema version and fix the counts;
+//! finish the job with what was freed.
+//!
+//! The job records each step as it completes, together with the table's row, so a crash at any
+//! point leaves a `paused` job that [`Engine::resume_job`] (or kalamd at startup) finishes.
+//! Each step is idempotent, and the steps that change counts are written in one batch with
+//! their step record, so a resumed drop ends exactly where an uninterrupted one does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use kalamdb_sql::TableSchemaRecord;
-use kalamdb_store::{Batch, TableKind};
-use serde::Serialize;
+use kalamdb_sql::{JobProgress, JobRecord, JobStatus, TableRecord, TableSchemaRecord};
+use kalamdb_store::{Batch, TableCf, TableKind};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::TableDef;
+use crate::catalog::kind_of;
 use crate::cold::paths::{StorageTemplate, batch_files};
-use crate::jobs::{job_type, run_job};
+use crate::jobs::{Job, Observer, fail_point, finish_with, job_type};
 use crate::{CoreError, Engine, Result};
 
 /// What a drop removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DropReport {
     pub job_id: String,
+    pub table: String,
     pub files_deleted: u64,
     pub bytes_freed: u64,
     /// RocksDB's estimate of the hot rows dropped.
     pub rows_estimate: u64,
     pub duration_ms: u64,
+    /// Live-query rows of the table cleared because no server was running (offline drops).
+    pub stale_subscriptions_cleared: Vec<String>,
+}
+
+/// How to drop.
+#[derive(Clone, Default)]
+pub struct DropOptions {
+    /// When given, must match the table's kind.
+    pub kind: Option<TableKind>,
+    pub if_exists: bool,
+    /// Sees the job row at each step and progress report.
+    pub observer: Option<Observer>,
+}
+
+/// The steps, in order. A job's `step` is the last one completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Recorded,
+    Uncataloged,
+    HotDropped,
+    ColdDeleted,
+    MetadataDeleted,
+}
+
+impl Step {
+    const ALL: [Step; 5] = [
+        Step::Recorded,
+        Step::Uncataloged,
+        Step::HotDropped,
+        Step::ColdDeleted,
+        Step::MetadataDeleted,
+    ];
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Recorded => "recorded",
+            Step::Uncataloged => "uncataloged",
+            Step::HotDropped => "hot_dropped",
+            Step::ColdDeleted => "cold_deleted",
+            Step::MetadataDeleted => "metadata_deleted",
+        }
+    }
+    fn parse(s: &str) -> Option<Step> {
+        Self::ALL.into_iter().find(|step| step.as_str() == s)
+    }
+}
+
+/// What a deletion needs to finish after a crash: the table's row, which is gone from the
+/// catalog after the first step, and what was freed so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResumeState {
+    table: TableRecord,
+    #[serde(default)]
+    rows_estimate: u64,
+}
+
+/// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
+/// After that, the only way to leave nothing behind is to finish.
+pub(crate) fn deletion_cancellable(job: &JobRecord) -> bool {
+    job.step
+        .as_deref()
+        .and_then(Step::parse)
+        .is_none_or(|s| s < Step::Uncataloged)
 }
 
 impl Engine {
-    /// Drops a table. `kind`, when given, must match the table's. Returns `None` when the
-    /// table did not exist and `if_exists` was given.
+    /// Drops a table. Returns `None` when it did not exist and `if_exists` was given.
     pub async fn drop_table(
         &self,
         namespace: &str,
         table: &str,
-        kind: Option<TableKind>,
-        if_exists: bool,
+        options: &DropOptions,
     ) -> Result<Option<DropReport>> {
         let _ddl = self.ddl_guard().await;
-        let def = match self.catalog().find_table(namespace, table)? {
-            Some(def) => def,
-            None if if_exists => return Ok(None),
-            // Under the DDL lock the table cannot appear meanwhile: this yields the NotFound error.
-            None => return self.catalog().table(namespace, table).map(|_| None),
+        let qualified = format!("{namespace}.{table}");
+        if let Some(job) = self.unfinished_deletion(&qualified)? {
+            return Err(CoreError::Conflict(format!(
+                "{qualified} is already being dropped by job {} ({}); finish it with `kalamctl jobs resume {}`",
+                job.job_id, job.status, job.job_id
+            )));
+        }
+        let Some(def) = self.catalog().find_table(namespace, table)? else {
+            if options.if_exists {
+                return Ok(None);
+            }
+            // Under the DDL lock the table cannot appear meanwhile: this yields NotFound.
+            return self.catalog().table(namespace, table).map(|_| None);
         };
-        if let Some(k) = kind.filter(|k| *k != def.kind) {
+        if let Some(k) = options.kind.filter(|k| *k != def.kind) {
             return Err(CoreError::InvalidInput(format!(
-                "{} is a {} table, not a {k} table; use DROP {} TABLE",
-                def.qualified(),
+                "{qualified} is a {} table, not a {k} table; use DROP {} TABLE",
                 def.kind,
                 def.kind.as_str().to_uppercase()
             )));
         }
-        let subscribers: Vec<String> = self
+        let cleared = self.check_subscriptions(namespace, table)?;
+        let lock = self.table_lock(namespace, table);
+        let _guard = lock.lock().await;
+        let params = vec![
+            namespace.to_string(),
+            table.to_string(),
+            def.kind.to_string(),
+        ];
+        let mut job = Job::start(self, job_type::TABLE_DELETION, &qualified, params)?;
+        job.observe(options.observer.clone());
+        let state = ResumeState {
+            table: def.record.clone(),
+            rows_estimate: 0,
+        };
+        job.step(self, Step::Recorded.as_str(), Some(encode(&state)))?;
+        fail_point("table_deletion.recorded");
+        let mut report = self.run_deletion(job, state, Step::Recorded)?;
+        report.stale_subscriptions_cleared = cleared;
+        Ok(Some(report))
+    }
+
+    /// Finishes a paused deletion job from the step after its last completed one.
+    pub(crate) async fn resume_table_deletion(
+        &self,
+        record: JobRecord,
+        observer: Option<Observer>,
+    ) -> Result<DropReport> {
+        let _ddl = self.ddl_guard().await;
+        let corrupt = |reason: &str| {
+            CoreError::Conflict(format!("job {} cannot be resumed: {reason}", record.job_id))
+        };
+        let state: ResumeState = record
+            .resume_state
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| corrupt("it recorded no table to finish"))?;
+        let step = record
+            .step
+            .as_deref()
+            .and_then(Step::parse)
+            .ok_or_else(|| corrupt("it recorded no known step"))?;
+        let lock = self.table_lock(&state.table.namespace, &state.table.table_name);
+        let _guard = lock.lock().await;
+        let mut job = Job::adopt(self, record)?;
+        job.observe(observer);
+        self.run_deletion(job, state, step)
+    }
+
+    /// The deletion job of `ns.t` that has not ended, if any.
+    pub(crate) fn unfinished_deletion(&self, qualified: &str) -> Result<Option<JobRecord>> {
+        let (jobs, _) = self.sql().jobs().scan_lenient()?;
+        Ok(jobs.into_iter().find(|j| {
+            j.job_type == job_type::TABLE_DELETION
+                && j.table_name == qualified
+                && !j.status.is_terminal()
+                && j.status != JobStatus::Queued
+        }))
+    }
+
+    /// Refuses while live subscriptions target the table. Offline (no server running), every
+    /// live-query row is stale: clears the table's and returns their ids.
+    fn check_subscriptions(&self, namespace: &str, table: &str) -> Result<Vec<String>> {
+        let targeting: Vec<_> = self
             .sql()
             .live_queries()
             .scan_lenient()?
             .0
             .into_iter()
             .filter(|lq| lq.targets(namespace, table))
-            .map(|lq| lq.live_id)
             .collect();
-        if !subscribers.is_empty() {
-            return Err(CoreError::InvalidInput(format!(
-                "{} has {} live subscription(s): {}; close them first",
-                def.qualified(),
-                subscribers.len(),
-                subscribers.join(", ")
+        if targeting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = targeting.iter().map(|lq| lq.live_id.clone()).collect();
+        if !self.is_offline() {
+            return Err(CoreError::Conflict(format!(
+                "{namespace}.{table} has {} live subscription(s): {}; close them first",
+                ids.len(),
+                ids.join(", ")
             )));
         }
-        let lock = self.table_lock(namespace, table);
-        let _guard = lock.lock().await;
-        let started = Instant::now();
-        let params = vec![
-            namespace.to_string(),
-            table.to_string(),
-            def.kind.to_string(),
-        ];
-        let report = run_job(
-            self.sql(),
-            job_type::TABLE_DELETION,
-            &def.qualified(),
-            params,
-            |job| {
-                let mut report = self.delete_table_everywhere(&def)?;
-                report.job_id = job.id().to_string();
-                report.duration_ms = started.elapsed().as_millis() as u64;
-                let result = json!({
-                    "files_deleted": report.files_deleted,
-                    "bytes_freed": report.bytes_freed,
-                    "rows_estimate": report.rows_estimate,
-                    "duration_ms": report.duration_ms,
-                });
-                Ok((report, result))
-            },
-        )?;
-        Ok(Some(report))
-    }
-
-    fn delete_table_everywhere(&self, def: &TableDef) -> Result<DropReport> {
-        let (ns, t) = (def.namespace(), def.name());
-        let mut report = DropReport::default();
-        let template = self.catalog().storage_template(&def.record, def.kind)?;
-
-        // 1. Out of the catalog: no new query sees the table.
-        self.sql().tables().delete(&def.record.table_id)?;
-
-        // 2. The hot tier, in constant time.
-        let cf = def.cf().name();
-        if self.storage().has_cf(&cf) {
-            report.rows_estimate = self.storage().estimate_keys(&cf)?;
-            self.storage().drop_cf(&cf)?;
-        }
-
-        // 3. The cold tier, for every user.
-        let (files, bytes) = delete_parquet(self, &template)?;
-        report.files_deleted = files;
-        report.bytes_freed = bytes;
-
-        // 4. Every schema version, and the counts.
         let mut batch = Batch::new();
-        for schema in self.sql().schemas_of(ns, t)? {
-            self.sql()
-                .table_schemas()
-                .delete_in(&mut batch, &schema.schema_id);
-        }
-        let stale_current =
-            TableSchemaRecord::id_for(&def.record.table_id, def.record.schema_version);
-        self.sql()
-            .table_schemas()
-            .delete_in(&mut batch, &stale_current);
-        if let Some(mut nsr) = self.sql().namespaces().get(ns)? {
-            nsr.table_count = self.catalog().tables(Some(ns))?.len() as u64;
-            self.sql().namespaces().put_in(&mut batch, &nsr);
-        }
-        if let Some(mut loc) = self
-            .sql()
-            .storage_locations()
-            .get(&def.record.storage_location)?
-        {
-            loc.usage_count = loc.usage_count.saturating_sub(1);
-            loc.updated_at = kalamdb_store::now_ms();
-            self.sql().storage_locations().put_in(&mut batch, &loc);
+        for id in &ids {
+            self.sql().live_queries().delete_in(&mut batch, id);
         }
         self.storage().write(batch)?;
-        Ok(report)
+        tracing::warn!(table = %format!("{namespace}.{table}"), cleared = ?ids, "cleared stale live-query rows");
+        Ok(ids)
+    }
+
+    fn run_deletion(&self, job: Job, mut state: ResumeState, done: Step) -> Result<DropReport> {
+        let started = Instant::now();
+        let start_time = job.record().start_time;
+        finish_with(job, |job| {
+            let t = state.table.clone();
+            let kind = kind_of(t.table_type).ok_or_else(|| {
+                CoreError::InvalidInput(format!("{} is a system table", t.table_id))
+            })?;
+            let template = self.catalog().storage_template(&t, kind)?;
+            let prior = job.record().progress.clone().unwrap_or_default();
+            let (mut files, mut bytes) = (prior.items_done, prior.bytes_done);
+
+            if done < Step::Uncataloged {
+                // The last safe point: after this, the only way to leave nothing is to finish.
+                job.checkpoint("before removing the table from the catalog")?;
+                let mut batch = Batch::new();
+                self.sql().tables().delete_in(&mut batch, &t.table_id);
+                job.step_in(&mut batch, Step::Uncataloged.as_str(), None);
+                self.storage().write(batch)?;
+                fail_point("table_deletion.uncataloged");
+            }
+            if done < Step::HotDropped {
+                let cf = TableCf::new(kind, &t.namespace, &t.table_name).name();
+                if self.storage().has_cf(&cf) {
+                    state.rows_estimate = self.storage().estimate_keys(&cf)?;
+                    self.storage().drop_cf(&cf)?;
+                }
+                job.step(self, Step::HotDropped.as_str(), Some(encode(&state)))?;
+                fail_point("table_deletion.hot_dropped");
+            }
+            if done < Step::ColdDeleted {
+                let cold = ColdFiles::list(self, &template)?;
+                let total = files + cold.files.len() as u64;
+                for file in &cold.files {
+                    if let Some(size) = remove_counted(file)? {
+                        files += 1;
+                        bytes += size;
+                    }
+                    job.progress_now(JobProgress {
+                        fraction: files as f64 / total.max(1) as f64,
+                        items_done: files,
+                        items_total: total,
+                        bytes_done: bytes,
+                    })?;
+                    fail_point("table_deletion.cold_file");
+                }
+                cold.remove_empty_dirs(self, &template);
+                job.step(self, Step::ColdDeleted.as_str(), None)?;
+                fail_point("table_deletion.cold_deleted");
+            }
+            if done < Step::MetadataDeleted {
+                let mut batch = Batch::new();
+                self.delete_metadata_in(&mut batch, &t)?;
+                job.step_in(&mut batch, Step::MetadataDeleted.as_str(), None);
+                self.storage().write(batch)?;
+                fail_point("table_deletion.metadata_deleted");
+            }
+            let report = DropReport {
+                job_id: job.id().to_string(),
+                table: format!("{}.{}", t.namespace, t.table_name),
+                files_deleted: files,
+                bytes_freed: bytes,
+                rows_estimate: state.rows_estimate,
+                // From the job's start: a resumed drop counts its whole life.
+                duration_ms: (kalamdb_store::now_ms() - start_time)
+                    .max(started.elapsed().as_millis() as i64) as u64,
+                stale_subscriptions_cleared: Vec::new(),
+            };
+            let result = json!({
+                "files_deleted": report.files_deleted,
+                "bytes_freed": report.bytes_freed,
+                "rows_estimate": report.rows_estimate,
+                "duration_ms": report.duration_ms,
+            });
+            Ok((report, result))
+        })
+    }
+
+    /// Every schema version, the table row (again: idempotent), and the counts. The location's
+    /// `usage_count` is decremented, so this batch must be written once: with its step record.
+    fn delete_metadata_in(&self, batch: &mut Batch, t: &TableRecord) -> Result<()> {
+        let (ns, name) = (t.namespace.as_str(), t.table_name.as_str());
+        for schema in self.sql().schemas_of(ns, name)? {
+            self.sql()
+                .table_schemas()
+                .delete_in(batch, &schema.schema_id);
+        }
+        let current = TableSchemaRecord::id_for(&t.table_id, t.schema_version);
+        self.sql().table_schemas().delete_in(batch, &current);
+        self.sql().tables().delete_in(batch, &t.table_id);
+        if let Some(mut nsr) = self.sql().namespaces().get(ns)? {
+            nsr.table_count = self
+                .catalog()
+                .tables(Some(ns))?
+                .iter()
+                .filter(|r| r.table_id != t.table_id)
+                .count() as u64;
+            self.sql().namespaces().put_in(batch, &nsr);
+        }
+        let location = match t.storage_location.trim() {
+            "" => crate::catalog::DEFAULT_LOCATION,
+            l => l,
+        };
+        if let Some(mut loc) = self.sql().storage_locations().get(location)? {
+            loc.usage_count = loc.usage_count.saturating_sub(1);
+            loc.updated_at = kalamdb_store::now_ms();
+            self.sql().storage_locations().put_in(batch, &loc);
+        }
+        Ok(())
     }
 }
 
-/// Deletes the table's batch files (never anything else), then the directories they leave
-/// empty. Returns files and bytes deleted.
-fn delete_parquet(engine: &Engine, template: &StorageTemplate) -> Result<(u64, u64)> {
-    let dd = engine.data_dir();
-    let (mut files, mut bytes) = (0, 0);
-    for (_, dir) in template.existing_dirs(dd)? {
-        for file in batch_files(&dir)? {
-            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            std::fs::remove_file(&file).map_err(|e| CoreError::io(&file, e))?;
-            files += 1;
-            bytes += size;
+fn encode(state: &ResumeState) -> String {
+    serde_json::to_string(state).unwrap_or_default()
+}
+
+/// The table's Parquet batch files (never anything else), for every user.
+struct ColdFiles {
+    dirs: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+}
+
+impl ColdFiles {
+    fn list(engine: &Engine, template: &StorageTemplate) -> Result<ColdFiles> {
+        let dirs: Vec<PathBuf> = template
+            .existing_dirs(engine.data_dir())?
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect();
+        let mut files = Vec::new();
+        for dir in &dirs {
+            files.extend(batch_files(dir)?);
         }
-        remove_empty_dirs_up_to(&dir, &template.table_root(dd));
+        Ok(ColdFiles { dirs, files })
     }
-    remove_empty_dirs_up_to(&template.table_root(dd), &dd.storage());
-    Ok((files, bytes))
+
+    /// Removes the directories the deleted files leave empty, up to the storage root.
+    fn remove_empty_dirs(&self, engine: &Engine, template: &StorageTemplate) {
+        let dd = engine.data_dir();
+        let root = template.table_root(dd);
+        for dir in &self.dirs {
+            remove_empty_dirs_up_to(dir, &root);
+        }
+        remove_empty_dirs_up_to(&root, &dd.storage());
+    }
+}
+
+/// Removes a file and returns its size; `None` if it was gone already (a resumed drop).
+fn remove_counted(file: &Path) -> Result<Option<u64>> {
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(Some(size)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CoreError::io(file, e)),
+    }
 }
 
 /// Removes `dir`, then its parents below `stop`, while they are empty.

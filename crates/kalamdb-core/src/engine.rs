@@ -1,13 +1,14 @@
 //! The engine: one open data directory, with its RocksDB handle, catalog and table stores.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kalamdb_sql::{FormatState, KalamSql};
 use kalamdb_store::{OpenMode, SharedTableStore, Storage, StreamTableStore, UserTableStore};
 
 use crate::catalog::Catalog;
-use crate::data_dir::{DataDir, DirLock};
+use crate::data_dir::{DataDir, DirLock, Holder};
 use crate::{CoreError, Result, jobs};
 
 /// How to open a data directory.
@@ -36,8 +37,9 @@ struct Inner {
     table_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ddl_lock: tokio::sync::Mutex<()>,
     stats: crate::stats::Stats,
+    offline: AtomicBool,
     // Dropped last: the lock outlives the RocksDB handle.
-    _lock: Option<DirLock>,
+    lock: Option<DirLock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,11 +104,12 @@ impl Engine {
         check_format(&dir, &KalamSql::new(storage.clone()))?;
         let engine = Self::assemble(dir, storage, lock);
         if access == Access::ReadWrite {
-            let abandoned = jobs::fail_abandoned(engine.sql())?;
-            if !abandoned.is_empty() {
+            let cancel = jobs::CancelRequests::new(engine.data_dir());
+            let orphaned = jobs::reconcile(engine.sql(), &cancel)?;
+            if !orphaned.is_empty() {
                 tracing::warn!(
-                    count = abandoned.len(),
-                    "marked jobs left running by a dead process as failed"
+                    jobs = ?orphaned,
+                    "jobs left running by a dead process are now paused (resumable) or failed"
                 );
             }
         }
@@ -126,7 +129,8 @@ impl Engine {
                 table_locks: Mutex::new(HashMap::new()),
                 ddl_lock: tokio::sync::Mutex::new(()),
                 stats: crate::stats::Stats::default(),
-                _lock: lock,
+                offline: AtomicBool::new(false),
+                lock,
             }),
         }
     }
@@ -151,6 +155,32 @@ impl Engine {
     }
     pub fn stream_store(&self) -> &StreamTableStore {
         &self.inner.streams
+    }
+
+    /// Marks this engine as opened by an offline tool: no server runs, so live-query rows are
+    /// stale by definition.
+    pub fn set_offline(&self) {
+        self.inner.offline.store(true, Ordering::Relaxed);
+    }
+    pub fn is_offline(&self) -> bool {
+        self.inner.offline.load(Ordering::Relaxed)
+    }
+
+    /// Whether this engine holds the directory's lock (opened read-write).
+    pub fn holds_lock(&self) -> bool {
+        self.inner.lock.is_some()
+    }
+
+    /// The live process holding the directory's lock: this one when opened read-write.
+    pub fn lock_holder(&self) -> Result<Option<Holder>> {
+        if self.holds_lock() {
+            let me = jobs::this_process();
+            return Ok(Some(Holder {
+                pid: me.pid,
+                started_at: me.started_at,
+            }));
+        }
+        DirLock::holder(&self.inner.dir)
     }
 
     /// Counters for metrics.

@@ -12,6 +12,11 @@ pub enum ErrorKind {
     NotFound,
     /// The session's role may not do this.
     PermissionDenied,
+    /// Refused because of the current state: live subscriptions, an unfinished deletion, a
+    /// job that already ended.
+    Conflict,
+    /// A job stopped at a safe point because cancellation was asked for.
+    Cancelled,
     /// Another process holds the data directory.
     Locked,
     /// The directory holds a format this build does not read (newer, or not yet migrated).
@@ -36,6 +41,12 @@ pub enum CoreError {
 
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("job {job_id} was cancelled at a safe point ({at})")]
+    Cancelled { job_id: String, at: String },
 
     #[error("{path} is not a KalamDB data directory: {reason}")]
     NotADatabase { path: String, reason: String },
@@ -135,6 +146,8 @@ impl CoreError {
             | CoreError::AlreadyInitialized { .. } => ErrorKind::BadInput,
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            CoreError::Conflict(_) => ErrorKind::Conflict,
+            CoreError::Cancelled { .. } => ErrorKind::Cancelled,
             CoreError::Locked { .. } => ErrorKind::Locked,
             CoreError::NewerFormat { .. }
             | CoreError::Unmigrated { .. }

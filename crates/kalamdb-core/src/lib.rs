@@ -24,7 +24,7 @@ pub mod sql;
 mod stats;
 mod table_data;
 
-pub use drop_table::DropReport;
+pub use drop_table::{DropOptions, DropReport};
 pub use engine::{Access, Engine};
 pub use error::{CoreError, ErrorKind, Result};
 pub use flush::FlushReport;
@@ -34,5 +34,5 @@ pub use stats::StatsSnapshot;
 pub use table_data::ReadOptions;
 
 /// Re-exported so the binaries name store types without depending on the storage crates.
-pub use kalamdb_sql::{CURRENT_FORMAT_VERSION, JobRecord, JobStatus};
+pub use kalamdb_sql::{CURRENT_FORMAT_VERSION, JobProgress, JobRecord, JobStatus};
 pub use kalamdb_store::{Row, TableKind};

@@ -7,14 +7,8 @@ use kalamdb_sql::{JobStatus, TableType};
 use kalamdb_store::now_ms;
 use serde_json::json;
 
-use crate::jobs::run_job;
+use crate::jobs::{job_type, run_job};
 use crate::{Engine, FlushReport, Result};
-
-/// Job types of background work.
-pub mod job_type {
-    pub const EVICTION: &str = "stream_eviction";
-    pub const RETENTION: &str = "job_retention";
-}
 
 /// Decides which tables are due for a policy-driven flush.
 #[derive(Debug, Default)]
@@ -105,7 +99,7 @@ impl Engine {
             // Recorded once done: eviction is a single short step with nothing to resume.
             let params = vec![ns.clone(), t.clone()];
             run_job(
-                self.sql(),
+                self,
                 job_type::EVICTION,
                 &format!("{ns}.{t}"),
                 params,
@@ -143,7 +137,7 @@ impl Engine {
             return Ok(0);
         }
         let n = due.len();
-        run_job(self.sql(), job_type::RETENTION, "", Vec::new(), |_| {
+        run_job(self, job_type::RETENTION, "", Vec::new(), |_| {
             for id in &due {
                 self.sql().jobs().delete(id)?;
             }

@@ -1,9 +1,14 @@
 //! One module per command.
 
 mod init;
+mod jobs;
 mod sql;
+mod table;
 
+use std::future::Future;
 use std::path::Path;
+
+use kalamdb_core::{Access, Engine};
 
 use crate::cli::{Cli, Command};
 use crate::exit::{CliError, ExitCode};
@@ -12,6 +17,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     match &cli.command {
         Command::Init => init::run(cli, data_dir(cli)?),
         Command::Sql { user, sql } => sql::run(cli, data_dir(cli)?, user.as_deref(), sql),
+        Command::Jobs(command) => jobs::run(cli, data_dir(cli)?, command),
+        Command::Table(command) => table::run(cli, data_dir(cli)?, command),
     }
 }
 
@@ -24,4 +31,26 @@ fn data_dir(cli: &Cli) -> Result<&Path, CliError> {
 /// How this process names itself in the pidfile lock.
 fn who(command: &str) -> String {
     format!("kalamctl {command}")
+}
+
+/// Opens the directory read-write, as an offline tool: no server runs meanwhile.
+fn open_offline(dir: &Path, command: &str) -> Result<Engine, CliError> {
+    let engine = Engine::open(dir, Access::ReadWrite, &who(command))?;
+    engine.set_offline();
+    Ok(engine)
+}
+
+/// Runs a future to completion on a single-threaded runtime.
+fn block_on<F: Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        // Building a current-thread runtime only fails when the OS refuses basic resources.
+        Err(e) => {
+            eprintln!("kalamctl: error: cannot start an async runtime: {e}");
+            std::process::exit(crate::exit::ExitCode::Aborted as i32)
+        }
+    }
 }

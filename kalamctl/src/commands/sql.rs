@@ -1,7 +1,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use kalamdb_core::{Access, Engine, Session};
+use kalamdb_core::Session;
 
 use crate::cli::{Cli, Format};
 use crate::exit::{CliError, ExitCode};
@@ -26,15 +26,8 @@ pub fn run(cli: &Cli, dir: &Path, user: Option<&str>, sql: &str) -> Result<ExitC
         Some(id) => Session::user(id),
         None => Session::admin(),
     };
-    let engine = Engine::open(dir, Access::ReadWrite, &super::who("sql"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Input {
-            what: "an async runtime".into(),
-            source,
-        })?;
-    let results = runtime.block_on(engine.execute(&session, &text))?;
+    let engine = super::open_offline(dir, "sql")?;
+    let results = super::block_on(engine.execute(&session, &text))?;
     match cli.format {
         Format::Json => println!("{}", render_json(&results)),
         Format::Table => {

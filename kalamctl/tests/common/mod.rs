@@ -157,3 +157,38 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Runs kalamctl with extra environment variables.
+pub fn kalamctl_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kalamctl"));
+    cmd.args(args).env_remove("KALAMDB_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("spawn kalamctl").into()
+}
+
+impl Db {
+    /// Runs a kalamctl command on this directory with `--format json`; expects exit 0.
+    pub fn cmd_ok(&self, args: &[&str]) -> Value {
+        let run = self.cmd(args);
+        assert_eq!(run.code, 0, "{args:?} failed: {}", run.stderr);
+        run.json()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", self.path(), "--format", "json"]);
+        kalamctl(&all)
+    }
+
+    /// The column families in the RocksDB database (opened read-only).
+    pub fn column_families(&self) -> Vec<String> {
+        let storage = kalamdb_store::Storage::open(
+            &self.dir.join("rocksdb"),
+            kalamdb_store::OpenMode::ReadOnly,
+        )
+        .expect("open rocksdb read-only");
+        storage.column_families().expect("list column families")
+    }
+}

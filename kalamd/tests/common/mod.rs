@@ -57,10 +57,19 @@ pub fn kalamd_command(config: &Path) -> Command {
 impl Daemon {
     /// Starts kalamd on `dir` (its data in `dir/data`) and waits until /ready says ready.
     pub fn start(dir: &Path, extra_yaml: &str) -> Daemon {
+        Self::start_with_env(dir, extra_yaml, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub fn start_with_env(dir: &Path, extra_yaml: &str, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let config = write_config(dir, port, extra_yaml);
         let log = dir.join(format!("kalamd-{port}.log"));
-        let child = kalamd_command(&config)
+        let mut cmd = kalamd_command(&config);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

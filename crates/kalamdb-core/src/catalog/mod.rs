@@ -51,6 +51,16 @@ pub(crate) fn table_type_of(kind: TableKind) -> TableType {
     }
 }
 
+/// The kind of a data table's row; `None` for `system`.
+pub(crate) fn kind_of(table_type: TableType) -> Option<TableKind> {
+    match table_type {
+        TableType::User => Some(TableKind::User),
+        TableType::Shared => Some(TableKind::Shared),
+        TableType::Stream => Some(TableKind::Stream),
+        TableType::System => None,
+    }
+}
+
 impl Catalog {
     pub fn new(sql: KalamSql, dir: DataDir) -> Self {
         Catalog { sql, dir }

@@ -1,9 +1,7 @@
 //! A table as the engine uses it: its `system.tables` row joined with its current schema.
 
 use datafusion::arrow::datatypes::SchemaRef;
-use kalamdb_sql::{
-    FlushPolicy, SchemaField, SchemaJson, TableRecord, TableSchemaRecord, TableType,
-};
+use kalamdb_sql::{FlushPolicy, SchemaField, SchemaJson, TableRecord, TableSchemaRecord};
 use kalamdb_store::{TableCf, TableKind};
 
 use super::types::{ColumnDef, ColumnType, DELETED, ROW_ID, UPDATED, arrow_schema};
@@ -48,16 +46,11 @@ impl TableDef {
 
     /// Joins a table row with its schema row.
     pub fn from_records(record: TableRecord, schema: &TableSchemaRecord) -> Result<TableDef> {
-        let kind = match record.table_type {
-            TableType::User => TableKind::User,
-            TableType::Shared => TableKind::Shared,
-            TableType::Stream => TableKind::Stream,
-            TableType::System => {
-                return Err(CoreError::InvalidInput(format!(
-                    "{} is a system table",
-                    record.table_id
-                )));
-            }
+        let Some(kind) = super::kind_of(record.table_type) else {
+            return Err(CoreError::InvalidInput(format!(
+                "{} is a system table",
+                record.table_id
+            )));
         };
         let malformed = |reason: String| {
             CoreError::Catalog(kalamdb_sql::SqlError::Malformed {

@@ -83,6 +83,7 @@ fn columns(table: &str) -> Option<Vec<(&'static str, DataType)>> {
             ("owner", Utf8),
             ("heartbeat_at", TS),
             ("progress", Utf8),
+            ("step", Utf8),
         ],
         "tables" => vec![
             ("table_id", Utf8),

@@ -91,6 +91,13 @@ impl Engine {
                 )))
             };
         }
+        if let Some(job) = self.unfinished_deletion(&qualified)? {
+            // Finishing that job would delete this table's column family and files.
+            return Err(crate::CoreError::Conflict(format!(
+                "an earlier drop of {qualified} has not finished (job {}, {}); finish it first with `kalamctl jobs resume {}`",
+                job.job_id, job.status, job.job_id
+            )));
+        }
         let cf = kalamdb_store::TableCf::new(table.kind, &table.namespace, &table.name).name();
         // Refuse bad options before anything is created.
         match &table.storage {

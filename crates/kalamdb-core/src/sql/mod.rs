@@ -71,7 +71,18 @@ impl Engine {
                 namespace,
                 table,
                 if_exists,
-            } => match self.drop_table(&namespace, &table, kind, if_exists).await? {
+            } => match self
+                .drop_table(
+                    &namespace,
+                    &table,
+                    &crate::DropOptions {
+                        kind,
+                        if_exists,
+                        observer: None,
+                    },
+                )
+                .await?
+            {
                 Some(r) => Ok(QueryResult::done(
                     1,
                     format!(

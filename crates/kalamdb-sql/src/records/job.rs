@@ -5,11 +5,13 @@ use crate::{SystemRecord, lowercase_enum};
 
 lowercase_enum!(
     /// A job's state. `cancelling` means cancellation was asked for and the job has not yet
-    /// reached a safe point.
+    /// reached a safe point. `paused` means its owner died part-way through a job that can be
+    /// finished (`kalamctl jobs resume`, or kalamd at startup).
     JobStatus {
         Queued => "queued",
         Running => "running",
         Cancelling => "cancelling",
+        Paused => "paused",
         Completed => "completed",
         Failed => "failed",
         Cancelled => "cancelled",
@@ -87,6 +89,12 @@ pub struct JobRecord {
     pub heartbeat_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<JobProgress>,
+    /// Resumable jobs: the last step completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Resumable jobs: what the job needs to finish after a crash (JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_state: Option<String>,
 }
 
 impl SystemRecord for JobRecord {

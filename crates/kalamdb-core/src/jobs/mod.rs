@@ -1,0 +1,309 @@
+//! Job rows in `system.jobs`: every long operation records one.
+//!
+//! A job row names its owner (host, pid, start time), carries a heartbeat and its progress,
+//! and, for resumable jobs, the last step it completed and what it needs to finish. A job
+//! whose owner is gone is never reported as running: a read-write open turns it into
+//! `paused` (resumable) or `failed` (`abandoned`), and read-only views show it that way
+//! already ([`reconcile`]).
+
+mod admin;
+mod cancel;
+mod reconcile;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use kalamdb_sql::{JobOwner, JobProgress, JobRecord, JobStatus, KalamSql};
+use kalamdb_store::{Batch, now_ms};
+use serde_json::Value;
+
+use crate::{CoreError, Engine, Result};
+
+pub use admin::{CancelOutcome, JobFilter, ResumeOutcome};
+pub use cancel::CancelRequests;
+pub use reconcile::{ABANDONED, effective, reconcile};
+
+/// Job types this build writes.
+pub mod job_type {
+    pub const FLUSH: &str = "flush";
+    pub const TABLE_DELETION: &str = "table_deletion";
+    pub const EVICTION: &str = "stream_eviction";
+    pub const RETENTION: &str = "job_retention";
+}
+
+/// Called with the job's row each time it reports progress (a progress bar, say).
+pub type Observer = Arc<dyn Fn(&JobRecord) + Send + Sync>;
+
+/// How often progress reaches `system.jobs` (the observer sees every report).
+const WRITE_EVERY: Duration = Duration::from_millis(250);
+
+/// This process, as a job owner.
+pub fn this_process() -> JobOwner {
+    static STARTED: OnceLock<i64> = OnceLock::new();
+    JobOwner {
+        host: hostname(),
+        pid: std::process::id(),
+        started_at: *STARTED.get_or_init(now_ms),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A running job owned by this process.
+pub struct Job {
+    sql: KalamSql,
+    record: JobRecord,
+    cancel: CancelRequests,
+    observer: Option<Observer>,
+    last_write: Instant,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("record", &self.record).finish()
+    }
+}
+
+impl Job {
+    /// Records a new running job before any work starts.
+    pub fn start(
+        engine: &Engine,
+        kind: &str,
+        table_name: &str,
+        parameters: Vec<String>,
+    ) -> Result<Job> {
+        let now = now_ms();
+        let owner = this_process();
+        let record = JobRecord {
+            job_id: format!("{kind}-{}", uuid::Uuid::now_v7().simple()),
+            job_type: kind.to_string(),
+            table_name: table_name.to_string(),
+            status: JobStatus::Running,
+            start_time: now,
+            end_time: None,
+            parameters,
+            result: None,
+            trace: None,
+            memory_used_mb: None,
+            cpu_used_percent: None,
+            node_id: owner.host.clone(),
+            error_message: None,
+            owner: Some(owner),
+            heartbeat_at: Some(now),
+            progress: Some(JobProgress::default()),
+            step: None,
+            resume_state: None,
+        };
+        engine.sql().jobs().insert(&record)?;
+        Ok(Self::wrap(engine, record))
+    }
+
+    /// Takes over a paused job: this process becomes its owner and it runs again.
+    pub fn adopt(engine: &Engine, mut record: JobRecord) -> Result<Job> {
+        let owner = this_process();
+        record.status = JobStatus::Running;
+        record.node_id = owner.host.clone();
+        record.owner = Some(owner);
+        record.heartbeat_at = Some(now_ms());
+        record.error_message = None;
+        record.end_time = None;
+        engine.sql().jobs().put(&record)?;
+        Ok(Self::wrap(engine, record))
+    }
+
+    fn wrap(engine: &Engine, record: JobRecord) -> Job {
+        Job {
+            sql: engine.sql().clone(),
+            record,
+            cancel: CancelRequests::new(engine.data_dir()),
+            observer: None,
+            last_write: Instant::now(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.job_id
+    }
+    pub fn record(&self) -> &JobRecord {
+        &self.record
+    }
+
+    pub fn observe(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if let Some(o) = &self.observer {
+            o(&self.record);
+        }
+    }
+
+    /// Records progress and a heartbeat (written at most every 250 ms).
+    pub fn progress(&mut self, progress: JobProgress) -> Result<()> {
+        self.report(progress, false)
+    }
+
+    /// Records progress and a heartbeat now: for counts a resumed job carries on from.
+    pub fn progress_now(&mut self, progress: JobProgress) -> Result<()> {
+        self.report(progress, true)
+    }
+
+    fn report(&mut self, progress: JobProgress, now: bool) -> Result<()> {
+        self.record.progress = Some(progress);
+        self.record.heartbeat_at = Some(now_ms());
+        if now || self.last_write.elapsed() >= WRITE_EVERY {
+            self.sql.jobs().put(&self.record)?;
+            self.last_write = Instant::now();
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// Records a completed step and what the job needs to finish, in `batch`: the step is
+    /// durable exactly when the work written with it is.
+    pub fn step_in(&mut self, batch: &mut Batch, step: &str, resume_state: Option<String>) {
+        self.record.step = Some(step.to_string());
+        if resume_state.is_some() {
+            self.record.resume_state = resume_state;
+        }
+        self.record.heartbeat_at = Some(now_ms());
+        self.sql.jobs().put_in(batch, &self.record);
+        self.notify();
+    }
+
+    /// Records a completed step now.
+    pub fn step(
+        &mut self,
+        engine: &Engine,
+        step: &str,
+        resume_state: Option<String>,
+    ) -> Result<()> {
+        let mut batch = Batch::new();
+        self.step_in(&mut batch, step, resume_state);
+        engine.storage().write(batch)?;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Whether cancellation was asked for. The first time it is, the job reports
+    /// `cancelling` until it stops.
+    pub fn cancel_requested(&mut self) -> Result<bool> {
+        if !self.cancel.is_requested(self.id()) {
+            return Ok(false);
+        }
+        if self.record.status != JobStatus::Cancelling {
+            self.record.status = JobStatus::Cancelling;
+            self.record.heartbeat_at = Some(now_ms());
+            self.sql.jobs().put(&self.record)?;
+            self.notify();
+        }
+        Ok(true)
+    }
+
+    /// Stops here if cancellation was asked for: a safe point.
+    pub fn checkpoint(&mut self, at: &str) -> Result<()> {
+        if self.cancel_requested()? {
+            return Err(CoreError::Cancelled {
+                job_id: self.id().to_string(),
+                at: at.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the job completed with a JSON result.
+    pub fn complete(mut self, result: Value) -> Result<JobRecord> {
+        let now = now_ms();
+        self.record.status = JobStatus::Completed;
+        self.record.end_time = Some(now);
+        self.record.heartbeat_at = Some(now);
+        self.record.result = Some(result.to_string());
+        self.record.resume_state = None;
+        if let Some(p) = self.record.progress.as_mut() {
+            p.fraction = 1.0;
+        }
+        self.finish()
+    }
+
+    /// Ends the job with an error: `cancelled` for [`CoreError::Cancelled`]; `paused` when it
+    /// records steps (its work is idempotent, so it can still be finished); else `failed`.
+    pub fn fail(mut self, error: &CoreError) -> Result<JobRecord> {
+        let now = now_ms();
+        self.record.heartbeat_at = Some(now);
+        match (error, self.record.step.as_deref()) {
+            (CoreError::Cancelled { .. }, _) => {
+                self.record.status = JobStatus::Cancelled;
+                self.record.end_time = Some(now);
+                self.record.error_message = Some(error.to_string());
+            }
+            (_, Some(step)) => {
+                self.record.status = JobStatus::Paused;
+                self.record.error_message = Some(format!(
+                    "stopped after step {step}: {error}; fix the cause, then run `kalamctl jobs resume {}`",
+                    self.record.job_id
+                ));
+            }
+            (_, None) => {
+                self.record.status = JobStatus::Failed;
+                self.record.end_time = Some(now);
+                self.record.error_message = Some(error.to_string());
+            }
+        }
+        self.finish()
+    }
+
+    fn finish(self) -> Result<JobRecord> {
+        self.sql.jobs().put(&self.record)?;
+        self.cancel.clear(self.id());
+        self.notify();
+        Ok(self.record)
+    }
+}
+
+/// Runs `work` as a job: completed with its result, or failed (or cancelled) with its error.
+pub fn run_job<T>(
+    engine: &Engine,
+    kind: &str,
+    table_name: &str,
+    parameters: Vec<String>,
+    work: impl FnOnce(&mut Job) -> Result<(T, Value)>,
+) -> Result<T> {
+    finish_with(Job::start(engine, kind, table_name, parameters)?, work)
+}
+
+/// Runs `work` on a started or adopted job and ends it with the outcome.
+pub(crate) fn finish_with<T>(
+    mut job: Job,
+    work: impl FnOnce(&mut Job) -> Result<(T, Value)>,
+) -> Result<T> {
+    match work(&mut job) {
+        Ok((value, result)) => {
+            job.complete(result)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The original error matters more than a failure to record it.
+            let _ = job.fail(&e);
+            Err(e)
+        }
+    }
+}
+
+/// Test hook for crash safety: with `KALAMDB_FAIL_AT=<point>` in the environment, the
+/// process kills itself with SIGKILL on reaching that point, exactly as `kill -9` would.
+pub(crate) fn fail_point(point: &str) {
+    if std::env::var_os("KALAMDB_FAIL_AT").is_some_and(|v| v == point) {
+        // SAFETY: getpid and kill have no preconditions; SIGKILL does not return.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}

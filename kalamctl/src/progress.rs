@@ -1,0 +1,37 @@
+//! Progress bars for long operations: on a terminal only, on stderr, never with JSON output.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kalamdb_core::JobRecord;
+use kalamdb_core::jobs::Observer;
+
+use crate::cli::{Cli, Format};
+
+/// A bar that follows a job's progress, or nothing when output is JSON, quiet, or not a TTY.
+pub fn job_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, Observer)> {
+    if cli.quiet || cli.format == Format::Json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(1000);
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed})")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    let follower = bar.clone();
+    let observer: Observer = Arc::new(move |job: &JobRecord| {
+        if let Some(p) = &job.progress {
+            follower.set_position((p.fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+            follower.set_message(format!(
+                "{} {}/{} file(s), {}",
+                job.step.as_deref().unwrap_or(job.status.as_str()),
+                p.items_done,
+                p.items_total,
+                indicatif::HumanBytes(p.bytes_done)
+            ));
+        }
+    });
+    Some((bar, observer))
+}

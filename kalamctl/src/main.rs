@@ -9,6 +9,12 @@ mod progress;
 use clap::Parser;
 
 fn main() {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`kalamctl jobs list | head`) instead of failing on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

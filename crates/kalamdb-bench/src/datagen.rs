@@ -57,31 +57,60 @@ pub async fn generate(engine: &Engine, shape: Shape) -> Result<u64, String> {
             .await
             .map_err(|e| e.to_string())?;
         for t in 0..shape.tables_per_namespace {
-            let tb = table(t);
-            engine
-                .execute(&admin, &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS})"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let per_user = shape.rows_per_table.div_ceil(shape.users.max(1));
-            for u in 0..shape.users {
-                let mut batch = Vec::with_capacity(10_000);
-                for id in 0..per_user as u64 {
-                    batch.push((user(u), id.to_string(), row(id)));
-                    if batch.len() == 10_000 {
-                        written += batch.len() as u64;
-                        engine
-                            .user_store()
-                            .put_batch(&ns, &tb, std::mem::take(&mut batch))
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
+            written += create_user_table(engine, &ns, &table(t), shape.rows_per_table, shape.users)
+                .await?;
+        }
+    }
+    Ok(written)
+}
+
+/// Creates `ns.tb` (which must not exist) through SQL and fills it with `rows` rows spread
+/// over `users`, through the store. Returns the rows written.
+pub async fn create_user_table(
+    engine: &Engine,
+    ns: &str,
+    tb: &str,
+    rows: usize,
+    users: usize,
+) -> Result<u64, String> {
+    engine
+        .execute(
+            &Session::admin(),
+            &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS})"),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    fill_user_table(engine, ns, tb, 0, rows, users)
+}
+
+/// Writes rows `first_id..first_id + rows / users` for each of `users` users into `ns.tb`.
+pub fn fill_user_table(
+    engine: &Engine,
+    ns: &str,
+    tb: &str,
+    first_id: u64,
+    rows: usize,
+    users: usize,
+) -> Result<u64, String> {
+    let per_user = rows.div_ceil(users.max(1)) as u64;
+    let mut written = 0;
+    for u in 0..users {
+        let mut batch = Vec::with_capacity(10_000);
+        for id in first_id..first_id + per_user {
+            batch.push((user(u), id.to_string(), row(id)));
+            if batch.len() == 10_000 {
                 written += batch.len() as u64;
                 engine
                     .user_store()
-                    .put_batch(&ns, &tb, batch)
+                    .put_batch(ns, tb, std::mem::take(&mut batch))
                     .map_err(|e| e.to_string())?;
             }
         }
+        written += batch.len() as u64;
+        engine
+            .user_store()
+            .put_batch(ns, tb, batch)
+            .map_err(|e| e.to_string())?;
     }
     Ok(written)
 }

@@ -5,6 +5,7 @@
 //! more. Record results in `specs/benchmarks.md` with the command that produced them.
 
 mod datagen;
+mod drop;
 mod http;
 mod insert;
 mod point_select;
@@ -46,6 +47,16 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// DROP TABLE time: a small and a large user table, each with Parquet files from every
+    /// user and hot rows; reports both times and their ratio (the goal is near 1).
+    Drop {
+        #[arg(long, default_value_t = 10_000)]
+        small: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        large: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[command(flatten)]
@@ -73,6 +84,11 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.bench {
             Bench::Insert { rows, batch, users } => insert::run(rows, batch, users).await,
+            Bench::Drop {
+                small,
+                large,
+                users,
+            } => drop::run(small, large, users).await,
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

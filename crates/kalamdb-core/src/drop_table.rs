@@ -32,7 +32,8 @@ pub struct DropReport {
     pub table: String,
     pub files_deleted: u64,
     pub bytes_freed: u64,
-    /// RocksDB's estimate of the hot rows dropped.
+    /// Rows dropped: RocksDB's estimate of the hot rows plus the rows the deleted Parquet
+    /// files' footers record.
     pub rows_estimate: u64,
     pub duration_ms: u64,
     /// Live-query rows of the table cleared because no server was running (offline drops).
@@ -86,8 +87,12 @@ impl Step {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResumeState {
     table: TableRecord,
+    /// RocksDB's estimate of the hot rows, taken before the column family went.
     #[serde(default)]
-    rows_estimate: u64,
+    hot_rows: u64,
+    /// Rows in the Parquet files deleted so far (from their footers).
+    #[serde(default)]
+    cold_rows: u64,
 }
 
 /// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
@@ -141,7 +146,8 @@ impl Engine {
         job.observe(options.observer.clone());
         let state = ResumeState {
             table: def.record.clone(),
-            rows_estimate: 0,
+            hot_rows: 0,
+            cold_rows: 0,
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)))?;
         fail_point("table_deletion.recorded");
@@ -243,7 +249,7 @@ impl Engine {
             if done < Step::HotDropped {
                 let cf = TableCf::new(kind, &t.namespace, &t.table_name).name();
                 if self.storage().has_cf(&cf) {
-                    state.rows_estimate = self.storage().estimate_keys(&cf)?;
+                    state.hot_rows = self.storage().estimate_keys(&cf)?;
                     self.storage().drop_cf(&cf)?;
                 }
                 job.step(self, Step::HotDropped.as_str(), Some(encode(&state)))?;
@@ -253,9 +259,13 @@ impl Engine {
                 let cold = ColdFiles::list(self, &template)?;
                 let total = files + cold.files.len() as u64;
                 for file in &cold.files {
+                    // A footer that cannot be read counts no rows: the file goes regardless.
+                    let rows = crate::cold::parquet::row_count(file).unwrap_or(0);
                     if let Some(size) = remove_counted(file)? {
                         files += 1;
                         bytes += size;
+                        state.cold_rows += rows;
+                        job.set_resume_state(encode(&state));
                     }
                     job.progress_now(JobProgress {
                         fraction: files as f64 / total.max(1) as f64,
@@ -281,7 +291,7 @@ impl Engine {
                 table: format!("{}.{}", t.namespace, t.table_name),
                 files_deleted: files,
                 bytes_freed: bytes,
-                rows_estimate: state.rows_estimate,
+                rows_estimate: state.hot_rows + state.cold_rows,
                 // From the job's start: a resumed drop counts its whole life.
                 duration_ms: (kalamdb_store::now_ms() - start_time)
                     .max(started.elapsed().as_millis() as i64) as u64,

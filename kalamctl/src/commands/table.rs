@@ -68,7 +68,7 @@ fn drop(
                     eprintln!("kalamctl: warning: cleared stale live-query row {id}");
                 }
                 println!(
-                    "dropped {table} (job {}): {} file(s), {} freed, ~{} hot row(s), {} ms",
+                    "dropped {table} (job {}): {} file(s), {} freed, ~{} row(s), {} ms",
                     report.job_id,
                     report.files_deleted,
                     human_bytes(report.bytes_freed),

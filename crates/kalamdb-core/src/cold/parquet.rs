@@ -77,6 +77,14 @@ pub fn read_schema(path: &Path) -> Result<SchemaRef> {
     Ok(builder.schema().clone())
 }
 
+/// The number of rows a file's footer records, without reading its data.
+pub fn row_count(path: &Path) -> Result<u64> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 /// Reads every row of a file as JSON rows, optionally only the named columns.
 pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;

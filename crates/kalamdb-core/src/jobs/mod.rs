@@ -179,6 +179,11 @@ impl Job {
         self.notify();
     }
 
+    /// Replaces what the job needs to finish; written with the next progress or step.
+    pub fn set_resume_state(&mut self, resume_state: String) {
+        self.record.resume_state = Some(resume_state);
+    }
+
     /// Records a completed step now.
     pub fn step(
         &mut self,

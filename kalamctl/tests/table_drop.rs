@@ -110,6 +110,10 @@ fn drop_each_table_type_leaves_nothing_behind() {
     for (kind, files) in [("USER", 3), ("SHARED", 1), ("STREAM", 0)] {
         let db = setup(kind, "t", 3);
         let before = files_under(&db.storage()).len();
+        let parquet_bytes: u64 = files_under(&db.storage().join("app/t"))
+            .iter()
+            .map(|f| std::fs::metadata(db.storage().join("app/t").join(f)).map_or(0, |m| m.len()))
+            .sum();
         let report = db.cmd_ok(&["table", "drop", "app.t"]);
         assert_eq!(report["dropped"], true);
         assert_eq!(report["files_deleted"], files, "{kind}: {report}");
@@ -119,7 +123,11 @@ fn drop_each_table_type_leaves_nothing_behind() {
             "{kind}: other files touched"
         );
         if files > 0 {
-            assert!(report["bytes_freed"].as_u64().unwrap_or(0) > 0, "{report}");
+            // The Parquet files, plus any SST files of the column family.
+            assert!(
+                report["bytes_freed"].as_u64().unwrap_or(0) >= parquet_bytes && parquet_bytes > 0,
+                "{report}: the table's Parquet files held {parquet_bytes} bytes"
+            );
             // Each file holds three flushed rows; their footers are counted.
             assert!(
                 report["rows_estimate"].as_u64().unwrap_or(0) >= 3 * files as u64,

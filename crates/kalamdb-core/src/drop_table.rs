@@ -31,6 +31,7 @@ pub struct DropReport {
     pub job_id: String,
     pub table: String,
     pub files_deleted: u64,
+    /// Bytes of the deleted Parquet files plus the dropped column family's SST files.
     pub bytes_freed: u64,
     /// Rows dropped: RocksDB's estimate of the hot rows plus the rows the deleted Parquet
     /// files' footers record.
@@ -93,6 +94,9 @@ struct ResumeState {
     /// Rows in the Parquet files deleted so far (from their footers).
     #[serde(default)]
     cold_rows: u64,
+    /// Bytes of the column family's SST files, taken before it went (RocksDB deletes them).
+    #[serde(default)]
+    hot_bytes: u64,
 }
 
 /// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
@@ -148,6 +152,7 @@ impl Engine {
             table: def.record.clone(),
             hot_rows: 0,
             cold_rows: 0,
+            hot_bytes: 0,
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)))?;
         fail_point("table_deletion.recorded");
@@ -250,6 +255,7 @@ impl Engine {
                 let cf = TableCf::new(kind, &t.namespace, &t.table_name).name();
                 if self.storage().has_cf(&cf) {
                     state.hot_rows = self.storage().estimate_keys(&cf)?;
+                    state.hot_bytes = self.storage().sst_bytes(&cf)?;
                     self.storage().drop_cf(&cf)?;
                 }
                 job.step(self, Step::HotDropped.as_str(), Some(encode(&state)))?;
@@ -267,7 +273,9 @@ impl Engine {
                         state.cold_rows += rows;
                         job.set_resume_state(encode(&state));
                     }
-                    job.progress_now(JobProgress {
+                    // Throttled: a crash may lose the last few counts (they are lower bounds),
+                    // never a file, which the resumed step lists again.
+                    job.progress(JobProgress {
                         fraction: files as f64 / total.max(1) as f64,
                         items_done: files,
                         items_total: total,
@@ -290,7 +298,7 @@ impl Engine {
                 job_id: job.id().to_string(),
                 table: format!("{}.{}", t.namespace, t.table_name),
                 files_deleted: files,
-                bytes_freed: bytes,
+                bytes_freed: bytes + state.hot_bytes,
                 rows_estimate: state.hot_rows + state.cold_rows,
                 // From the job's start: a resumed drop counts its whole life.
                 duration_ms: (kalamdb_store::now_ms() - start_time)

@@ -49,10 +49,10 @@ impl CancelRequests {
     /// Forgets a request (the job ended). Removes the directories once empty.
     pub fn clear(&self, job_id: &str) {
         let _ = std::fs::remove_file(self.file(job_id));
-        if std::fs::remove_dir(&self.dir).is_ok() {
-            if let Some(parent) = self.dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
+        if std::fs::remove_dir(&self.dir).is_ok()
+            && let Some(parent) = self.dir.parent()
+        {
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }

@@ -36,6 +36,27 @@ pub fn row(id: u64) -> Row {
     r
 }
 
+/// [`row`] plus a `payload` column of `bytes` pseudo-random letters and digits, which
+/// Parquet cannot compress much: for tables of a given size on disk.
+pub fn wide_row(id: u64, bytes: usize) -> Row {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut r = row(id);
+    if bytes > 0 {
+        let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let text: String = (0..bytes)
+            .map(|_| {
+                // xorshift64
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+            })
+            .collect();
+        r.insert("payload".into(), Value::from(text));
+    }
+    r
+}
+
 /// A SQL literal row matching [`row`].
 pub fn sql_row(id: u64) -> String {
     format!(
@@ -73,17 +94,31 @@ pub async fn create_user_table(
     rows: usize,
     users: usize,
 ) -> Result<u64, String> {
+    create_wide_user_table(engine, ns, tb, 0).await?;
+    fill_user_table(engine, ns, tb, 0, rows, users, 0)
+}
+
+/// Creates an empty `ns.tb` with [`COLUMNS`], plus a `payload TEXT` column when
+/// `payload > 0` (see [`wide_row`]).
+pub async fn create_wide_user_table(
+    engine: &Engine,
+    ns: &str,
+    tb: &str,
+    payload: usize,
+) -> Result<(), String> {
+    let extra = if payload > 0 { ", payload TEXT" } else { "" };
     engine
         .execute(
             &Session::admin(),
-            &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS})"),
+            &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS}{extra})"),
         )
         .await
         .map_err(|e| e.to_string())?;
-    fill_user_table(engine, ns, tb, 0, rows, users)
+    Ok(())
 }
 
-/// Writes rows `first_id..first_id + rows / users` for each of `users` users into `ns.tb`.
+/// Writes rows `first_id..first_id + rows / users` for each of `users` users into `ns.tb`,
+/// with a payload of `payload` bytes each (see [`wide_row`]).
 pub fn fill_user_table(
     engine: &Engine,
     ns: &str,
@@ -91,13 +126,14 @@ pub fn fill_user_table(
     first_id: u64,
     rows: usize,
     users: usize,
+    payload: usize,
 ) -> Result<u64, String> {
     let per_user = rows.div_ceil(users.max(1)) as u64;
     let mut written = 0;
     for u in 0..users {
         let mut batch = Vec::with_capacity(10_000);
         for id in first_id..first_id + per_user {
-            batch.push((user(u), id.to_string(), row(id)));
+            batch.push((user(u), id.to_string(), wide_row(id, payload)));
             if batch.len() == 10_000 {
                 written += batch.len() as u64;
                 engine

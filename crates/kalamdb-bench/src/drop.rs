@@ -1,14 +1,41 @@
 //! Table deletion time against table size: a small and a large user table, both with
 //! Parquet files from every user and hot rows left in RocksDB, dropped in one run.
+//!
+//! Each size is built and dropped `repeat` times, alternating small and large so that both
+//! see the same machine; the medians are compared. `--payload` widens every row so that the
+//! large table can reach a realistic size on disk (1,000,000 rows × 1,000 bytes ≈ 1 GiB).
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use kalamdb_core::{DropOptions, Engine, Session};
 
-use crate::datagen::{create_user_table, fill_user_table};
+use crate::datagen::{create_wide_user_table, fill_user_table};
 use crate::report::emit;
 
-pub async fn run(small: usize, large: usize, users: usize) -> Result<(), String> {
+/// Hot bytes flushed at most per flush, so that building a large table stays within memory
+/// (a flush holds the rows it writes).
+const FLUSH_ROUND_BYTES: usize = 256 << 20;
+
+/// One table built and dropped.
+struct Trial {
+    rows: usize,
+    files: u64,
+    parquet_bytes: u64,
+    freed_bytes: u64,
+    rows_estimate: u64,
+    took: Duration,
+}
+
+pub struct Plan {
+    pub small: usize,
+    pub large: usize,
+    pub users: usize,
+    pub payload: usize,
+    pub repeat: usize,
+}
+
+pub async fn run(plan: Plan) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let engine =
         Engine::init(tmp.path().join("data"), "kalamdb-bench").map_err(|e| e.to_string())?;
@@ -16,54 +43,128 @@ pub async fn run(small: usize, large: usize, users: usize) -> Result<(), String>
         .execute(&Session::admin(), "CREATE NAMESPACE b")
         .await
         .map_err(|e| e.to_string())?;
-    let mut figures = Vec::new();
-    for (name, rows) in [("small", small), ("large", large)] {
-        // Nine tenths flushed to Parquet (one file per user), one tenth left hot.
-        let cold = rows - rows / 10;
-        create_user_table(&engine, "b", name, cold, users).await?;
-        engine
-            .flush_table("b", name)
-            .await
-            .map_err(|e| e.to_string())?;
-        fill_user_table(&engine, "b", name, cold as u64, rows / 10, users)?;
-        engine
-            .storage()
-            .flush_memtables()
-            .map_err(|e| e.to_string())?;
-
-        let started = Instant::now();
-        let report = engine
-            .drop_table("b", name, &DropOptions::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the table vanished before the drop")?;
-        let took = started.elapsed();
-        println!(
-            "drop {name}: {rows} rows, {} file(s), {:.1} MiB Parquet, ~{} rows counted: {:.1} ms",
-            report.files_deleted,
-            report.bytes_freed as f64 / (1024.0 * 1024.0),
-            report.rows_estimate,
-            took.as_secs_f64() * 1e3
-        );
-        figures.push((rows, report, took));
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for i in 0..plan.repeat.max(1) {
+        for (label, rows, out) in [
+            ("small", plan.small, &mut small),
+            ("large", plan.large, &mut large),
+        ] {
+            let trial = build_and_drop(&engine, &format!("{label}{i}"), rows, &plan).await?;
+            println!(
+                "drop {label} #{}: {} rows, {} file(s), {:.1} MiB Parquet, {:.1} MiB freed, ~{} rows counted: {:.1} ms",
+                i + 1,
+                trial.rows,
+                trial.files,
+                mib(trial.parquet_bytes),
+                mib(trial.freed_bytes),
+                trial.rows_estimate,
+                trial.took.as_secs_f64() * 1e3
+            );
+            out.push(trial);
+        }
     }
-    let (small_t, large_t) = (figures[0].2, figures[1].2);
-    let ratio = large_t.as_secs_f64() / small_t.as_secs_f64().max(1e-9);
-    let large_bytes = figures[1].1.bytes_freed.max(1) as f64;
-    let per_gib = large_t.as_secs_f64() * (1024.0 * 1024.0 * 1024.0) / large_bytes;
+    let (s, l) = (median(&mut small), median(&mut large));
+    let ratio = l.took.as_secs_f64() / s.took.as_secs_f64().max(1e-9);
+    let per_gib = l.took.as_secs_f64() * (1u64 << 30) as f64 / l.parquet_bytes.max(1) as f64;
     println!(
-        "  ratio large/small {ratio:.2} ({}x the rows)",
-        large / small.max(1)
+        "median small {:.1} ms, large {:.1} ms: ratio large/small {ratio:.2} for {}x the rows and {:.0}x the Parquet bytes",
+        s.took.as_secs_f64() * 1e3,
+        l.took.as_secs_f64() * 1e3,
+        plan.large / plan.small.max(1),
+        l.parquet_bytes as f64 / s.parquet_bytes.max(1) as f64
     );
-    println!("  time per GiB of Parquet, at the large table's file size: {per_gib:.2} s");
+    println!(
+        "  large table: {:.1} MiB of Parquet dropped in {:.1} ms ({per_gib:.2} s per GiB)",
+        mib(l.parquet_bytes),
+        l.took.as_secs_f64() * 1e3
+    );
     emit(
         "drop",
         serde_json::json!({
-            "small_rows": small, "large_rows": large, "users": users,
-            "small_ms": small_t.as_secs_f64() * 1e3, "large_ms": large_t.as_secs_f64() * 1e3,
-            "large_parquet_bytes": figures[1].1.bytes_freed, "files_per_table": figures[1].1.files_deleted,
+            "small_rows": plan.small, "large_rows": plan.large, "users": plan.users,
+            "payload_bytes": plan.payload, "repeat": plan.repeat,
+            "small_ms": s.took.as_secs_f64() * 1e3, "large_ms": l.took.as_secs_f64() * 1e3,
+            "small_parquet_bytes": s.parquet_bytes, "large_parquet_bytes": l.parquet_bytes,
+            "large_bytes_freed": l.freed_bytes, "large_files": l.files,
             "ratio_large_to_small": ratio, "seconds_per_gib": per_gib,
         }),
     );
     Ok(())
+}
+
+/// Creates `b.name` with nine tenths of its rows flushed to Parquet (every user's files) and
+/// one tenth left hot, then drops it and times the drop alone.
+async fn build_and_drop(
+    engine: &Engine,
+    name: &str,
+    rows: usize,
+    plan: &Plan,
+) -> Result<Trial, String> {
+    create_wide_user_table(engine, "b", name, plan.payload).await?;
+    let cold = rows - rows / 10;
+    let row_bytes = 60 + plan.payload;
+    let per_round = (FLUSH_ROUND_BYTES / row_bytes).max(plan.users).max(1);
+    let mut first = 0;
+    while first < cold {
+        let n = per_round.min(cold - first);
+        fill_user_table(engine, "b", name, first as u64, n, plan.users, plan.payload)?;
+        engine
+            .flush_table("b", name)
+            .await
+            .map_err(|e| e.to_string())?;
+        first += n;
+    }
+    fill_user_table(
+        engine,
+        "b",
+        name,
+        cold as u64,
+        rows / 10,
+        plan.users,
+        plan.payload,
+    )?;
+    engine
+        .storage()
+        .flush_memtables()
+        .map_err(|e| e.to_string())?;
+    let parquet_bytes = dir_bytes(&engine.data_dir().storage().join("b").join(name));
+
+    let started = Instant::now();
+    let report = engine
+        .drop_table("b", name, &DropOptions::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the table vanished before the drop")?;
+    let took = started.elapsed();
+    Ok(Trial {
+        rows,
+        files: report.files_deleted,
+        parquet_bytes,
+        freed_bytes: report.bytes_freed,
+        rows_estimate: report.rows_estimate,
+        took,
+    })
+}
+
+fn median(trials: &mut [Trial]) -> &Trial {
+    trials.sort_by_key(|t| t.took);
+    &trials[trials.len() / 2]
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }

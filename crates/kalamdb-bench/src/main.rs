@@ -56,6 +56,13 @@ enum Bench {
         large: usize,
         #[arg(long, default_value_t = 20)]
         users: usize,
+        /// Bytes of incompressible text added to every row (1000 makes the large table
+        /// about 1 GiB of Parquet).
+        #[arg(long, default_value_t = 0)]
+        payload: usize,
+        /// Tables of each size built and dropped; the medians are compared.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
@@ -88,7 +95,18 @@ fn main() {
                 small,
                 large,
                 users,
-            } => drop::run(small, large, users).await,
+                payload,
+                repeat,
+            } => {
+                drop::run(drop::Plan {
+                    small,
+                    large,
+                    users,
+                    payload,
+                    repeat,
+                })
+                .await
+            }
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

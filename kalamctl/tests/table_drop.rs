@@ -296,19 +296,28 @@ fn kill_9_at_random_moments_then_resume() {
     }
 }
 
+/// Runs `kalamctl table drop app.t` killed at `point`; returns the paused job's id.
+fn crash_drop_at(db: &Db, point: &str) -> String {
+    let run = kalamctl_env(
+        &["table", "drop", "app.t", "--data-dir", db.path()],
+        &[("KALAMDB_FAIL_AT", point)],
+    );
+    assert_eq!(
+        run.code, -1,
+        "{point}: expected death by SIGKILL: {}",
+        run.stderr
+    );
+    db.cmd_ok(&["jobs", "list", "--status", "paused"])["jobs"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
 #[test]
 fn jobs_cancel_and_prune() {
     let db = setup("USER", "t", 1);
     // Paused before any irreversible step: cancel works and leaves the table intact.
-    let run = kalamctl_env(
-        &["table", "drop", "app.t", "--data-dir", db.path()],
-        &[("KALAMDB_FAIL_AT", "table_deletion.recorded")],
-    );
-    assert_eq!(run.code, -1);
-    let id = db.cmd_ok(&["jobs", "list", "--status", "paused"])["jobs"][0]["job_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = crash_drop_at(&db, "table_deletion.recorded");
     let out = db.cmd_ok(&["jobs", "cancel", &id]);
     assert_eq!(out["outcome"], "cancelled");
     assert_eq!(
@@ -321,15 +330,7 @@ fn jobs_cancel_and_prune() {
     assert!(run.stderr.contains("already ended"), "{}", run.stderr);
 
     // Past the point of no return: cancel is refused and says how to finish.
-    let run = kalamctl_env(
-        &["table", "drop", "app.t", "--data-dir", db.path()],
-        &[("KALAMDB_FAIL_AT", "table_deletion.uncataloged")],
-    );
-    assert_eq!(run.code, -1);
-    let id = db.cmd_ok(&["jobs", "list", "--status", "paused"])["jobs"][0]["job_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = crash_drop_at(&db, "table_deletion.uncataloged");
     let run = db.cmd(&["jobs", "cancel", &id]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("jobs resume"), "{}", run.stderr);

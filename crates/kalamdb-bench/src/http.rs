@@ -136,13 +136,7 @@ pub async fn run(
         println!("http: generated {written} rows for {users} users");
         for c in CONCURRENCY {
             let table = format!("{ns}.ins_local_{c}");
-            engine
-                .execute(
-                    &Session::admin(),
-                    &format!("CREATE USER TABLE {table} ({COLUMNS})"),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+            datagen::create_wide_user_table(&engine, &ns, &format!("ins_local_{c}"), 0).await?;
             let started = Instant::now();
             let mut tasks = Vec::new();
             for w in 0..c {

@@ -50,6 +50,17 @@ pub enum Command {
     /// Table operations that run offline.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Scan every layer for inconsistencies and report them all. Read-only, and safe while
+    /// kalamd runs. Exit 0 when clean, 1 for warnings only, 3 for any error.
+    #[command(
+        after_help = "Examples:\n  kalamctl verify --data-dir ./data\n  kalamctl verify --data-dir ./data --format json | jq '.summary'\n  kalamctl verify --data-dir ./data --repair    # offline: fixes counts, stale rows, abandoned jobs, empty orphan column families"
+    )]
+    Verify {
+        /// Fix the safe classes (recounts, empty orphan column families, stale live queries,
+        /// abandoned jobs) and list every change. Needs the directory's lock (kalamd stopped).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

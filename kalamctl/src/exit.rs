@@ -8,8 +8,7 @@ use thiserror::Error;
 #[repr(i32)]
 pub enum ExitCode {
     Ok = 0,
-    /// Reserved for commands that report warnings (verify).
-    #[allow(dead_code)]
+    /// Warnings only (verify).
     Warnings = 1,
     Usage = 2,
     Integrity = 3,

@@ -35,3 +35,17 @@ pub fn job_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, Observer)> {
     });
     Some((bar, observer))
 }
+
+/// A bar over a known number of steps, or nothing when output is JSON, quiet, or not a TTY.
+pub fn count_bar(cli: &Cli, label: &str, total: u64) -> Option<ProgressBar> {
+    if cli.quiet || cli.format == Format::Json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    Some(bar)
+}

@@ -524,3 +524,43 @@ fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn kalamctl_verify_runs_next_to_a_running_kalamd_and_repair_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    assert_eq!(
+        d.sql(
+            ADMIN,
+            "CREATE NAMESPACE app; CREATE SHARED TABLE app.s (id BIGINT PRIMARY KEY, v TEXT); \
+             INSERT INTO app.s VALUES (1, 'a'), (2, 'b'); FLUSH TABLE app.s; INSERT INTO app.s VALUES (3, 'c')"
+        )
+        .0,
+        200
+    );
+    let data = tmp.path().join("data");
+    let verify = |extra: &[&str]| {
+        std::process::Command::new(kalamctl_path())
+            .args(["verify", "--format", "json", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("kalamctl")
+    };
+    let out = verify(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["findings"], json!([]), "{report:#}");
+    assert_eq!(report["summary"]["table_counts"]["app.s"]["hot_rows"], 1);
+    assert_eq!(
+        report["summary"]["table_counts"]["app.s"]["parquet_files"],
+        1
+    );
+
+    let out = verify(&["--repair"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", d.pid())), "{stderr}");
+    assert_eq!(d.get("/ready", None).0, 200, "kalamd is unaffected");
+}

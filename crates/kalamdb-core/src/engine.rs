@@ -116,6 +116,33 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Opens a directory to inspect it (`kalamctl verify`): read-only, or read-write with the
+    /// lock when `repair`. A missing or unreadable format marker does not refuse the open
+    /// (the scan reports it); a newer or older format does. Nothing is reconciled on open:
+    /// the scan reports what it finds, and only a repair changes it.
+    pub fn open_for_verify(root: impl Into<std::path::PathBuf>, repair: bool) -> Result<Engine> {
+        let dir = DataDir::new(root);
+        dir.check_is_database()?;
+        let lock = if repair {
+            Some(DirLock::acquire(&dir, "kalamctl verify --repair")?)
+        } else {
+            None
+        };
+        let mode = if repair {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::ReadOnly
+        };
+        let storage = Storage::open(&dir.rocksdb(), mode)?;
+        match KalamSql::new(storage.clone()).format_state()? {
+            FormatState::Unmarked | FormatState::Unreadable(_) => {}
+            _ => check_format(&dir, &KalamSql::new(storage.clone()))?,
+        }
+        let engine = Self::assemble(dir, storage, lock);
+        engine.set_offline();
+        Ok(engine)
+    }
+
     fn assemble(dir: DataDir, storage: Storage, lock: Option<DirLock>) -> Engine {
         let sql = KalamSql::new(storage.clone());
         Engine {

@@ -23,6 +23,7 @@ mod session;
 pub mod sql;
 mod stats;
 mod table_data;
+pub mod verify;
 
 pub use drop_table::{DropOptions, DropReport};
 pub use engine::{Access, Engine};

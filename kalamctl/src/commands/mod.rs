@@ -4,6 +4,7 @@ mod init;
 mod jobs;
 mod sql;
 mod table;
+mod verify;
 
 use std::future::Future;
 use std::path::Path;
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Sql { user, sql } => sql::run(cli, data_dir(cli)?, user.as_deref(), sql),
         Command::Jobs(command) => jobs::run(cli, data_dir(cli)?, command),
         Command::Table(command) => table::run(cli, data_dir(cli)?, command),
+        Command::Verify { repair } => verify::run(cli, data_dir(cli)?, *repair),
     }
 }
 

@@ -1,0 +1,71 @@
+//! State left behind: the format marker, jobs whose owner is gone, and live-query rows
+//! while no daemon runs.
+
+use kalamdb_sql::{FormatState, JobStatus};
+
+use super::{Code, Scan};
+use crate::Result;
+use crate::jobs::{effective, this_process};
+
+pub(crate) fn check_marker(scan: &mut Scan<'_>) -> Result<()> {
+    match scan.engine.sql().format_state()? {
+        FormatState::Unmarked => scan.report(
+            Code::MarkerMissing,
+            "kalamdb:format",
+            "the directory has no format marker",
+        ),
+        FormatState::Unreadable(reason) => scan.report(
+            Code::MarkerUnreadable,
+            "kalamdb:format",
+            format!("the format marker cannot be read: {reason}"),
+        ),
+        // Older and newer formats are refused before the scan starts.
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn check_leftovers(scan: &mut Scan<'_>) -> Result<()> {
+    let holder = scan.engine.lock_holder()?;
+    let (jobs, _) = scan.engine.sql().jobs().scan_lenient()?;
+    for job in jobs {
+        let seen = effective(job.clone(), holder);
+        if seen.status != job.status {
+            let owner = job
+                .owner
+                .as_ref()
+                .map(|o| format!("pid {} on {}", o.pid, o.host))
+                .unwrap_or_else(|| "no recorded owner".into());
+            let becomes = if seen.status == JobStatus::Paused {
+                "paused (resumable)"
+            } else {
+                "failed"
+            };
+            scan.report(
+                Code::AbandonedJob,
+                job.job_id.as_str(),
+                format!(
+                    "{} job {} is recorded {} but its owner ({owner}) is gone; it is {becomes}",
+                    job.job_type, job.job_id, job.status
+                ),
+            );
+        }
+    }
+    // Live queries belong to a running daemon's connections. With no other live process on
+    // the directory, every row is stale.
+    let me = this_process().pid;
+    if holder.is_none_or(|h| h.pid == me) {
+        let (rows, _) = scan.engine.sql().live_queries().scan_lenient()?;
+        for lq in rows {
+            scan.report(
+                Code::StaleLiveQuery,
+                lq.live_id.as_str(),
+                format!(
+                    "live query {} on {} (user {}) remains while no daemon runs",
+                    lq.live_id, lq.table_name, lq.user_id
+                ),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `kalamctl verify [--repair]`: one integrity scan across every layer.
+
+use std::path::Path;
+
+use kalamdb_core::Engine;
+use kalamdb_core::verify::Report;
+use serde_json::json;
+
+use crate::cli::{Cli, Format};
+use crate::exit::{CliError, ExitCode};
+use crate::output::{human_bytes, print_json};
+use crate::progress::count_bar;
+
+pub fn run(cli: &Cli, dir: &Path, repair: bool) -> Result<ExitCode, CliError> {
+    let engine = Engine::open_for_verify(dir, repair)?;
+    let total = engine.storage().column_families().map_or(0, |c| c.len()) as u64;
+    let bar = count_bar(cli, "verifying", total);
+    let progress = |done: u64, _total: u64, bytes: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+            bar.set_message(format!("column families, {} read", human_bytes(bytes)));
+        }
+    };
+    let report = engine.verify(repair, &progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    match cli.format {
+        Format::Json => print_json(&json!(report)),
+        Format::Table => print_text(cli, &report),
+    }
+    Ok(if report.has_errors() {
+        // Repairs never touch errors: they still stand.
+        ExitCode::Integrity
+    } else if report.has_warnings() && !all_repaired(&report) {
+        ExitCode::Warnings
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// Whether a repair ran and every finding was of a class it fixes.
+fn all_repaired(report: &Report) -> bool {
+    !report.repaired.is_empty() && report.findings.iter().all(|f| f.code.repairable())
+}
+
+fn print_text(cli: &Cli, report: &Report) {
+    for f in &report.findings {
+        println!(
+            "{:<7} {}  {}\n        {}\n        fix: {}",
+            format!("{:?}", f.severity).to_lowercase(),
+            f.code.as_str(),
+            f.object,
+            f.message,
+            f.fix
+        );
+    }
+    for change in &report.repaired {
+        println!("repaired: {change}");
+    }
+    if cli.quiet {
+        return;
+    }
+    let s = &report.summary;
+    let verdict = match (s.errors, s.warnings) {
+        (0, 0) => "clean".to_string(),
+        (e, w) => format!("{e} error(s), {w} warning(s)"),
+    };
+    eprintln!(
+        "verify: {verdict}; {} column families, {} table(s), {} key(s) ({}), {} Parquet file(s) in {} ms",
+        s.column_families,
+        s.tables,
+        s.keys_scanned,
+        human_bytes(s.bytes_scanned),
+        s.parquet_files,
+        s.duration_ms
+    );
+}

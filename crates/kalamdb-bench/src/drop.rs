@@ -5,13 +5,13 @@
 //! see the same machine; the medians are compared. `--payload` widens every row so that the
 //! large table can reach a realistic size on disk (1,000,000 rows × 1,000 bytes ≈ 1 GiB).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kalamdb_core::{DropOptions, Engine, Session};
 
 use crate::datagen::{create_wide_user_table, fill_user_table};
 use crate::report::emit;
+use crate::verify::dir_bytes;
 
 /// Hot bytes flushed at most per flush, so that building a large table stays within memory
 /// (a flush holds the rows it writes).
@@ -153,18 +153,4 @@ fn median(trials: &mut [Trial]) -> &Trial {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }

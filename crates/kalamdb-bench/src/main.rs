@@ -10,6 +10,7 @@ mod http;
 mod insert;
 mod point_select;
 mod report;
+mod verify;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -64,6 +65,19 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// `kalamctl verify` vs a bare checksum-verified iteration of every column family, on
+    /// the same directory (the defaults make about 1 GiB of RocksDB files).
+    Verify {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Bytes of incompressible text per row.
+        #[arg(long, default_value_t = 1000)]
+        payload: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[command(flatten)]
@@ -107,6 +121,12 @@ fn main() {
                 })
                 .await
             }
+            Bench::Verify {
+                rows,
+                users,
+                payload,
+                repeat,
+            } => verify::run(rows, users, payload, repeat).await,
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

@@ -259,7 +259,8 @@ impl Storage {
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
     {
-        self.iterate(cf, prefix, false, f)
+        // Every key in [prefix, its upper bound) starts with the prefix.
+        self.iterate(cf, prefix, prefix_upper_bound(prefix), false, f)
     }
 
     /// Like [`Storage::scan_prefix`], but every block read is checked against its checksum and
@@ -269,7 +270,46 @@ impl Storage {
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
     {
-        self.iterate(cf, b"", true, f)
+        self.iterate(cf, b"", None, true, f)
+    }
+
+    /// [`Storage::scan_verified`] over the keys in `[from, to)` (`to` `None`: to the end).
+    pub fn scan_verified_range<F>(
+        &self,
+        cf: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        f: F,
+    ) -> Result<()>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    {
+        self.iterate(cf, from, to.map(<[u8]>::to_vec), true, f)
+    }
+
+    /// Up to `parts - 1` keys that split a column family into parts of about equal size on
+    /// disk, from its SST files' key ranges; empty when it is too small to split.
+    pub fn split_keys(&self, cf: &str, parts: usize) -> Result<Vec<Vec<u8>>> {
+        let mut files: Vec<(Vec<u8>, u64)> = self
+            .db
+            .live_files()?
+            .into_iter()
+            .filter(|f| f.column_family_name == cf)
+            .filter_map(|f| f.start_key.map(|k| (k, f.size as u64)))
+            .collect();
+        files.sort();
+        let total: u64 = files.iter().map(|(_, size)| size).sum();
+        let mut keys = Vec::new();
+        let mut seen = 0;
+        for (start, size) in files {
+            let next_cut = total * (keys.len() as u64 + 1) / parts.max(1) as u64;
+            if seen >= next_cut && keys.len() + 1 < parts && seen > 0 {
+                keys.push(start);
+            }
+            seen += size;
+        }
+        keys.dedup();
+        Ok(keys)
     }
 
     /// Calls `f` for every key of the column family, newest (largest) key first, until it
@@ -291,7 +331,15 @@ impl Storage {
         Ok(())
     }
 
-    fn iterate<F>(&self, cf: &str, prefix: &[u8], verify: bool, mut f: F) -> Result<()>
+    /// Calls `f` for the keys in `[from, upper)` in order, until it breaks.
+    fn iterate<F>(
+        &self,
+        cf: &str,
+        from: &[u8],
+        upper: Option<Vec<u8>>,
+        verify: bool,
+        mut f: F,
+    ) -> Result<()>
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
     {
@@ -302,17 +350,14 @@ impl Storage {
             ro.fill_cache(false);
             ro.set_readahead_size(4 << 20);
         }
-        if let Some(upper) = prefix_upper_bound(prefix) {
+        if let Some(upper) = upper {
             ro.set_iterate_upper_bound(upper);
         }
         let iter =
             self.db
-                .iterator_cf_opt(&handle, ro, IteratorMode::From(prefix, Direction::Forward));
+                .iterator_cf_opt(&handle, ro, IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (key, value) = item?;
-            if !key.starts_with(prefix) {
-                break;
-            }
             if f(&key, &value)?.is_break() {
                 break;
             }

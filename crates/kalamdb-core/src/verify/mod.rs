@@ -9,6 +9,7 @@ mod catalog;
 mod cold;
 mod data;
 mod findings;
+mod json_shape;
 mod repair;
 mod state;
 

@@ -1,0 +1,105 @@
+//! `kalamctl verify` against the floor it cannot beat: a bare iteration of every column
+//! family with block checksums verified, on the same directory, in the same run.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use kalamdb_core::{Engine, Session};
+
+use crate::datagen::{create_wide_user_table, fill_user_table};
+use crate::report::emit;
+
+pub async fn run(rows: usize, users: usize, payload: usize, repeat: usize) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data = tmp.path().join("data");
+    {
+        let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
+        engine
+            .execute(&Session::admin(), "CREATE NAMESPACE b")
+            .await
+            .map_err(|e| e.to_string())?;
+        create_wide_user_table(&engine, "b", "t", payload).await?;
+        fill_user_table(&engine, "b", "t", 0, rows, users, payload)?;
+        engine
+            .storage()
+            .flush_memtables()
+            .map_err(|e| e.to_string())?;
+    }
+    // Read-only, as verify runs next to kalamd.
+    let engine = Engine::open_for_verify(&data, false).map_err(|e| e.to_string())?;
+    let on_disk = dir_bytes(&data.join("rocksdb"));
+    println!(
+        "verify: {rows} rows of ~{} bytes, {:.2} GiB of RocksDB files",
+        60 + payload,
+        on_disk as f64 / (1u64 << 30) as f64
+    );
+    // One untimed pass of each, so both see the same page cache.
+    bare_scan(&engine)?;
+    verify(&engine)?;
+    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        bare.push(bare_scan(&engine)?);
+        full.push(verify(&engine)?);
+    }
+    bare.sort();
+    full.sort();
+    let (b, f) = (bare[bare.len() / 2], full[full.len() / 2]);
+    let ratio = f.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let gib = on_disk as f64 / (1u64 << 30) as f64;
+    println!(
+        "  bare checksum-verified iteration  {:>8.0} ms  ({:.0} MiB/s)",
+        b.as_secs_f64() * 1e3,
+        gib * 1024.0 / b.as_secs_f64()
+    );
+    println!(
+        "  kalamctl verify (all checks)       {:>8.0} ms  ({:.0} MiB/s)",
+        f.as_secs_f64() * 1e3,
+        gib * 1024.0 / f.as_secs_f64()
+    );
+    println!("  ratio verify/bare {ratio:.2}");
+    emit(
+        "verify",
+        serde_json::json!({
+            "rows": rows, "users": users, "payload_bytes": payload, "repeat": repeat,
+            "rocksdb_bytes": on_disk, "bare_ms": b.as_secs_f64() * 1e3,
+            "verify_ms": f.as_secs_f64() * 1e3, "ratio_verify_to_bare": ratio,
+        }),
+    );
+    Ok(())
+}
+
+fn bare_scan(engine: &Engine) -> Result<Duration, String> {
+    let started = Instant::now();
+    let storage = engine.storage();
+    for cf in storage.column_families().map_err(|e| e.to_string())? {
+        storage
+            .scan_verified(&cf, |_, _| Ok(ControlFlow::Continue(())))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed())
+}
+
+fn verify(engine: &Engine) -> Result<Duration, String> {
+    let started = Instant::now();
+    let report = engine
+        .verify(false, &|_, _, _| {})
+        .map_err(|e| e.to_string())?;
+    if !report.findings.is_empty() {
+        return Err(format!("unexpected findings: {:?}", report.findings));
+    }
+    Ok(started.elapsed())
+}
+
+/// Bytes of every file under `dir`.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}

@@ -208,21 +208,13 @@ fn offline_drop_clears_and_reports_stale_live_queries() {
 fn kill_at_each_step_then_resume() {
     for point in FAIL_POINTS {
         let db = setup("USER", "t", 3);
-        let run = kalamctl_env(
-            &["table", "drop", "app.t", "--data-dir", db.path()],
-            &[("KALAMDB_FAIL_AT", point)],
-        );
-        assert_eq!(
-            run.code, -1,
-            "{point}: expected death by SIGKILL: {}",
-            run.stderr
-        );
+        let id = crash_drop_at(&db, point);
 
         // The job is paused (never "running"), even in a read-only look.
         let jobs = db.cmd_ok(&["jobs", "list", "--type", "table_deletion"])["jobs"].clone();
         let job = &jobs[0];
+        assert_eq!(job["job_id"], id.as_str(), "{point}: {job}");
         assert_eq!(job["status"], "paused", "{point}: {job}");
-        let id = job["job_id"].as_str().expect("id").to_string();
         assert!(
             job["error_message"]
                 .as_str()

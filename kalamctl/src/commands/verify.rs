@@ -13,10 +13,11 @@ use crate::progress::count_bar;
 
 pub fn run(cli: &Cli, dir: &Path, repair: bool) -> Result<ExitCode, CliError> {
     let engine = Engine::open_for_verify(dir, repair)?;
-    let total = engine.storage().column_families().map_or(0, |c| c.len()) as u64;
-    let bar = count_bar(cli, "verifying", total);
-    let progress = |done: u64, _total: u64, bytes: u64| {
+    // The scan reports the total with its first progress call.
+    let bar = count_bar(cli, "verifying", 0);
+    let progress = |done: u64, total: u64, bytes: u64| {
         if let Some(bar) = &bar {
+            bar.set_length(total);
             bar.set_position(done);
             bar.set_message(format!("column families, {} read", human_bytes(bytes)));
         }

@@ -3,7 +3,7 @@
 use kalamdb_sql::{JobRecord, JobStatus};
 use kalamdb_store::now_ms;
 
-use super::{CancelRequests, Observer, effective, job_type};
+use super::{CancelRequests, Observer, describe_owner, effective, job_type};
 use crate::drop_table::deletion_cancellable;
 use crate::{CoreError, DropReport, Engine, Result};
 
@@ -126,14 +126,10 @@ impl Engine {
                 )));
             }
             JobStatus::Running | JobStatus::Cancelling => {
-                let owner = job
-                    .owner
-                    .as_ref()
-                    .map(|o| format!("pid {} on {}", o.pid, o.host))
-                    .unwrap_or_else(|| "its owner".into());
                 return Err(CoreError::Conflict(format!(
-                    "job {id} is {} in {owner}; it needs no resuming",
-                    job.status
+                    "job {id} is {} in {}; it needs no resuming",
+                    job.status,
+                    describe_owner(&job)
                 )));
             }
             status => {

@@ -21,7 +21,7 @@ use crate::{CoreError, Engine, Result};
 
 pub use admin::{CancelOutcome, JobFilter, ResumeOutcome};
 pub use cancel::CancelRequests;
-pub use reconcile::{ABANDONED, effective, reconcile};
+pub use reconcile::{ABANDONED, describe_owner, effective, reconcile};
 
 /// Job types this build writes.
 pub mod job_type {

@@ -31,12 +31,16 @@ pub fn effective(mut job: JobRecord, holder: Option<Holder>) -> JobRecord {
     job
 }
 
-fn orphan(job: &mut JobRecord) {
-    let who = job
-        .owner
+/// The process that owns a job, for messages: `pid N on HOST`.
+pub fn describe_owner(job: &JobRecord) -> String {
+    job.owner
         .as_ref()
         .map(|o| format!("pid {} on {}", o.pid, o.host))
-        .unwrap_or_else(|| "its owner".to_string());
+        .unwrap_or_else(|| "its owner".to_string())
+}
+
+fn orphan(job: &mut JobRecord) {
+    let who = describe_owner(job);
     if job.step.is_some() && job.status == JobStatus::Running {
         job.status = JobStatus::Paused;
         job.error_message = Some(format!(

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kalamdb_sql::{InvalidRecord, SchemaJson, TableRecord};
+use kalamdb_sql::{InvalidRecord, JobRecord, LiveQueryRecord, SchemaJson, TableRecord};
 use kalamdb_store::{TableCf, TableKind};
 
 use super::{Code, Scan};
@@ -38,6 +38,9 @@ pub(crate) struct CatalogView {
     /// `ns.table` of tables an unfinished deletion job is removing: their leftovers are the
     /// job's to remove, not findings.
     pub being_dropped: BTreeSet<String>,
+    /// The readable job and live-query rows, for the state checks.
+    pub jobs: Vec<JobRecord>,
+    pub live_queries: Vec<LiveQueryRecord>,
 }
 
 /// The effective storage location name of a table.
@@ -61,7 +64,8 @@ pub(crate) fn check(scan: &mut Scan<'_>) -> Result<CatalogView> {
     let (jobs, bad) = sql.jobs().scan_lenient()?;
     invalid(scan, bad);
     invalid(scan, sql.users().scan_lenient()?.1);
-    invalid(scan, sql.live_queries().scan_lenient()?.1);
+    let (live_queries, bad) = sql.live_queries().scan_lenient()?;
+    invalid(scan, bad);
 
     let being_dropped: BTreeSet<String> = jobs
         .iter()
@@ -148,6 +152,8 @@ pub(crate) fn check(scan: &mut Scan<'_>) -> Result<CatalogView> {
     Ok(CatalogView {
         tables,
         being_dropped,
+        jobs,
+        live_queries,
     })
 }
 

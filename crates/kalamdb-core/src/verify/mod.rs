@@ -108,7 +108,7 @@ impl Engine {
         let catalog = catalog::check(&mut scan)?;
         data::check(&mut scan, &catalog, progress)?;
         cold::check(&mut scan, &catalog)?;
-        state::check_leftovers(&mut scan)?;
+        state::check_leftovers(&mut scan, &catalog)?;
 
         let Scan {
             mut findings,

@@ -3,9 +3,10 @@
 
 use kalamdb_sql::{FormatState, JobStatus};
 
+use super::catalog::CatalogView;
 use super::{Code, Scan};
 use crate::Result;
-use crate::jobs::{effective, this_process};
+use crate::jobs::{describe_owner, effective, this_process};
 
 pub(crate) fn check_marker(scan: &mut Scan<'_>) -> Result<()> {
     match scan.engine.sql().format_state()? {
@@ -25,17 +26,12 @@ pub(crate) fn check_marker(scan: &mut Scan<'_>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn check_leftovers(scan: &mut Scan<'_>) -> Result<()> {
+pub(crate) fn check_leftovers(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
     let holder = scan.engine.lock_holder()?;
-    let (jobs, _) = scan.engine.sql().jobs().scan_lenient()?;
-    for job in jobs {
+    for job in &catalog.jobs {
         let seen = effective(job.clone(), holder);
         if seen.status != job.status {
-            let owner = job
-                .owner
-                .as_ref()
-                .map(|o| format!("pid {} on {}", o.pid, o.host))
-                .unwrap_or_else(|| "no recorded owner".into());
+            let owner = describe_owner(job);
             let becomes = if seen.status == JobStatus::Paused {
                 "paused (resumable)"
             } else {
@@ -45,7 +41,7 @@ pub(crate) fn check_leftovers(scan: &mut Scan<'_>) -> Result<()> {
                 Code::AbandonedJob,
                 job.job_id.as_str(),
                 format!(
-                    "{} job {} is recorded {} but its owner ({owner}) is gone; it is {becomes}",
+                    "{} job {} is recorded {} but {owner} is gone; it is {becomes}",
                     job.job_type, job.job_id, job.status
                 ),
             );
@@ -55,8 +51,7 @@ pub(crate) fn check_leftovers(scan: &mut Scan<'_>) -> Result<()> {
     // the directory, every row is stale.
     let me = this_process().pid;
     if holder.is_none_or(|h| h.pid == me) {
-        let (rows, _) = scan.engine.sql().live_queries().scan_lenient()?;
-        for lq in rows {
+        for lq in &catalog.live_queries {
             scan.report(
                 Code::StaleLiveQuery,
                 lq.live_id.as_str(),

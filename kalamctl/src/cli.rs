@@ -61,6 +61,54 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Take a legacy directory (G1, G2, or the original engine's G3) to the current format,
+    /// offline, with a checkpoint to roll back to.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kalamctl migrate status --data-dir ./data\n  kalamctl migrate plan --data-dir ./data\n  kalamctl migrate apply --data-dir ./data --plan 3f9a0c1d2e4b5a69\n  kalamctl migrate rollback --data-dir ./data\n  kalamctl migrate finalize --data-dir ./data"
+    )]
+    Migrate(MigrateCommand),
+    /// For CI: migrate a scratch copy of the directory, verify it and query every table.
+    /// The original is only read. Exit 0 only if every check passes, 3 otherwise.
+    #[command(
+        after_help = "Examples:\n  kalamctl upgrade-check --data-dir ./data\n  kalamctl upgrade-check --data-dir ./data --format json --scratch /mnt/scratch/check"
+    )]
+    UpgradeCheck {
+        /// Where to put the copy (empty or new; default: next to the data directory).
+        #[arg(long, value_name = "DIR")]
+        scratch: Option<PathBuf>,
+        /// Keep the migrated copy for inspection.
+        #[arg(long)]
+        keep_scratch: bool,
+        /// Migrate the copy without the records that cannot be converted.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// The detected generation, the format, applied steps (with checksums and drift) and
+    /// pending ones. Read-only.
+    Status,
+    /// Every change `apply` would make, per step and entity, and the records it cannot
+    /// convert. Read-only; ends with a plan hash. Exit 3 if a record cannot be converted.
+    Plan,
+    /// Checkpoint the directory, then apply the pending steps. A stopped run continues where
+    /// it stopped. Offline: needs the directory's lock.
+    Apply {
+        /// Refuse unless the directory still gives this plan hash (`migrate plan` prints it).
+        #[arg(long, value_name = "HASH")]
+        plan: Option<String>,
+        /// Migrate without the records that cannot be converted (each is still reported).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Put the pre-migration checkpoint back (discarding everything written since).
+    Rollback,
+    /// Delete the checkpoint and what the original engine left behind (G1's column families
+    /// and conf/, dropped tables' empty column families and Parquet files).
+    Finalize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -143,6 +143,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// An engine over a directory a migration holds (locked, read-write, in no particular
+    /// format yet): enough to record the migration's job row.
+    pub(crate) fn for_migration(dir: DataDir, storage: Storage, lock: DirLock) -> Engine {
+        let engine = Self::assemble(dir, storage, Some(lock));
+        engine.set_offline();
+        engine
+    }
+
     fn assemble(dir: DataDir, storage: Storage, lock: Option<DirLock>) -> Engine {
         let sql = KalamSql::new(storage.clone());
         Engine {

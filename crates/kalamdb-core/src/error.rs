@@ -77,6 +77,24 @@ pub enum CoreError {
     )]
     UnreadableFormat { path: String, reason: String },
 
+    #[error("{path}: the on-disk generation cannot be recognised: {reason}")]
+    UnrecognisedLayout { path: String, reason: String },
+
+    #[error(
+        "{path} mixes generations ({evidence}); a directory is written by one engine version, so restore it from a backup or separate the data"
+    )]
+    MixedGenerations { path: String, evidence: String },
+
+    #[error(
+        "{count} record(s) cannot be converted, e.g. {first}; fix them, or pass --skip-invalid to migrate without them (`kalamctl migrate plan` lists them all)"
+    )]
+    InvalidRecords { count: usize, first: String },
+
+    #[error(
+        "the directory changed since plan {expected}: it now plans {actual}; run `kalamctl migrate plan` again and review it"
+    )]
+    PlanChanged { expected: String, actual: String },
+
     #[error(transparent)]
     Store(#[from] StoreError),
 
@@ -149,13 +167,17 @@ impl CoreError {
             CoreError::Conflict(_) => ErrorKind::Conflict,
             CoreError::Cancelled { .. } => ErrorKind::Cancelled,
             CoreError::Locked { .. } => ErrorKind::Locked,
+            CoreError::PlanChanged { .. } => ErrorKind::Conflict,
             CoreError::NewerFormat { .. }
+            | CoreError::UnrecognisedLayout { .. }
             | CoreError::Unmigrated { .. }
             | CoreError::UnreadableFormat { .. } => ErrorKind::IncompatibleFormat,
             CoreError::Store(StoreError::Locked { .. }) => ErrorKind::Locked,
             CoreError::Store(StoreError::NotADatabase { .. }) => ErrorKind::BadInput,
             CoreError::Store(StoreError::Corrupt { .. } | StoreError::Corruption(_))
             | CoreError::Catalog(SqlError::Malformed { .. })
+            | CoreError::MixedGenerations { .. }
+            | CoreError::InvalidRecords { .. }
             | CoreError::Parquet { .. } => ErrorKind::Integrity,
             CoreError::Store(_)
             | CoreError::Catalog(_)

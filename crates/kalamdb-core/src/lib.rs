@@ -17,6 +17,7 @@ mod error;
 mod flush;
 pub mod jobs;
 pub mod maintenance;
+pub mod migrate;
 pub mod providers;
 mod result;
 mod session;

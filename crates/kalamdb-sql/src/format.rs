@@ -1,6 +1,6 @@
 //! The format marker: which on-disk format a directory holds, and which tool wrote it.
 
-use kalamdb_store::{DEFAULT_CF, Storage};
+use kalamdb_store::{Batch, DEFAULT_CF, Storage};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, SqlError};
@@ -68,6 +68,23 @@ impl FormatMarker {
             Ok(Some(m)) if m.format_version > CURRENT_FORMAT_VERSION => FormatState::Newer(m),
             Ok(Some(m)) => FormatState::Older(m),
         })
+    }
+
+    /// A marker for the current format, written now.
+    pub fn current(created_at: i64, now: i64) -> FormatMarker {
+        FormatMarker {
+            format_version: CURRENT_FORMAT_VERSION,
+            written_by: tool_version(),
+            created_at,
+            updated_at: now,
+        }
+    }
+
+    /// Adds this marker to `batch`: the directory is marked exactly when the batch's other
+    /// writes land.
+    pub fn put_in(&self, batch: &mut Batch) {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        batch.put(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes(), bytes);
     }
 
     /// Writes a marker for the current format, keeping the original creation time.

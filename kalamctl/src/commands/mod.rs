@@ -2,6 +2,7 @@
 
 mod init;
 mod jobs;
+mod migrate;
 mod sql;
 mod table;
 mod verify;
@@ -21,6 +22,18 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Jobs(command) => jobs::run(cli, data_dir(cli)?, command),
         Command::Table(command) => table::run(cli, data_dir(cli)?, command),
         Command::Verify { repair } => verify::run(cli, data_dir(cli)?, *repair),
+        Command::Migrate(command) => migrate::run(cli, data_dir(cli)?, command),
+        Command::UpgradeCheck {
+            scratch,
+            keep_scratch,
+            skip_invalid,
+        } => migrate::upgrade_check(
+            cli,
+            data_dir(cli)?,
+            scratch.as_deref(),
+            *keep_scratch,
+            *skip_invalid,
+        ),
     }
 }
 

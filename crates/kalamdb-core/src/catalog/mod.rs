@@ -21,6 +21,14 @@ use types::ColumnDef;
 pub const DEFAULT_LOCATION: &str = "local";
 pub const DEFAULT_LOCATION_PATH: &str = "storage";
 
+/// The effective storage location of a table: a location name or a path template.
+pub(crate) fn location_of(t: &TableRecord) -> &str {
+    match t.storage_location.trim() {
+        "" => DEFAULT_LOCATION,
+        l => l,
+    }
+}
+
 /// What `CREATE ... TABLE` asks for, already parsed.
 #[derive(Debug, Clone)]
 pub struct NewTable {

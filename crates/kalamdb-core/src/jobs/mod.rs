@@ -27,6 +27,7 @@ pub use reconcile::{ABANDONED, describe_owner, effective, reconcile};
 pub mod job_type {
     pub const FLUSH: &str = "flush";
     pub const TABLE_DELETION: &str = "table_deletion";
+    pub const MIGRATION: &str = "migration";
     pub const EVICTION: &str = "stream_eviction";
     pub const RETENTION: &str = "job_retention";
 }
@@ -236,6 +237,24 @@ impl Job {
             p.fraction = 1.0;
         }
         self.finish()
+    }
+
+    /// Marks the job completed in `batch`: it completes exactly when the batch's other writes
+    /// land.
+    pub fn complete_in(mut self, batch: &mut Batch, result: Value) -> JobRecord {
+        let now = now_ms();
+        self.record.status = JobStatus::Completed;
+        self.record.end_time = Some(now);
+        self.record.heartbeat_at = Some(now);
+        self.record.result = Some(result.to_string());
+        self.record.resume_state = None;
+        if let Some(p) = self.record.progress.as_mut() {
+            p.fraction = 1.0;
+            p.items_done = p.items_total;
+        }
+        self.sql.jobs().put_in(batch, &self.record);
+        self.notify();
+        self.record
     }
 
     /// Ends the job with an error: `cancelled` for [`CoreError::Cancelled`]; `paused` when it

@@ -8,7 +8,7 @@ use kalamdb_store::{TableCf, TableKind};
 
 use super::{Code, Scan};
 use crate::Result;
-use crate::catalog::{DEFAULT_LOCATION, TableDef, kind_of};
+use crate::catalog::{TableDef, kind_of};
 use crate::jobs::job_type;
 
 /// A table as the catalog records it, with what the later checks need.
@@ -43,13 +43,7 @@ pub(crate) struct CatalogView {
     pub live_queries: Vec<LiveQueryRecord>,
 }
 
-/// The effective storage location name of a table.
-pub(crate) fn location_of(t: &TableRecord) -> &str {
-    match t.storage_location.trim() {
-        "" => DEFAULT_LOCATION,
-        l => l,
-    }
-}
+pub(crate) use crate::catalog::location_of;
 
 pub(crate) fn check(scan: &mut Scan<'_>) -> Result<CatalogView> {
     let sql = scan.engine.sql().clone();

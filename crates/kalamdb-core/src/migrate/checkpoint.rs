@@ -1,0 +1,135 @@
+//! The pre-migration checkpoint: `D/migration/checkpoint`, a RocksDB checkpoint (SST files
+//! hard-linked, so it costs little space or time) plus a copy of the files RocksDB does not
+//! manage (`conf/`, `archive/`). `rollback` swaps it in; `finalize` deletes it.
+
+use std::path::{Path, PathBuf};
+
+use kalamdb_store::Storage;
+
+use crate::data_dir::DataDir;
+use crate::jobs::fail_point;
+use crate::{CoreError, Result};
+
+/// Files inside the RocksDB directory that are not RocksDB's own.
+const FOREIGN: [&str; 2] = ["conf", "archive"];
+
+pub fn root(dir: &DataDir) -> PathBuf {
+    dir.root().join("migration")
+}
+pub fn path(dir: &DataDir) -> PathBuf {
+    root(dir).join("checkpoint")
+}
+fn tmp(dir: &DataDir) -> PathBuf {
+    root(dir).join("checkpoint.tmp")
+}
+fn trash(dir: &DataDir) -> PathBuf {
+    root(dir).join("rolled-back")
+}
+
+/// Takes the checkpoint. It appears complete (renamed into place) or not at all; a stale one
+/// from a run that died before it started is replaced.
+pub fn create(storage: &Storage, dir: &DataDir) -> Result<PathBuf> {
+    let (tmp, done) = (tmp(dir), path(dir));
+    for stale in [&tmp, &done] {
+        remove_tree(stale)?;
+    }
+    std::fs::create_dir_all(root(dir)).map_err(|e| CoreError::io(root(dir), e))?;
+    storage.checkpoint(&tmp)?;
+    for name in FOREIGN {
+        let src = dir.rocksdb().join(name);
+        if src.exists() {
+            // Nothing ever writes these files in place, so links are safe.
+            copy_tree(&src, &tmp.join(name), &|_| true)?;
+        }
+    }
+    sync_dir(&tmp)?;
+    std::fs::rename(&tmp, &done).map_err(|e| CoreError::io(&done, e))?;
+    sync_dir(&root(dir))?;
+    Ok(done)
+}
+
+/// Where a rollback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackState {
+    /// No checkpoint and nothing half-done.
+    Nothing,
+    /// A checkpoint waits; the directory is the migrated one.
+    Ready,
+    /// A rollback stopped between its renames; running it again finishes it.
+    Interrupted,
+}
+
+pub fn rollback_state(dir: &DataDir) -> RollbackState {
+    let (cp, trash) = (path(dir), trash(dir));
+    if trash.exists() || (cp.exists() && !dir.rocksdb().exists()) {
+        RollbackState::Interrupted
+    } else if cp.exists() {
+        RollbackState::Ready
+    } else {
+        RollbackState::Nothing
+    }
+}
+
+/// Puts the checkpoint in place of `D/rocksdb`. Each rename is atomic; a crash between them
+/// is finished by running it again.
+pub fn roll_back(dir: &DataDir) -> Result<()> {
+    let (cp, trash, live) = (path(dir), trash(dir), dir.rocksdb());
+    if cp.exists() {
+        if live.exists() {
+            remove_tree(&trash)?;
+            std::fs::rename(&live, &trash).map_err(|e| CoreError::io(&live, e))?;
+            sync_dir(dir.root())?;
+            fail_point("migrate.rollback");
+        }
+        std::fs::rename(&cp, &live).map_err(|e| CoreError::io(&cp, e))?;
+        sync_dir(dir.root())?;
+    }
+    remove_tree(&trash)?;
+    remove_empty(&root(dir));
+    Ok(())
+}
+
+/// Deletes the checkpoint.
+pub fn remove(dir: &DataDir) -> Result<()> {
+    remove_tree(&path(dir))?;
+    remove_tree(&tmp(dir))?;
+    remove_empty(&root(dir));
+    Ok(())
+}
+
+pub fn remove_tree(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CoreError::io(path, e)),
+    }
+}
+
+fn remove_empty(path: &Path) {
+    // Only an empty directory is removed; anything else an operator put there stays.
+    let _ = std::fs::remove_dir(path);
+}
+
+/// Copies a tree. Files for which `link` says so are hard-linked where the file system allows
+/// (only files nobody writes in place may be), the rest are copied.
+pub fn copy_tree(src: &Path, dst: &Path, link: &dyn Fn(&Path) -> bool) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| CoreError::io(dst, e))?;
+    let entries = std::fs::read_dir(src).map_err(|e| CoreError::io(src, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| CoreError::io(src, e))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| CoreError::io(&from, e))?;
+        if kind.is_dir() {
+            copy_tree(&from, &to, link)?;
+        } else if !link(&from) || std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(|e| CoreError::io(&from, e))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn sync_dir(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| CoreError::io(path, e))
+}

@@ -1,0 +1,774 @@
+//! Migration of legacy data directories (G1, G2 and the original engine's G3, described in
+//! `shared/reference/legacy-layouts.md`) to the current format, offline.
+//!
+//! - [`status`] and [`plan`] only read. A plan lists every change per step and entity and
+//!   ends in a hash of everything the migration reads; `apply --plan HASH` refuses if it
+//!   changed.
+//! - [`apply`] takes a RocksDB checkpoint before it writes anything, then applies the steps
+//!   of `migrations/` one write batch each. A batch holds the step's writes, its history
+//!   record and the journal's progress, so a run killed at any point resumes at the next
+//!   step, and ends exactly as an uninterrupted run: steps are pure functions of what they
+//!   read ([`steps`]). Row data is never rewritten.
+//! - [`rollback`] swaps the checkpoint back in; [`finalize`] deletes it and what the old
+//!   engine left behind.
+
+mod checkpoint;
+pub mod descriptors;
+mod detect;
+mod image;
+mod infer;
+mod journal;
+mod steps;
+mod upgrade_check;
+
+use std::time::Instant;
+
+use kalamdb_sql::{FormatMarker, FormatState, JobProgress, JobRecord, JobStatus, SystemRecord as _};
+use kalamdb_store::{Batch, OpenMode, Storage, now_ms};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use descriptors::Descriptor;
+pub use detect::Generation;
+pub use image::Invalid;
+pub use journal::AppliedRecord;
+pub use steps::{Leftovers, StepReport};
+pub use upgrade_check::{Check, UpgradeCheck, upgrade_check};
+
+use crate::data_dir::{DataDir, DirLock};
+use crate::jobs::{Job, Observer, fail_point, job_type, this_process};
+use crate::{CoreError, Engine, Result};
+use detect::Unrecognised;
+use image::{G1_COLUMN_FAMILIES, Image, Op};
+use journal::{FinalizedRecord, RunRecord};
+use steps::Ctx;
+
+/// A step as `status` and `plan` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRef {
+    pub id: String,
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub checksum: String,
+}
+
+impl From<&Descriptor> for StepRef {
+    fn from(d: &Descriptor) -> Self {
+        StepRef {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            from: d.from.clone(),
+            to: d.to.clone(),
+            checksum: d.checksum.clone(),
+        }
+    }
+}
+
+/// An applied step as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedStatus {
+    pub id: String,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: i64,
+    /// `None` when this build's descriptor has the recorded checksum; otherwise what differs.
+    pub drift: Option<String>,
+}
+
+/// `kalamctl migrate status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub data_dir: String,
+    /// `current`, `pending` (legacy, not started) or `interrupted` (a run stopped part-way).
+    pub state: &'static str,
+    /// The generation the directory holds, or was migrated from.
+    pub generation: Option<Generation>,
+    pub format_version: Option<u32>,
+    pub written_by: Option<String>,
+    pub applied: Vec<AppliedStatus>,
+    pub pending: Vec<StepRef>,
+    /// The pre-migration checkpoint, while `rollback` can use it.
+    pub checkpoint: Option<String>,
+    pub finalized_at: Option<i64>,
+    /// What to run next.
+    pub next: String,
+}
+
+/// One step of a plan, or of an applied run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    #[serde(flatten)]
+    pub step: StepRef,
+    #[serde(flatten)]
+    pub report: StepReport,
+}
+
+/// `kalamctl migrate plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub data_dir: String,
+    pub generation: Option<Generation>,
+    pub steps: Vec<PlannedStep>,
+    /// Records no step can convert; `apply` refuses unless `--skip-invalid`.
+    pub invalid: usize,
+    /// Give it to `apply --plan` to refuse if the directory changes meanwhile.
+    pub hash: String,
+}
+
+/// What `apply` asks for.
+#[derive(Default)]
+pub struct ApplyOptions {
+    pub plan_hash: Option<String>,
+    pub skip_invalid: bool,
+    pub observer: Option<Observer>,
+}
+
+/// `kalamctl migrate apply`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub data_dir: String,
+    /// `applied`, or `up_to_date` when there was nothing to do.
+    pub state: &'static str,
+    pub generation: Option<Generation>,
+    pub job_id: Option<String>,
+    /// Whether this run continued one that had stopped part-way.
+    pub resumed: bool,
+    pub steps: Vec<PlannedStep>,
+    pub skipped_invalid: usize,
+    pub checkpoint: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// `kalamctl migrate rollback` and `finalize`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cleanup {
+    pub data_dir: String,
+    /// `rolled_back`, `finalized` or `nothing_to_do`.
+    pub state: &'static str,
+    pub removed: Vec<String>,
+}
+
+/// An opened directory and what the migration reads from it.
+struct Opened {
+    dir: DataDir,
+    storage: Storage,
+    image: Image,
+    lock: Option<DirLock>,
+}
+
+/// Where a directory stands.
+enum Standing {
+    Current(kalamdb_sql::FormatMarker),
+    Legacy {
+        origin: Generation,
+        run: Option<RunRecord>,
+    },
+}
+
+fn open(root: &std::path::Path, who: Option<&str>) -> Result<Opened> {
+    let dir = DataDir::new(root);
+    if checkpoint::rollback_state(&dir) == checkpoint::RollbackState::Interrupted {
+        return Err(CoreError::Conflict(format!(
+            "a rollback of {} was interrupted; run `kalamctl migrate rollback --data-dir {}` to finish it",
+            dir.root().display(),
+            dir.root().display()
+        )));
+    }
+    dir.check_is_database()?;
+    let lock = who.map(|w| DirLock::acquire(&dir, w)).transpose()?;
+    let mode = if lock.is_some() {
+        OpenMode::ReadWrite
+    } else {
+        OpenMode::ReadOnly
+    };
+    let mut storage = Storage::open(&dir.rocksdb(), mode)?;
+    storage.set_sync_writes(true);
+    let image = Image::load(&storage, &dir.rocksdb())?;
+    Ok(Opened {
+        dir,
+        storage,
+        image,
+        lock,
+    })
+}
+
+impl Opened {
+    fn path(&self) -> String {
+        self.dir.root().display().to_string()
+    }
+
+    fn standing(&self) -> Result<Standing> {
+        let path = self.path();
+        match FormatMarker::state(&self.storage)? {
+            FormatState::Current(m) => Ok(Standing::Current(m)),
+            FormatState::Newer(m) => Err(CoreError::NewerFormat {
+                path,
+                written_by: m.written_by,
+                found: m.format_version,
+                supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
+            }),
+            FormatState::Older(m) => Err(CoreError::UnrecognisedLayout {
+                path,
+                reason: format!("format {} has no migration in this build", m.format_version),
+            }),
+            FormatState::Unreadable(reason) => Err(CoreError::UnreadableFormat { path, reason }),
+            FormatState::Unmarked => {
+                if let Some(run) = journal::run(&self.image) {
+                    let origin = Generation::parse(&run.origin).ok_or_else(|| {
+                        CoreError::UnrecognisedLayout {
+                            path: path.clone(),
+                            reason: format!("the migration journal names generation {}", run.origin),
+                        }
+                    })?;
+                    return Ok(Standing::Legacy {
+                        origin,
+                        run: Some(run),
+                    });
+                }
+                match detect::detect(&self.image) {
+                    Ok(origin) => Ok(Standing::Legacy { origin, run: None }),
+                    Err(Unrecognised::Mixed(evidence)) => Err(CoreError::MixedGenerations {
+                        path,
+                        evidence: evidence.join("; "),
+                    }),
+                    Err(Unrecognised::Unknown(reason)) => {
+                        Err(CoreError::UnrecognisedLayout { path, reason })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The descriptors still to apply for `origin`, given a run's progress.
+fn pending(origin: Generation, run: Option<&RunRecord>) -> Result<Vec<Descriptor>> {
+    let chain = steps::chain(origin);
+    Ok(descriptors::all()?
+        .into_iter()
+        .filter(|d| chain.contains(&d.id.as_str()))
+        .filter(|d| run.is_none_or(|r| !r.steps_done.contains(&d.id)))
+        .collect())
+}
+
+/// Runs the steps on a copy of the image: what `apply` would do.
+fn simulate(image: &Image, ctx: &Ctx<'_>, pending: &[Descriptor]) -> Result<Vec<PlannedStep>> {
+    let mut image = image.clone();
+    let mut planned = Vec::new();
+    for d in pending {
+        let outcome = steps::run(&d.id, &image, ctx)?;
+        image.apply(&outcome.ops);
+        planned.push(PlannedStep {
+            step: d.into(),
+            report: outcome.report,
+        });
+    }
+    Ok(planned)
+}
+
+/// A hash of everything the migration reads, and of the steps it would run.
+fn plan_hash(image: &Image, origin: Generation, pending: &[Descriptor]) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(origin.as_str().as_bytes());
+    for d in pending {
+        field(d.id.as_bytes());
+        field(d.checksum.as_bytes());
+    }
+    for (cf, records) in image.catalog.iter().filter(|(_, r)| !r.is_empty()) {
+        field(cf.as_bytes());
+        for (k, v) in records {
+            field(k.as_bytes());
+            field(v);
+        }
+    }
+    for (path, bytes) in image.conf.iter().flatten() {
+        field(path.as_bytes());
+        field(bytes);
+    }
+    for (name, d) in &image.data {
+        field(name.as_bytes());
+        field(format!("{}{:?}", d.empty, d.inferred).as_bytes());
+    }
+    let digest = h.finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn ctx<'a>(o: &'a Opened, origin: Generation, now: i64, job_id: Option<&'a str>) -> Ctx<'a> {
+    Ctx {
+        origin,
+        now,
+        job_id,
+        dir: &o.dir,
+    }
+}
+
+/// `kalamctl migrate status`: read-only.
+pub fn status(root: &std::path::Path) -> Result<Status> {
+    let o = open(root, None)?;
+    let applied = journal::applied(&o.image);
+    let known = descriptors::all()?;
+    let applied_status: Vec<AppliedStatus> = applied
+        .iter()
+        .map(|a| AppliedStatus {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            checksum: a.checksum.clone(),
+            applied_at: a.applied_at,
+            drift: match known.iter().find(|d| d.id == a.id) {
+                None => Some("this build has no descriptor with this id".into()),
+                Some(d) if d.checksum != a.checksum => Some(format!(
+                    "the descriptor changed since it was applied: this build has {}",
+                    d.checksum
+                )),
+                Some(_) => None,
+            },
+        })
+        .collect();
+    let checkpoint = checkpoint::path(&o.dir);
+    let checkpoint = checkpoint
+        .exists()
+        .then(|| checkpoint.display().to_string());
+    let finalized_at = journal::finalized(&o.image).map(|f| f.at);
+    let path = o.path();
+    let (state, generation, marker, pending_steps, next) = match o.standing()? {
+        Standing::Current(m) => {
+            let next = if checkpoint.is_some() || has_g1_leftovers(&o) {
+                format!("run `kalamctl migrate finalize --data-dir {path}` once kalamd runs well on it (until then `rollback` restores the original)")
+            } else {
+                "nothing: the directory is current".to_string()
+            };
+            let origin = applied
+                .first()
+                .and_then(|a| Generation::parse(&a.from));
+            ("current", origin, Some(m), Vec::new(), next)
+        }
+        Standing::Legacy { origin, run } => {
+            let pending = pending(origin, run.as_ref())?;
+            let (state, next) = match &run {
+                Some(r) => (
+                    "interrupted",
+                    format!(
+                        "a run stopped after {} of {} step(s); run `kalamctl migrate apply --data-dir {path}` to finish it, or `kalamctl migrate rollback --data-dir {path}`",
+                        r.steps_done.len(),
+                        r.steps_done.len() + pending.len()
+                    ),
+                ),
+                None => (
+                    "pending",
+                    format!("review `kalamctl migrate plan --data-dir {path}`, then run `kalamctl migrate apply --data-dir {path}`"),
+                ),
+            };
+            (state, Some(origin), None, pending.iter().map(StepRef::from).collect(), next)
+        }
+    };
+    Ok(Status {
+        data_dir: path,
+        state,
+        generation,
+        format_version: marker.as_ref().map(|m| m.format_version),
+        written_by: marker.map(|m| m.written_by),
+        applied: applied_status,
+        pending: pending_steps,
+        checkpoint,
+        finalized_at,
+        next,
+    })
+}
+
+fn has_g1_leftovers(o: &Opened) -> bool {
+    G1_COLUMN_FAMILIES
+        .iter()
+        .any(|(cf, _)| o.image.all_cfs.contains(*cf))
+        || o.dir.rocksdb().join("conf").exists()
+}
+
+/// `kalamctl migrate plan`: read-only.
+pub fn plan(root: &std::path::Path) -> Result<Plan> {
+    let mut o = open(root, None)?;
+    let path = o.path();
+    let (origin, run) = match o.standing()? {
+        Standing::Current(_) => {
+            return Ok(Plan {
+                data_dir: path,
+                generation: None,
+                steps: Vec::new(),
+                invalid: 0,
+                hash: plan_hash(&o.image, Generation::G3, &[]),
+            });
+        }
+        Standing::Legacy { origin, run } => (origin, run),
+    };
+    if origin != Generation::G1 {
+        o.image.infer_tables(&o.storage)?;
+    }
+    let pending = pending(origin, run.as_ref())?;
+    let now = run
+        .as_ref()
+        .map_or_else(|| steps::directory_time(&o.image), |r| r.now);
+    let job_id = run.as_ref().map(|r| r.job_id.clone());
+    let steps = simulate(&o.image, &ctx(&o, origin, now, job_id.as_deref()), &pending)?;
+    Ok(Plan {
+        data_dir: path,
+        generation: Some(origin),
+        invalid: steps.iter().map(|s| s.report.invalid.len()).sum(),
+        hash: run
+            .map(|r| r.plan_hash)
+            .unwrap_or_else(|| plan_hash(&o.image, origin, &pending)),
+        steps,
+    })
+}
+
+/// `kalamctl migrate apply`.
+pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> {
+    let started = Instant::now();
+    let mut o = open(root, Some("kalamctl migrate apply"))?;
+    let path = o.path();
+    let (origin, run) = match o.standing()? {
+        Standing::Current(_) => {
+            return Ok(ApplyReport {
+                data_dir: path,
+                state: "up_to_date",
+                generation: None,
+                job_id: None,
+                resumed: false,
+                steps: Vec::new(),
+                skipped_invalid: 0,
+                checkpoint: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        Standing::Legacy { origin, run } => (origin, run),
+    };
+    if origin != Generation::G1 {
+        o.image.infer_tables(&o.storage)?;
+    }
+    let pending = pending(origin, run.as_ref())?;
+    let resumed = run.is_some();
+    let run = match run {
+        Some(run) => {
+            if let Some(expected) = &opts.plan_hash
+                && *expected != run.plan_hash
+            {
+                return Err(CoreError::PlanChanged {
+                    expected: expected.clone(),
+                    actual: run.plan_hash,
+                });
+            }
+            run
+        }
+        None => {
+            let now = steps::directory_time(&o.image);
+            let hash = plan_hash(&o.image, origin, &pending);
+            if let Some(expected) = &opts.plan_hash
+                && *expected != hash
+            {
+                return Err(CoreError::PlanChanged {
+                    expected: expected.clone(),
+                    actual: hash,
+                });
+            }
+            // Everything is decided before anything is written.
+            let planned = simulate(&o.image, &ctx(&o, origin, now, None), &pending)?;
+            let invalid: Vec<&Invalid> = planned.iter().flat_map(|s| &s.report.invalid).collect();
+            if let Some(first) = invalid.first()
+                && !opts.skip_invalid
+            {
+                return Err(CoreError::InvalidRecords {
+                    count: invalid.len(),
+                    first: format!("{} key {:?}: {}", first.column_family, first.key, first.reason),
+                });
+            }
+            checkpoint::create(&o.storage, &o.dir)?;
+            fail_point("migrate.checkpoint");
+            let run = RunRecord {
+                job_id: format!("{}-{}", job_type::MIGRATION, uuid::Uuid::now_v7().simple()),
+                origin: origin.as_str().to_string(),
+                now,
+                started_at: now_ms(),
+                plan_hash: hash,
+                skip_invalid: opts.skip_invalid,
+                steps_done: Vec::new(),
+            };
+            let mut batch = Batch::new();
+            journal::put(&mut batch, journal::RUN_KEY, &run);
+            o.storage.write(batch)?;
+            fail_point("migrate.journal");
+            run
+        }
+    };
+    o.storage.create_cf(JobRecord::CF)?;
+    let lock = o
+        .lock
+        .take()
+        .ok_or_else(|| CoreError::Query("migration lock missing".into()))?;
+    let engine = Engine::for_migration(o.dir.clone(), o.storage.clone(), lock);
+    let total = (run.steps_done.len() + pending.len()) as u64;
+    let mut job = Job::adopt(&engine, job_record(&engine, &run, total)?)?;
+    job.observe(opts.observer);
+    let ctx = ctx(&o, origin, run.now, Some(&run.job_id));
+    let result = run_steps(&o, &ctx, run.clone(), &pending, job, started);
+    let (steps, skipped) = result?;
+    Ok(ApplyReport {
+        data_dir: path,
+        state: "applied",
+        generation: Some(origin),
+        job_id: Some(run.job_id),
+        resumed,
+        steps,
+        skipped_invalid: skipped,
+        checkpoint: Some(checkpoint::path(&o.dir).display().to_string()),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The migration's job row: the one a stopped run wrote, or a new one.
+fn job_record(engine: &Engine, run: &RunRecord, total: u64) -> Result<JobRecord> {
+    if let Some(existing) = engine.sql().jobs().get(&run.job_id)? {
+        return Ok(existing);
+    }
+    let owner = this_process();
+    Ok(JobRecord {
+        job_id: run.job_id.clone(),
+        job_type: job_type::MIGRATION.to_string(),
+        table_name: String::new(),
+        status: JobStatus::Running,
+        start_time: run.started_at,
+        end_time: None,
+        parameters: vec![run.origin.clone(), kalamdb_sql::CURRENT_FORMAT_VERSION.to_string()],
+        result: None,
+        trace: None,
+        memory_used_mb: None,
+        cpu_used_percent: None,
+        node_id: owner.host.clone(),
+        error_message: None,
+        owner: Some(owner),
+        heartbeat_at: Some(now_ms()),
+        progress: Some(JobProgress {
+            fraction: 0.0,
+            items_done: 0,
+            items_total: total,
+            bytes_done: 0,
+        }),
+        step: None,
+        resume_state: None,
+    })
+}
+
+/// Applies each pending step in one batch with its history record and the journal's
+/// progress; the last batch also writes the marker, ends the journal and completes the job.
+fn run_steps(
+    o: &Opened,
+    ctx: &Ctx<'_>,
+    mut run: RunRecord,
+    pending: &[Descriptor],
+    job: Job,
+    started: Instant,
+) -> Result<(Vec<PlannedStep>, usize)> {
+    let mut job = Some(job);
+    let mut image = o.image.clone();
+    let mut done = Vec::new();
+    let mut skipped = 0;
+    let total = (run.steps_done.len() + pending.len()) as u64;
+    let mut pending = pending.iter().peekable();
+    while let Some(d) = pending.next() {
+        let outcome = match steps::run(&d.id, &image, ctx) {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(job) = job.take() {
+                    let _ = job.fail(&e);
+                }
+                return Err(e);
+            }
+        };
+        for op in &outcome.ops {
+            if let Op::CreateCf(name) = op {
+                o.storage.create_cf(name)?;
+            }
+        }
+        let mut batch = Batch::new();
+        for op in &outcome.ops {
+            match op {
+                Op::CreateCf(_) => {}
+                Op::Put { cf, key, value } => batch.put(cf, key.as_bytes(), value.clone()),
+                Op::Delete { cf, key } => batch.delete(cf, key.as_bytes()),
+            }
+        }
+        skipped += outcome.report.invalid.len();
+        let record = AppliedRecord {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            from: d.from.clone(),
+            to: d.to.clone(),
+            checksum: d.checksum.clone(),
+            applied_at: now_ms(),
+            job_id: run.job_id.clone(),
+            changes: outcome.report.changes.clone(),
+            repaired: outcome.report.repaired.clone(),
+            skipped_invalid: outcome.report.invalid.clone(),
+            leftovers: outcome.report.leftovers.clone(),
+        };
+        journal::put(&mut batch, &format!("{}{}", journal::APPLIED_PREFIX, d.id), &record);
+        run.steps_done.push(d.id.clone());
+        let last = pending.peek().is_none();
+        if last {
+            batch.delete(kalamdb_store::DEFAULT_CF, journal::RUN_KEY.as_bytes());
+            let result = json!({
+                "steps": run.steps_done,
+                "skipped_invalid": skipped,
+                "duration_ms": started.elapsed().as_millis() as u64,
+            });
+            if let Some(job) = job.take() {
+                job.complete_in(&mut batch, result);
+            }
+            o.storage.write(batch)?;
+        } else {
+            journal::put(&mut batch, journal::RUN_KEY, &run);
+            o.storage.write(batch)?;
+            if let Some(job) = job.as_mut() {
+                job.progress_now(JobProgress {
+                fraction: run.steps_done.len() as f64 / total as f64,
+                items_done: run.steps_done.len() as u64,
+                items_total: total,
+                bytes_done: 0,
+                })?;
+            }
+        }
+        image.apply(&outcome.ops);
+        fail_point(&format!("migrate.step.{}", d.id));
+        done.push(PlannedStep {
+            step: d.into(),
+            report: outcome.report,
+        });
+        if last {
+            break;
+        }
+    }
+    Ok((done, skipped))
+}
+
+/// `kalamctl migrate rollback`: the checkpoint replaces `D/rocksdb`.
+pub fn rollback(root: &std::path::Path) -> Result<Cleanup> {
+    let dir = DataDir::new(root);
+    let path = dir.root().display().to_string();
+    if !dir.root().is_dir() {
+        dir.check_is_database()?;
+    }
+    let _lock = DirLock::acquire(&dir, "kalamctl migrate rollback")?;
+    let state = checkpoint::rollback_state(&dir);
+    if state == checkpoint::RollbackState::Nothing {
+        dir.check_is_database()?;
+        return Err(CoreError::NotFound(format!(
+            "{path} has no migration checkpoint to roll back to (never migrated here, or finalized)"
+        )));
+    }
+    checkpoint::roll_back(&dir)?;
+    Ok(Cleanup {
+        data_dir: path,
+        state: "rolled_back",
+        removed: vec![format!(
+            "{} (the migrated database; the checkpoint took its place)",
+            dir.rocksdb().display()
+        )],
+    })
+}
+
+/// `kalamctl migrate finalize`: deletes the checkpoint and what the old engine left.
+pub fn finalize(root: &std::path::Path) -> Result<Cleanup> {
+    finalize_with(root, false)
+}
+
+/// Like [`finalize`]; with `inside_only`, files outside the data directory are left alone
+/// (a scratch copy's leftovers may name the original's files).
+fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
+    let o = open(root, Some("kalamctl migrate finalize"))?;
+    let path = o.path();
+    match o.standing()? {
+        Standing::Current(_) => {}
+        Standing::Legacy { .. } => {
+            return Err(CoreError::Conflict(format!(
+                "{path} is not migrated yet; run `kalamctl migrate apply --data-dir {path}` first"
+            )));
+        }
+    }
+    let mut removed = Vec::new();
+    let leftovers: Vec<Leftovers> = journal::applied(&o.image)
+        .into_iter()
+        .map(|a| a.leftovers)
+        .collect();
+    let mut drop: Vec<String> = G1_COLUMN_FAMILIES.iter().map(|(cf, _)| cf.to_string()).collect();
+    drop.push(image::COUNTERS_CF.to_string());
+    for cf in leftovers.iter().flat_map(|l| &l.column_families) {
+        // Only if it is still empty and still no table's.
+        let owned = o.image.data.get(cf).is_some_and(|d| {
+            o.storage
+                .get(
+                    kalamdb_sql::TableRecord::CF,
+                    format!("table:{}:{}", d.cf.namespace, d.cf.table).as_bytes(),
+                )
+                .ok()
+                .flatten()
+                .is_some()
+        });
+        if !owned && o.storage.has_cf(cf) && o.storage.is_cf_empty(cf)? {
+            drop.push(cf.clone());
+        }
+    }
+    for cf in drop {
+        if o.storage.has_cf(&cf) {
+            o.storage.drop_cf(&cf)?;
+            removed.push(format!("column family {cf}"));
+        }
+    }
+    for file in leftovers.iter().flat_map(|l| &l.files) {
+        if inside_only && !std::path::Path::new(file).starts_with(o.dir.root()) {
+            continue;
+        }
+        match std::fs::remove_file(file) {
+            Ok(()) => {
+                removed.push(file.clone());
+                if let Some(parent) = std::path::Path::new(file).parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CoreError::io(file, e)),
+        }
+    }
+    let conf = o.dir.rocksdb().join("conf");
+    if conf.exists() {
+        checkpoint::remove_tree(&conf)?;
+        removed.push(conf.display().to_string());
+    }
+    let cp = checkpoint::path(&o.dir);
+    if cp.exists() {
+        checkpoint::remove(&o.dir)?;
+        removed.push(format!("{} (rollback is no longer possible)", cp.display()));
+    }
+    if removed.is_empty() {
+        return Ok(Cleanup {
+            data_dir: path,
+            state: "nothing_to_do",
+            removed,
+        });
+    }
+    let mut batch = Batch::new();
+    journal::put(
+        &mut batch,
+        journal::FINALIZED_KEY,
+        &FinalizedRecord {
+            at: now_ms(),
+            removed: removed.clone(),
+        },
+    );
+    o.storage.write(batch)?;
+    Ok(Cleanup {
+        data_dir: path,
+        state: "finalized",
+        removed,
+    })
+}

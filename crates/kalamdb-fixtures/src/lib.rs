@@ -110,8 +110,11 @@ pub fn write(generation: Generation, dir: &Path) -> Result<(), String> {
     // The drop left a Parquet file under the resolved ${user_id} path.
     let leftover = dir.join("storage/app/old_drafts").join(ALICE);
     std::fs::create_dir_all(&leftover).map_err(|e| e.to_string())?;
-    std::fs::write(leftover.join(format!("batch-{}.parquet", T - 50_000)), b"PAR1 left by drop")
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        leftover.join(format!("batch-{}.parquet", T - 50_000)),
+        b"PAR1 left by drop",
+    )
+    .map_err(|e| e.to_string())?;
     storage.flush_memtables().map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -138,9 +141,18 @@ impl Writer<'_> {
 /// CatalogStore records (G1 and G2 share them): `(key, value)` per entity.
 fn users() -> Vec<(String, Value)> {
     vec![
-        (ALICE.into(), json!({"user_id": ALICE, "username": "alice", "email": "alice@example.com", "created_at": T, "updated_at": T})),
-        (BOB.into(), json!({"user_id": BOB, "username": "bob", "email": "bob@example.com", "created_at": T + 1000, "updated_at": T + 1000})),
-        ("u_carol".into(), json!({"user_id": "u_carol", "username": "carol", "email": null, "created_at": T + 2000, "updated_at": T + 2000})),
+        (
+            ALICE.into(),
+            json!({"user_id": ALICE, "username": "alice", "email": "alice@example.com", "created_at": T, "updated_at": T}),
+        ),
+        (
+            BOB.into(),
+            json!({"user_id": BOB, "username": "bob", "email": "bob@example.com", "created_at": T + 1000, "updated_at": T + 1000}),
+        ),
+        (
+            "u_carol".into(),
+            json!({"user_id": "u_carol", "username": "carol", "email": null, "created_at": T + 2000, "updated_at": T + 2000}),
+        ),
     ]
 }
 
@@ -148,28 +160,55 @@ fn live_queries() -> Vec<(String, Value)> {
     let a = format!("{ALICE}-conn1-app.notes-q1");
     let b = format!("{BOB}-conn7-notes-q2");
     vec![
-        (format!("live_query:{a}"), json!({"live_id": a, "connection_id": "conn1", "table_name": "app.notes", "query_id": "q1", "user_id": ALICE, "query": "SELECT * FROM app.notes", "options": "{\"last_rows\":50}", "created_at": T + 5000, "updated_at": T + 6000, "changes": 3, "node": "node-1"})),
+        (
+            format!("live_query:{a}"),
+            json!({"live_id": a, "connection_id": "conn1", "table_name": "app.notes", "query_id": "q1", "user_id": ALICE, "query": "SELECT * FROM app.notes", "options": "{\"last_rows\":50}", "created_at": T + 5000, "updated_at": T + 6000, "changes": 3, "node": "node-1"}),
+        ),
         // Some helpers wrote a bare id.
-        (b.clone(), json!({"live_id": b, "connection_id": "conn7", "table_name": "notes", "query_id": "q2", "user_id": BOB, "query": "SELECT * FROM notes", "options": null, "created_at": T + 7000, "updated_at": T + 7000, "changes": 0, "node": "node-1"})),
+        (
+            b.clone(),
+            json!({"live_id": b, "connection_id": "conn7", "table_name": "notes", "query_id": "q2", "user_id": BOB, "query": "SELECT * FROM notes", "options": null, "created_at": T + 7000, "updated_at": T + 7000, "changes": 0, "node": "node-1"}),
+        ),
     ]
 }
 
 fn locations() -> Vec<(String, Value)> {
     vec![
-        ("location:local".into(), json!({"location_name": "local", "location_type": "Filesystem", "path": "storage", "credentials_ref": null, "usage_count": 0, "created_at": T, "updated_at": T})),
-        ("location:archive".into(), json!({"location_name": "archive", "location_type": "S3", "path": "s3://kalam-archive/${user_id}", "credentials_ref": "aws-prod", "usage_count": 7, "created_at": T, "updated_at": T + 100})),
+        (
+            "location:local".into(),
+            json!({"location_name": "local", "location_type": "Filesystem", "path": "storage", "credentials_ref": null, "usage_count": 0, "created_at": T, "updated_at": T}),
+        ),
+        (
+            "location:archive".into(),
+            json!({"location_name": "archive", "location_type": "S3", "path": "s3://kalam-archive/${user_id}", "credentials_ref": "aws-prod", "usage_count": 7, "created_at": T, "updated_at": T + 100}),
+        ),
     ]
 }
 
 fn jobs() -> Vec<(String, Value)> {
     vec![
-        ("job:flush-1".into(), json!({"job_id": "flush-1", "job_type": "flush", "table_name": "app.notes", "status": "completed", "start_time": T + 10_000, "end_time": T + 10_500, "parameters": "[\"app\",\"notes\"]", "result": "{\"rows\":4}", "trace": null, "memory_used_mb": 12.5, "cpu_used_percent": 3.0, "node_id": "node-1", "error_message": null})),
-        ("job:flush-2".into(), json!({"job_id": "flush-2", "job_type": "flush", "table_name": "ops.audit", "status": "failed", "start_time": T + 11_000, "end_time": T + 11_200, "parameters": null, "result": "", "trace": "io error", "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": "disk full"})),
+        (
+            "job:flush-1".into(),
+            json!({"job_id": "flush-1", "job_type": "flush", "table_name": "app.notes", "status": "completed", "start_time": T + 10_000, "end_time": T + 10_500, "parameters": "[\"app\",\"notes\"]", "result": "{\"rows\":4}", "trace": null, "memory_used_mb": 12.5, "cpu_used_percent": 3.0, "node_id": "node-1", "error_message": null}),
+        ),
+        (
+            "job:flush-2".into(),
+            json!({"job_id": "flush-2", "job_type": "flush", "table_name": "ops.audit", "status": "failed", "start_time": T + 11_000, "end_time": T + 11_200, "parameters": null, "result": "", "trace": "io error", "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": "disk full"}),
+        ),
         // Left running by a crash.
-        ("job:flush-3".into(), json!({"job_id": "flush-3", "job_type": "flush", "table_name": null, "status": "running", "start_time": T + 12_000, "end_time": null, "parameters": "[]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null})),
+        (
+            "job:flush-3".into(),
+            json!({"job_id": "flush-3", "job_type": "flush", "table_name": null, "status": "running", "start_time": T + 12_000, "end_time": null, "parameters": "[]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null}),
+        ),
         // Drop jobs: seconds, fixed id.
-        ("job:drop_table:app:old_drafts".into(), json!({"job_id": "drop_table:app:old_drafts", "job_type": "drop_table", "table_name": "app.old_drafts", "status": "completed", "start_time": secs(T + 20_000), "end_time": secs(T + 21_000), "parameters": "[\"app\",\"old_drafts\"]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null})),
-        ("job:drop_table:ops:gone".into(), json!({"job_id": "drop_table:ops:gone", "job_type": "drop_table", "table_name": "ops.gone", "status": "completed", "start_time": secs(T + 22_000), "end_time": secs(T + 22_500), "parameters": "[\"ops\",\"gone\"]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null})),
+        (
+            "job:drop_table:app:old_drafts".into(),
+            json!({"job_id": "drop_table:app:old_drafts", "job_type": "drop_table", "table_name": "app.old_drafts", "status": "completed", "start_time": secs(T + 20_000), "end_time": secs(T + 21_000), "parameters": "[\"app\",\"old_drafts\"]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null}),
+        ),
+        (
+            "job:drop_table:ops:gone".into(),
+            json!({"job_id": "drop_table:ops:gone", "job_type": "drop_table", "table_name": "ops.gone", "status": "completed", "start_time": secs(T + 22_000), "end_time": secs(T + 22_500), "parameters": "[\"ops\",\"gone\"]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "node-1", "error_message": null}),
+        ),
     ]
 }
 
@@ -181,17 +220,48 @@ fn field(name: &str, data_type: &str, nullable: bool) -> Value {
 fn schemas() -> Vec<(&'static str, &'static str, &'static str, Vec<Value>)> {
     let ms = "Timestamp(Millisecond, None)";
     let us = "Timestamp(Microsecond, None)";
-    let notes_v1 = vec![field("id", "Int64", false), field("title", "Utf8", true), field("_updated", ms, false), field("_deleted", "Boolean", false)];
+    let notes_v1 = vec![
+        field("id", "Int64", false),
+        field("title", "Utf8", true),
+        field("_updated", ms, false),
+        field("_deleted", "Boolean", false),
+    ];
     let mut notes_v2 = notes_v1.clone();
     notes_v2.insert(2, field("pinned", "Boolean", true));
     vec![
-        ("app", "notes", "User", vec![
-            json!({"fields": notes_v1, "options": {"table_type": "User", "primary_key": "id"}}),
-            json!({"fields": notes_v2, "options": {"table_type": "User", "primary_key": "id", "flush_policy": {"type": "row_limit", "row_limit": 1000}}}),
-        ]),
-        ("app", "settings", "Shared", vec![json!({"fields": [field("key", "Utf8", false), field("value", "Utf8", true), field("_updated", us, false), field("_deleted", "Boolean", false)], "options": {"table_type": "Shared", "primary_key": "key"}})]),
-        ("ops", "audit", "Shared", vec![json!({"fields": [field("action", "Utf8", true), field("_updated", us, false), field("_deleted", "Boolean", false)], "options": {"table_type": "Shared"}})]),
-        ("analytics", "events", "Stream", vec![json!({"fields": [field("kind", "Utf8", true), field("amount", "Float64", true)], "options": {"table_type": "Stream"}})]),
+        (
+            "app",
+            "notes",
+            "User",
+            vec![
+                json!({"fields": notes_v1, "options": {"table_type": "User", "primary_key": "id"}}),
+                json!({"fields": notes_v2, "options": {"table_type": "User", "primary_key": "id", "flush_policy": {"type": "row_limit", "row_limit": 1000}}}),
+            ],
+        ),
+        (
+            "app",
+            "settings",
+            "Shared",
+            vec![
+                json!({"fields": [field("key", "Utf8", false), field("value", "Utf8", true), field("_updated", us, false), field("_deleted", "Boolean", false)], "options": {"table_type": "Shared", "primary_key": "key"}}),
+            ],
+        ),
+        (
+            "ops",
+            "audit",
+            "Shared",
+            vec![
+                json!({"fields": [field("action", "Utf8", true), field("_updated", us, false), field("_deleted", "Boolean", false)], "options": {"table_type": "Shared"}}),
+            ],
+        ),
+        (
+            "analytics",
+            "events",
+            "Stream",
+            vec![
+                json!({"fields": [field("kind", "Utf8", true), field("amount", "Float64", true)], "options": {"table_type": "Stream"}}),
+            ],
+        ),
     ]
 }
 
@@ -239,7 +309,12 @@ fn g1(w: &Writer<'_>, db_dir: &Path) -> Result<(), String> {
         }
         let newest = versions.last().cloned().unwrap_or(Value::Null);
         write(&format!("{base}/current.json"), &pretty(&newest))?;
-        write(&format!("{base}/manifest.json"), &pretty(&json!({"current_version": versions.len(), "version_count": versions.len(), "current_version_created_at": rfc3339(T + 3000), "version_history": history})))?;
+        write(
+            &format!("{base}/manifest.json"),
+            &pretty(
+                &json!({"current_version": versions.len(), "version_count": versions.len(), "current_version_created_at": rfc3339(T + 3000), "version_history": history}),
+            ),
+        )?;
     }
     Ok(())
 }
@@ -284,7 +359,12 @@ fn g3(w: &Writer<'_>) -> Result<(), String> {
     }
     for (k, mut v) in locations() {
         let name = k.trim_start_matches("location:");
-        v["location_type"] = json!(v["location_type"].as_str().unwrap_or_default().to_lowercase());
+        v["location_type"] = json!(
+            v["location_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+        );
         // G3 storage locations are in seconds.
         v["created_at"] = json!(secs(T));
         v["updated_at"] = json!(secs(T + 100));
@@ -294,7 +374,10 @@ fn g3(w: &Writer<'_>) -> Result<(), String> {
         if v["table_name"].is_null() {
             v["table_name"] = json!("");
         }
-        let params: Value = v["parameters"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(json!([]));
+        let params: Value = v["parameters"]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(json!([]));
         v["parameters"] = params;
         w.put("system_jobs", &k, &v)?;
     }
@@ -320,16 +403,44 @@ fn g3(w: &Writer<'_>) -> Result<(), String> {
 /// The data column families, the same in every generation except `_updated`'s spelling.
 fn data(w: &Writer<'_>, generation: Generation) -> Result<(), String> {
     let updated = |ms: i64| -> Value {
-        if generation == Generation::G3 { json!(rfc3339(ms)) } else { json!(ms) }
+        if generation == Generation::G3 {
+            json!(rfc3339(ms))
+        } else {
+            json!(ms)
+        }
     };
     let notes = "user_table:app:notes";
     let rows = [
-        (ALICE, 1, json!({"id": 1, "title": "groceries", "_updated": updated(T + 30_000), "_deleted": false})),
-        (ALICE, 2, json!({"id": 2, "title": "call mom", "_updated": updated(T + 31_000), "_deleted": false})),
-        (ALICE, 3, json!({"id": 3, "pinned": true, "title": "plan trip", "_updated": updated(T + 90_000), "_deleted": false})),
-        (ALICE, 4, json!({"id": 4, "pinned": false, "title": "old idea", "_updated": updated(T + 91_000), "_deleted": true})),
-        (BOB, 5, json!({"id": 5, "title": "draft: talk", "_updated": updated(T + 32_000), "_deleted": false})),
-        (BOB, 6, json!({"id": 6, "pinned": true, "title": "slides", "_updated": updated(T + 92_000), "_deleted": false})),
+        (
+            ALICE,
+            1,
+            json!({"id": 1, "title": "groceries", "_updated": updated(T + 30_000), "_deleted": false}),
+        ),
+        (
+            ALICE,
+            2,
+            json!({"id": 2, "title": "call mom", "_updated": updated(T + 31_000), "_deleted": false}),
+        ),
+        (
+            ALICE,
+            3,
+            json!({"id": 3, "pinned": true, "title": "plan trip", "_updated": updated(T + 90_000), "_deleted": false}),
+        ),
+        (
+            ALICE,
+            4,
+            json!({"id": 4, "pinned": false, "title": "old idea", "_updated": updated(T + 91_000), "_deleted": true}),
+        ),
+        (
+            BOB,
+            5,
+            json!({"id": 5, "title": "draft: talk", "_updated": updated(T + 32_000), "_deleted": false}),
+        ),
+        (
+            BOB,
+            6,
+            json!({"id": 6, "pinned": true, "title": "slides", "_updated": updated(T + 92_000), "_deleted": false}),
+        ),
     ];
     for (user, n, row) in rows {
         w.put(notes, &format!("{user}:{}_{n}", T + 30_000 + n), &row)?;
@@ -337,15 +448,34 @@ fn data(w: &Writer<'_>, generation: Generation) -> Result<(), String> {
     // Shared rows written by the later store code carry _updated as RFC 3339 text.
     let settings = "shared_table:app:settings";
     w.put(settings, "theme", &json!({"_deleted": false, "_updated": rfc3339(T + 40_000), "key": "theme", "value": "dark"}))?;
-    w.put(settings, "lang", &json!({"_deleted": false, "_updated": rfc3339(T + 41_000), "key": "lang", "value": "en"}))?;
-    w.put(settings, "beta", &json!({"_deleted": true, "_updated": rfc3339(T + 42_000), "key": "beta", "value": "on"}))?;
+    w.put(
+        settings,
+        "lang",
+        &json!({"_deleted": false, "_updated": rfc3339(T + 41_000), "key": "lang", "value": "en"}),
+    )?;
+    w.put(
+        settings,
+        "beta",
+        &json!({"_deleted": true, "_updated": rfc3339(T + 42_000), "key": "beta", "value": "on"}),
+    )?;
     let audit = "shared_table:ops:audit";
-    for (n, (action, deleted)) in [("login", false), ("logout", false), ("sudo", true)].iter().enumerate() {
+    for (n, (action, deleted)) in [("login", false), ("logout", false), ("sudo", true)]
+        .iter()
+        .enumerate()
+    {
         w.put(audit, &format!("{}_{n}", T + 50_000), &json!({"_deleted": deleted, "_updated": updated(T + 50_000 + n as i64), "action": action}))?;
     }
     // Stream rows have no system columns; amounts mix integers and floats.
     let events = "stream_table:analytics:events";
-    for (n, raw) in [r#"{"amount":2,"kind":"click"}"#, r#"{"amount":1.5,"kind":"view"}"#, r#"{"amount":3,"kind":"click"}"#, r#"{"amount":0.25,"kind":"buy"}"#].iter().enumerate() {
+    for (n, raw) in [
+        r#"{"amount":2,"kind":"click"}"#,
+        r#"{"amount":1.5,"kind":"view"}"#,
+        r#"{"amount":3,"kind":"click"}"#,
+        r#"{"amount":0.25,"kind":"buy"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
         let ts = T + 60_000 + n as i64;
         w.put_raw(events, &format!("{ts}:{ts}_{n}"), raw.as_bytes())?;
     }

@@ -60,7 +60,10 @@ fn status(cli: &Cli, dir: &Path) -> Result<ExitCode, CliError> {
         ));
     }
     for p in &s.pending {
-        pairs.push(("pending", format!("{} {} ({} -> {})", p.id, p.name, p.from, p.to)));
+        pairs.push((
+            "pending",
+            format!("{} {} ({} -> {})", p.id, p.name, p.from, p.to),
+        ));
     }
     if let Some(c) = &s.checkpoint {
         pairs.push(("checkpoint", format!("{c} (rollback possible)")));
@@ -176,7 +179,11 @@ fn apply(
         eprintln!(
             "migrate: {} step(s) applied{} in {} ms (job {}); {} invalid record(s) skipped. The original is kept at {}: `kalamctl migrate rollback` restores it, `kalamctl migrate finalize` deletes it.",
             report.steps.len(),
-            if report.resumed { ", continuing a stopped run," } else { "" },
+            if report.resumed {
+                ", continuing a stopped run,"
+            } else {
+                ""
+            },
             report.duration_ms,
             report.job_id.as_deref().unwrap_or("-"),
             report.skipped_invalid,
@@ -212,7 +219,12 @@ pub fn upgrade_check(
         print_json(&json!(report));
     } else {
         for c in &report.checks {
-            println!("{:<5} {:<8} {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{:<5} {:<8} {}",
+                if c.ok { "ok" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         if !cli.quiet {
             eprintln!(

@@ -140,7 +140,10 @@ impl Image {
         let with_schema: BTreeSet<String> = schemas
             .keys()
             .filter_map(|k| k.strip_prefix("schema:"))
-            .filter_map(|rest| rest.rsplit_once(':').map(|(table_id, _)| table_id.to_string()))
+            .filter_map(|rest| {
+                rest.rsplit_once(':')
+                    .map(|(table_id, _)| table_id.to_string())
+            })
             .collect();
         for (name, data) in self.data.iter_mut() {
             let table_id = format!("{}:{}", data.cf.namespace, data.cf.table);

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use kalamdb_store::{Batch, DEFAULT_CF};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::image::{Image, Invalid};
 use super::steps::Leftovers;

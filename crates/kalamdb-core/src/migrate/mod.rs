@@ -23,7 +23,9 @@ mod upgrade_check;
 
 use std::time::Instant;
 
-use kalamdb_sql::{FormatMarker, FormatState, JobProgress, JobRecord, JobStatus, SystemRecord as _};
+use kalamdb_sql::{
+    FormatMarker, FormatState, JobProgress, JobRecord, JobStatus, SystemRecord as _,
+};
 use kalamdb_store::{Batch, OpenMode, Storage, now_ms};
 use serde::Serialize;
 use serde_json::json;
@@ -219,7 +221,10 @@ impl Opened {
                     let origin = Generation::parse(&run.origin).ok_or_else(|| {
                         CoreError::UnrecognisedLayout {
                             path: path.clone(),
-                            reason: format!("the migration journal names generation {}", run.origin),
+                            reason: format!(
+                                "the migration journal names generation {}",
+                                run.origin
+                            ),
                         }
                     })?;
                     return Ok(Standing::Legacy {
@@ -338,13 +343,13 @@ pub fn status(root: &std::path::Path) -> Result<Status> {
     let (state, generation, marker, pending_steps, next) = match o.standing()? {
         Standing::Current(m) => {
             let next = if checkpoint.is_some() || has_g1_leftovers(&o) {
-                format!("run `kalamctl migrate finalize --data-dir {path}` once kalamd runs well on it (until then `rollback` restores the original)")
+                format!(
+                    "run `kalamctl migrate finalize --data-dir {path}` once kalamd runs well on it (until then `rollback` restores the original)"
+                )
             } else {
                 "nothing: the directory is current".to_string()
             };
-            let origin = applied
-                .first()
-                .and_then(|a| Generation::parse(&a.from));
+            let origin = applied.first().and_then(|a| Generation::parse(&a.from));
             ("current", origin, Some(m), Vec::new(), next)
         }
         Standing::Legacy { origin, run } => {
@@ -360,10 +365,18 @@ pub fn status(root: &std::path::Path) -> Result<Status> {
                 ),
                 None => (
                     "pending",
-                    format!("review `kalamctl migrate plan --data-dir {path}`, then run `kalamctl migrate apply --data-dir {path}`"),
+                    format!(
+                        "review `kalamctl migrate plan --data-dir {path}`, then run `kalamctl migrate apply --data-dir {path}`"
+                    ),
                 ),
             };
-            (state, Some(origin), None, pending.iter().map(StepRef::from).collect(), next)
+            (
+                state,
+                Some(origin),
+                None,
+                pending.iter().map(StepRef::from).collect(),
+                next,
+            )
         }
     };
     Ok(Status {
@@ -480,7 +493,10 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
             {
                 return Err(CoreError::InvalidRecords {
                     count: invalid.len(),
-                    first: format!("{} key {:?}: {}", first.column_family, first.key, first.reason),
+                    first: format!(
+                        "{} key {:?}: {}",
+                        first.column_family, first.key, first.reason
+                    ),
                 });
             }
             checkpoint::create(&o.storage, &o.dir)?;
@@ -539,7 +555,10 @@ fn job_record(engine: &Engine, run: &RunRecord, total: u64) -> Result<JobRecord>
         status: JobStatus::Running,
         start_time: run.started_at,
         end_time: None,
-        parameters: vec![run.origin.clone(), kalamdb_sql::CURRENT_FORMAT_VERSION.to_string()],
+        parameters: vec![
+            run.origin.clone(),
+            kalamdb_sql::CURRENT_FORMAT_VERSION.to_string(),
+        ],
         result: None,
         trace: None,
         memory_used_mb: None,
@@ -612,7 +631,11 @@ fn run_steps(
             skipped_invalid: outcome.report.invalid.clone(),
             leftovers: outcome.report.leftovers.clone(),
         };
-        journal::put(&mut batch, &format!("{}{}", journal::APPLIED_PREFIX, d.id), &record);
+        journal::put(
+            &mut batch,
+            &format!("{}{}", journal::APPLIED_PREFIX, d.id),
+            &record,
+        );
         run.steps_done.push(d.id.clone());
         let last = pending.peek().is_none();
         if last {
@@ -631,10 +654,10 @@ fn run_steps(
             o.storage.write(batch)?;
             if let Some(job) = job.as_mut() {
                 job.progress_now(JobProgress {
-                fraction: run.steps_done.len() as f64 / total as f64,
-                items_done: run.steps_done.len() as u64,
-                items_total: total,
-                bytes_done: 0,
+                    fraction: run.steps_done.len() as f64 / total as f64,
+                    items_done: run.steps_done.len() as u64,
+                    items_total: total,
+                    bytes_done: 0,
                 })?;
             }
         }
@@ -700,7 +723,10 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
         .into_iter()
         .map(|a| a.leftovers)
         .collect();
-    let mut drop: Vec<String> = G1_COLUMN_FAMILIES.iter().map(|(cf, _)| cf.to_string()).collect();
+    let mut drop: Vec<String> = G1_COLUMN_FAMILIES
+        .iter()
+        .map(|(cf, _)| cf.to_string())
+        .collect();
     drop.push(image::COUNTERS_CF.to_string());
     for cf in leftovers.iter().flat_map(|l| &l.column_families) {
         // Only if it is still empty and still no table's.
@@ -731,8 +757,18 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
         match std::fs::remove_file(file) {
             Ok(()) => {
                 removed.push(file.clone());
-                if let Some(parent) = std::path::Path::new(file).parent() {
-                    let _ = std::fs::remove_dir(parent);
+                // Then the directories the file leaves empty, up to the storage root.
+                let mut parent = std::path::Path::new(file).parent();
+                while let Some(p) = parent {
+                    let inside = p.starts_with(o.dir.root());
+                    if p == o.dir.root()
+                        || p == o.dir.storage()
+                        || std::fs::remove_dir(p).is_err()
+                        || !inside
+                    {
+                        break;
+                    }
+                    parent = p.parent();
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

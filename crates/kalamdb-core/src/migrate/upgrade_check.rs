@@ -93,8 +93,7 @@ pub fn upgrade_check(
 fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Check>) -> Result<()> {
     // SST and Parquet files are never written in place: links are safe and cheap.
     checkpoint::copy_tree(root, copy, &|p| {
-        p.extension()
-            .is_some_and(|e| e == "sst" || e == "parquet")
+        p.extension().is_some_and(|e| e == "sst" || e == "parquet")
     })?;
     let _ = std::fs::remove_file(copy.join("kalamdb.pid"));
     checks.push(Check {
@@ -139,7 +138,12 @@ fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Che
     let s = &verify.summary;
     let mut detail = format!("{} error(s), {} warning(s)", s.errors, s.warnings);
     for f in verify.findings.iter().take(5) {
-        detail.push_str(&format!("; {} {}: {}", f.code.as_str(), f.object, f.message));
+        detail.push_str(&format!(
+            "; {} {}: {}",
+            f.code.as_str(),
+            f.object,
+            f.message
+        ));
     }
     checks.push(Check {
         name: "verify",

@@ -79,7 +79,11 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Outcome {
     out
 }
 
-fn parse_object(conf: &BTreeMap<String, Vec<u8>>, file: &str, out: &mut Outcome) -> Option<Map<String, Value>> {
+fn parse_object(
+    conf: &BTreeMap<String, Vec<u8>>,
+    file: &str,
+    out: &mut Outcome,
+) -> Option<Map<String, Value>> {
     let bytes = conf.get(file)?;
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(m)) => Some(m),
@@ -101,7 +105,11 @@ fn namespaces(conf: &BTreeMap<String, Vec<u8>>, ctx: &Ctx<'_>, out: &mut Outcome
     };
     for (name, entry) in map {
         let Value::Object(entry) = entry else {
-            out.invalid(CONF, &format!("namespaces.json:{name}"), "not a JSON object");
+            out.invalid(
+                CONF,
+                &format!("namespaces.json:{name}"),
+                "not a JSON object",
+            );
             continue;
         };
         let options = match entry.get("options") {
@@ -117,7 +125,10 @@ fn namespaces(conf: &BTreeMap<String, Vec<u8>>, ctx: &Ctx<'_>, out: &mut Outcome
                 .and_then(millis_from_json)
                 .unwrap_or(ctx.now),
             options,
-            table_count: entry.get("table_count").and_then(Value::as_u64).unwrap_or(0),
+            table_count: entry
+                .get("table_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
         };
         if out.put_record(image, &record) {
             out.count("namespaces", "created from conf/namespaces.json");
@@ -132,13 +143,19 @@ fn locations(conf: &BTreeMap<String, Vec<u8>>, image: &Image, out: &mut Outcome)
     };
     for (name, entry) in map {
         let key = format!("location:{name}");
-        let known = image.records("system_table:storage_locations").contains_key(&key)
+        let known = image
+            .records("system_table:storage_locations")
+            .contains_key(&key)
             || image.records("system_storage_locations").contains_key(&key);
         if known {
             continue;
         }
         let Value::Object(mut entry) = entry else {
-            out.invalid(CONF, &format!("storage_locations.json:{name}"), "not a JSON object");
+            out.invalid(
+                CONF,
+                &format!("storage_locations.json:{name}"),
+                "not a JSON object",
+            );
             continue;
         };
         entry
@@ -149,7 +166,10 @@ fn locations(conf: &BTreeMap<String, Vec<u8>>, image: &Image, out: &mut Outcome)
             &key,
             Value::Object(entry).to_string().into_bytes(),
         );
-        out.count("storage_locations", "created from conf/storage_locations.json");
+        out.count(
+            "storage_locations",
+            "created from conf/storage_locations.json",
+        );
     }
 }
 
@@ -204,9 +224,11 @@ fn table_from_folder(
             .strip_prefix("schema_v")
             .and_then(|r| r.strip_suffix(".json"))
         {
-            let n: u32 = n.parse().map_err(|_| format!("{file}: not schema_v{{N}}.json"))?;
-            let schema: Value =
-                serde_json::from_slice(bytes).map_err(|e| format!("{file}: not valid JSON: {e}"))?;
+            let n: u32 = n
+                .parse()
+                .map_err(|_| format!("{file}: not schema_v{{N}}.json"))?;
+            let schema: Value = serde_json::from_slice(bytes)
+                .map_err(|e| format!("{file}: not valid JSON: {e}"))?;
             if !schema.get("fields").is_some_and(Value::is_array) {
                 return Err(format!("{file}: has no \"fields\" array"));
             }
@@ -283,7 +305,9 @@ fn table_from_folder(
             Some(v) => v.to_string(),
         },
         schema_version: newest,
-        deleted_retention_hours: options.get("deleted_retention_hours").and_then(Value::as_u64),
+        deleted_retention_hours: options
+            .get("deleted_retention_hours")
+            .and_then(Value::as_u64),
         ttl_seconds: None,
         max_buffer: None,
     };
@@ -311,7 +335,12 @@ fn table_from_folder(
 
 /// A G1 table's type: its data column family's name says it; a table without one may name
 /// its type in the schema's options.
-fn kind_for(ns: &str, table: &str, options: &Map<String, Value>, image: &Image) -> Result<TableKind, String> {
+fn kind_for(
+    ns: &str,
+    table: &str,
+    options: &Map<String, Value>,
+    image: &Image,
+) -> Result<TableKind, String> {
     let kinds: Vec<TableKind> = image
         .data
         .values()
@@ -331,7 +360,11 @@ fn kind_for(ns: &str, table: &str, options: &Map<String, Value>, image: &Image) 
         _ => Err(format!(
             "{} data column families claim this table ({})",
             kinds.len(),
-            kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

@@ -43,7 +43,11 @@ fn rekey<R: SystemRecord>(image: &Image, out: &mut Outcome, fix: impl Fn(&mut R)
         let mut record: R = match read_legacy(key, bytes) {
             Ok(r) => r,
             Err(e) => {
-                out.invalid(R::CF, key, format!("cannot be read as a {entity} record: {e}"));
+                out.invalid(
+                    R::CF,
+                    key,
+                    format!("cannot be read as a {entity} record: {e}"),
+                );
                 continue;
             }
         };
@@ -63,7 +67,11 @@ fn rekey<R: SystemRecord>(image: &Image, out: &mut Outcome, fix: impl Fn(&mut R)
             continue;
         }
         out.delete(R::CF, key);
-        out.put(R::CF, &new_key, serde_json::to_vec(&record).unwrap_or_default());
+        out.put(
+            R::CF,
+            &new_key,
+            serde_json::to_vec(&record).unwrap_or_default(),
+        );
         out.count(entity, "rekeyed and reshaped");
     }
 }

@@ -10,11 +10,11 @@ use kalamdb_sql::{
 use kalamdb_store::{DEFAULT_CF, TableCf, now_ms};
 
 use super::{Ctx, Outcome, dropped_by_job, readable_jobs, tables};
+use crate::Result;
 use crate::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH, kind_of};
 use crate::cold::paths::{StorageTemplate, batch_files};
 use crate::migrate::detect::Generation;
 use crate::migrate::image::Image;
-use crate::Result;
 
 pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
     let mut out = Outcome::default();
@@ -35,38 +35,43 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         for key in image.records(LiveQueryRecord::CF).keys() {
             out.delete(LiveQueryRecord::CF, key);
         }
-        *out
-            .report
+        *out.report
             .changes
             .entry("live_queries".into())
             .or_default()
             .entry("purged (stale: no daemon runs)".into())
             .or_default() += n as u64;
-        out.report
-            .repaired
-            .push(format!("{n} stale live quer{} purged", if n == 1 { "y" } else { "ies" }));
+        out.report.repaired.push(format!(
+            "{n} stale live quer{} purged",
+            if n == 1 { "y" } else { "ies" }
+        ));
     }
     jobs(image, ctx, &mut out);
     let schemas: Vec<TableSchemaRecord> = normalise(image, &mut out, |_| ());
     let mut tables: Vec<TableRecord> = normalise(image, &mut out, |_| ());
-    let mut locations: Vec<StorageLocationRecord> = normalise(image, &mut out, |l: &mut StorageLocationRecord| {
-        if l.created_at == 0 {
-            l.created_at = ctx.now;
-        }
-        if l.updated_at == 0 {
-            l.updated_at = l.created_at;
-        }
-    });
-    let mut namespaces: Vec<NamespaceRecord> = normalise(image, &mut out, |n: &mut NamespaceRecord| {
-        if n.namespace_id.is_empty() {
-            n.namespace_id = n.name.clone();
-        }
-        if n.options.trim().is_empty() {
-            n.options = "{}".into();
-        }
-    });
+    let mut locations: Vec<StorageLocationRecord> =
+        normalise(image, &mut out, |l: &mut StorageLocationRecord| {
+            if l.created_at == 0 {
+                l.created_at = ctx.now;
+            }
+            if l.updated_at == 0 {
+                l.updated_at = l.created_at;
+            }
+        });
+    let mut namespaces: Vec<NamespaceRecord> =
+        normalise(image, &mut out, |n: &mut NamespaceRecord| {
+            if n.namespace_id.is_empty() {
+                n.namespace_id = n.name.clone();
+            }
+            if n.options.trim().is_empty() {
+                n.options = "{}".into();
+            }
+        });
 
-    if !locations.iter().any(|l| l.location_name == DEFAULT_LOCATION) {
+    if !locations
+        .iter()
+        .any(|l| l.location_name == DEFAULT_LOCATION)
+    {
         let local = StorageLocationRecord {
             location_name: DEFAULT_LOCATION.into(),
             location_type: LocationType::Filesystem,
@@ -82,7 +87,15 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         locations.push(local);
     }
 
-    dropped_tables(image, ctx, &jobs_before, &locations, &schemas, &mut tables, &mut out)?;
+    dropped_tables(
+        image,
+        ctx,
+        &jobs_before,
+        &locations,
+        &schemas,
+        &mut tables,
+        &mut out,
+    )?;
     orphan_column_families(image, ctx, &jobs_before, &tables, &mut out);
     schema_versions(&schemas, &mut tables, &mut out);
 
@@ -108,7 +121,10 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         });
     }
     for ns in &mut namespaces {
-        let count = tables.iter().filter(|t| t.namespace == ns.namespace_id).count() as u64;
+        let count = tables
+            .iter()
+            .filter(|t| t.namespace == ns.namespace_id)
+            .count() as u64;
         if ns.table_count != count {
             out.report.repaired.push(format!(
                 "namespace {}: table_count {} recounted as {count}",
@@ -136,7 +152,10 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         out.put_record(image, t);
     }
 
-    if !image.kalamdb_keys.contains_key(kalamdb_sql::FORMAT_MARKER_KEY) {
+    if !image
+        .kalamdb_keys
+        .contains_key(kalamdb_sql::FORMAT_MARKER_KEY)
+    {
         let now = now_ms();
         let marker = serde_json::to_vec(&FormatMarker::current(now, now)).unwrap_or_default();
         out.put(DEFAULT_CF, kalamdb_sql::FORMAT_MARKER_KEY, marker);
@@ -161,7 +180,11 @@ fn normalise<R: SystemRecord>(image: &Image, out: &mut Outcome, fix: impl Fn(&mu
         let mut record: R = match serde_json::from_slice(bytes) {
             Ok(r) => r,
             Err(e) => {
-                out.invalid(R::CF, key, format!("cannot be read as a {} record: {e}", R::TABLE));
+                out.invalid(
+                    R::CF,
+                    key,
+                    format!("cannot be read as a {} record: {e}", R::TABLE),
+                );
                 continue;
             }
         };
@@ -196,7 +219,11 @@ fn jobs(image: &Image, ctx: &Ctx<'_>, out: &mut Outcome) {
         let mut job: JobRecord = match serde_json::from_slice(bytes) {
             Ok(j) => j,
             Err(e) => {
-                out.invalid(JobRecord::CF, key, format!("cannot be read as a jobs record: {e}"));
+                out.invalid(
+                    JobRecord::CF,
+                    key,
+                    format!("cannot be read as a jobs record: {e}"),
+                );
                 continue;
             }
         };
@@ -249,7 +276,9 @@ fn dropped_tables(
                 "its column family {cf} does not exist (the original drop deleted the key tbl:{} instead)",
                 t.table_id
             )),
-            Some(d) if d.empty && dropped_by_job(jobs, &t.namespace, &t.table_name, t.created_at) => {
+            Some(d)
+                if d.empty && dropped_by_job(jobs, &t.namespace, &t.table_name, t.created_at) =>
+            {
                 out.report.leftovers.column_families.push(cf.clone());
                 Some(format!(
                     "a completed drop job names it and its column family {cf} is empty; `finalize` drops the column family"
@@ -261,7 +290,10 @@ fn dropped_tables(
             kept.push(t);
             continue;
         };
-        out.delete(TableRecord::CF, &format!("{}{}", TableRecord::KEY_PREFIX, t.table_id));
+        out.delete(
+            TableRecord::CF,
+            &format!("{}{}", TableRecord::KEY_PREFIX, t.table_id),
+        );
         for s in schemas.iter().filter(|s| s.table_id == t.table_id) {
             out.delete(
                 TableSchemaRecord::CF,

@@ -154,8 +154,7 @@ pub(crate) fn dropped_by_job(jobs: &[JobRecord], ns: &str, table: &str, created_
     let coloned = format!("{ns}:{table}");
     jobs.iter().any(|j| {
         let names_it = j.job_id == id
-            || (j.job_type.contains("drop")
-                && (j.table_name == dotted || j.table_name == coloned));
+            || (j.job_type.contains("drop") && (j.table_name == dotted || j.table_name == coloned));
         names_it
             && j.status == kalamdb_sql::JobStatus::Completed
             && (created_at == 0 || j.start_time >= created_at)

@@ -44,7 +44,10 @@ pub fn infer_missing(image: &Image, ctx: &Ctx<'_>, jobs: &[JobRecord], out: &mut
             out.invalid(
                 name,
                 "",
-                format!("{} of its rows are not JSON objects, so its columns cannot be inferred", inferred.bad_rows),
+                format!(
+                    "{} of its rows are not JSON objects, so its columns cannot be inferred",
+                    inferred.bad_rows
+                ),
             );
             continue;
         }

@@ -1,0 +1,626 @@
+//! `kalamctl migrate` and `kalamctl upgrade-check` on real legacy directories written by the
+//! fixture writer, exactly as the original engine laid them out.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Run, kalamctl, kalamctl_env, snapshot};
+use kalamdb_core::data_dir::{DataDir, DirLock};
+use kalamdb_fixtures::{ALICE, BOB, EXPECTED, Generation};
+use kalamdb_store::{OpenMode, Storage};
+use serde_json::Value;
+
+const GENERATIONS: [(&str, Generation); 3] = [
+    ("g1", Generation::G1),
+    ("g2", Generation::G2),
+    ("g3", Generation::G3),
+];
+
+/// A legacy directory in a temporary folder.
+struct Legacy {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Legacy {
+    fn new(generation: Generation) -> Legacy {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        kalamdb_fixtures::write(generation, &dir).expect("write fixture");
+        Legacy { _tmp: tmp, dir }
+    }
+    fn path(&self) -> &str {
+        self.dir.to_str().expect("utf8")
+    }
+    fn migrate(&self, args: &[&str]) -> Run {
+        self.migrate_env(args, &[])
+    }
+    fn migrate_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec!["migrate"];
+        all.extend_from_slice(args);
+        all.extend(["--data-dir", self.path(), "--format", "json"]);
+        kalamctl_env(&all, env)
+    }
+    fn sql(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
+        let mut args = vec!["sql", "--data-dir", self.path(), "--format", "json"];
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        args.push(sql);
+        let run = kalamctl(&args);
+        assert_eq!(run.code, 0, "`{sql}`: {}", run.stderr);
+        run.json()["results"]
+            .as_array()
+            .and_then(|r| r.last())
+            .and_then(|r| r["rows"].as_array().cloned())
+            .expect("rows")
+    }
+    /// Every key and value of every column family, and every file under `rocksdb/conf`.
+    fn dump(&self) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
+        let storage =
+            Storage::open(&self.dir.join("rocksdb"), OpenMode::ReadOnly).expect("open read-only");
+        let mut out = BTreeMap::new();
+        for cf in storage.column_families().expect("cfs") {
+            let mut kv = BTreeMap::new();
+            storage
+                .scan_prefix(&cf, b"", |k, v| {
+                    kv.insert(k.to_vec(), v.to_vec());
+                    Ok(ControlFlow::Continue(()))
+                })
+                .expect("scan");
+            out.insert(cf, kv);
+        }
+        let conf = self.dir.join("rocksdb/conf");
+        let files: BTreeMap<Vec<u8>, Vec<u8>> = snapshot(&conf)
+            .into_iter()
+            .map(|(f, b)| (f.into_bytes(), b))
+            .collect();
+        out.insert("<conf files>".into(), files);
+        out
+    }
+    /// [`Legacy::dump`] without what records wall-clock time: the marker, the migration's
+    /// history and its own job row.
+    fn outcome(&self) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut d = self.dump();
+        if let Some(default) = d.get_mut("default") {
+            default.retain(|k, _| !k.starts_with(b"kalamdb:"));
+        }
+        if let Some(jobs) = d.get_mut("system_jobs") {
+            jobs.retain(|_, v| {
+                serde_json::from_slice::<Value>(v).map_or(true, |j| j["job_type"] != "migration")
+            });
+        }
+        d
+    }
+    fn put_raw(&self, cf: &str, key: &str, value: &[u8]) {
+        let storage = Storage::open(&self.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+        storage.create_cf(cf).expect("cf");
+        storage.put(cf, key.as_bytes(), value).expect("put");
+    }
+}
+
+fn names(rows: &[Value], column: &str) -> Vec<String> {
+    rows.iter()
+        .map(|r| r[column].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn count(rows: &[Value]) -> u64 {
+    rows.first()
+        .and_then(|r| r.as_object())
+        .and_then(|o| o.values().next())
+        .and_then(Value::as_u64)
+        .expect("a count")
+}
+
+#[test]
+fn every_generation_migrates_to_what_the_fixture_wrote() {
+    for (name, generation) in GENERATIONS {
+        let db = Legacy::new(generation);
+        let data_before: BTreeMap<_, _> = db
+            .dump()
+            .into_iter()
+            .filter(|(cf, _)| cf.contains("_table:") && !cf.starts_with("system_table:"))
+            .collect();
+
+        let status = db.migrate(&["status"]);
+        assert_eq!(status.code, 0, "{name}: {}", status.stderr);
+        let status = status.json();
+        assert_eq!(status["generation"], name);
+        assert_eq!(status["state"], "pending");
+        assert!(status["format_version"].is_null());
+
+        let applied = db.migrate(&["apply"]);
+        assert_eq!(applied.code, 0, "{name}: {}", applied.stderr);
+        let applied = applied.json();
+        assert_eq!(applied["state"], "applied");
+        let repaired: Vec<String> = applied["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .flat_map(|s| s["repaired"].as_array().cloned().unwrap_or_default())
+            .map(|r| r.as_str().unwrap_or_default().to_string())
+            .collect();
+        for defect in [
+            "old_drafts",
+            "Parquet file",
+            "running; marked failed",
+            "live quer",
+        ] {
+            assert!(
+                repaired.iter().any(|r| r.contains(defect)),
+                "{name}: no repair mentions {defect}: {repaired:#?}"
+            );
+        }
+
+        // The same namespaces, tables, users, jobs and rows the fixture wrote.
+        let ns = db.sql(
+            None,
+            "SELECT name, table_count FROM system.namespaces ORDER BY name",
+        );
+        assert_eq!(names(&ns, "name"), EXPECTED.namespaces, "{name}");
+        let tables = db.sql(
+            None,
+            "SELECT namespace, table_name, table_type FROM system.tables ORDER BY namespace, table_name",
+        );
+        let got: Vec<(String, String)> = tables
+            .iter()
+            .map(|t| {
+                (
+                    format!(
+                        "{}.{}",
+                        t["namespace"].as_str().unwrap_or(""),
+                        t["table_name"].as_str().unwrap_or("")
+                    ),
+                    t["table_type"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = EXPECTED
+            .tables
+            .iter()
+            .map(|(t, k)| (t.to_string(), k.to_string()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        let users = db.sql(None, "SELECT username FROM system.users ORDER BY username");
+        assert_eq!(names(&users, "username"), EXPECTED.usernames, "{name}");
+        let jobs = db.sql(
+            None,
+            "SELECT job_id, status FROM system.jobs WHERE job_type <> 'migration'",
+        );
+        assert_eq!(jobs.len(), EXPECTED.jobs, "{name}: {jobs:?}");
+        assert_eq!(
+            jobs.iter().filter(|j| j["status"] == "failed").count(),
+            1 + EXPECTED.running_jobs,
+            "{name}: the job left running is now failed: {jobs:?}"
+        );
+        let migration = db.sql(
+            None,
+            "SELECT status FROM system.jobs WHERE job_type = 'migration'",
+        );
+        assert_eq!(names(&migration, "status"), ["completed"], "{name}");
+        assert!(
+            db.sql(None, "SELECT * FROM system.live_queries").is_empty(),
+            "{name}"
+        );
+        for (table, user, want) in EXPECTED.rows {
+            let user = (!user.is_empty()).then_some(*user);
+            let rows = db.sql(user, &format!("SELECT COUNT(*) AS n FROM {table}"));
+            assert_eq!(count(&rows), *want, "{name}: {table} as {user:?}");
+        }
+        // Every schema version survives where the fixture wrote them.
+        let versions = db.sql(
+            None,
+            "SELECT version FROM system.table_schemas WHERE table_id = 'app:notes' ORDER BY version",
+        );
+        let want_versions = if generation == Generation::G2 {
+            1
+        } else {
+            EXPECTED.notes_versions
+        };
+        assert_eq!(versions.len() as u32, want_versions, "{name}");
+        let notes = db.sql(Some(BOB), "SELECT * FROM app.notes ORDER BY title");
+        assert_eq!(notes.len(), 2, "{name}");
+        for column in EXPECTED.notes_columns {
+            assert!(
+                notes[0].get(*column).is_some(),
+                "{name}: app.notes lacks {column}: {notes:?}"
+            );
+        }
+        let _ = ALICE;
+
+        // Row data is byte for byte what it was.
+        let data_after: BTreeMap<_, _> = db
+            .dump()
+            .into_iter()
+            .filter(|(cf, _)| data_before.contains_key(cf))
+            .collect();
+        assert_eq!(data_before, data_after, "{name}: row data changed");
+
+        // Clean once finalized.
+        assert_eq!(db.migrate(&["finalize"]).code, 0, "{name}");
+        let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+        assert_eq!(verify.code, 0, "{name}: {}", verify.stdout);
+        let status = db.migrate(&["status"]).json();
+        assert_eq!(status["state"], "current", "{name}");
+        assert!(status["checkpoint"].is_null(), "{name}");
+        assert!(!db.dir.join("rocksdb/conf").exists(), "{name}");
+        assert!(!db.dir.join("storage/app/old_drafts").exists(), "{name}");
+        // A current directory is a no-op.
+        let again = db.migrate(&["apply"]);
+        assert_eq!(again.code, 0, "{name}");
+        assert_eq!(again.json()["state"], "up_to_date");
+    }
+}
+
+#[test]
+fn status_and_plan_change_nothing_and_the_plan_hash_guards_apply() {
+    let db = Legacy::new(Generation::G2);
+    let before = db.dump();
+    let files_before = snapshot(&db.dir);
+    assert_eq!(db.migrate(&["status"]).code, 0);
+    let plan = db.migrate(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan = plan.json();
+    let hash = plan["hash"].as_str().expect("hash").to_string();
+    assert_eq!(plan["invalid"], 0);
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(steps, ["0002", "0003"]);
+    assert_eq!(
+        plan["steps"][0]["changes"]["users"]["rekeyed and reshaped"],
+        3
+    );
+    assert_eq!(
+        plan["steps"][1]["changes"]["live_queries"]["purged (stale: no daemon runs)"],
+        2
+    );
+    assert_eq!(db.dump(), before, "plan wrote to RocksDB");
+    assert_eq!(snapshot(&db.dir), files_before, "plan changed files");
+    // The same directory gives the same hash.
+    assert_eq!(db.migrate(&["plan"]).json()["hash"], hash.as_str());
+
+    // A change since the plan: apply --plan refuses and changes nothing.
+    db.put_raw("system_users", "u_dave", br#"{"user_id":"u_dave","username":"dave","email":null,"created_at":1700000000000,"updated_at":1700000000000}"#);
+    let changed = db.dump();
+    let run = db.migrate(&["apply", "--plan", &hash]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("changed since plan"), "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end().lines().count(), 1);
+    assert_eq!(db.dump(), changed);
+    assert!(!db.dir.join("migration").exists());
+    let fresh = db.migrate(&["plan"]).json()["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert_ne!(fresh, hash);
+    assert_eq!(db.migrate(&["apply", "--plan", &fresh]).code, 0);
+}
+
+#[test]
+fn a_malformed_record_refuses_with_3_until_skip_invalid() {
+    let db = Legacy::new(Generation::G2);
+    db.put_raw("system_users", "u_broken", b"{not json");
+    let before = db.dump();
+    let plan = db.migrate(&["plan"]);
+    assert_eq!(plan.code, 3, "{}", plan.stderr);
+    let invalid = &plan.json()["steps"][0]["invalid"][0];
+    assert_eq!(invalid["column_family"], "system_users");
+    assert_eq!(invalid["key"], "u_broken");
+    let run = db.migrate(&["apply"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("u_broken") && run.stderr.contains("--skip-invalid"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    assert_eq!(db.dump(), before, "a refused apply changed the database");
+    assert!(
+        !db.dir.join("migration").exists(),
+        "a refused apply left a checkpoint"
+    );
+
+    let run = db.migrate(&["apply", "--skip-invalid"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.json()["skipped_invalid"],
+        2,
+        "reported by both steps that read it"
+    );
+    let users = db.sql(None, "SELECT username FROM system.users ORDER BY username");
+    assert_eq!(names(&users, "username"), EXPECTED.usernames);
+}
+
+#[test]
+fn bad_inputs_get_one_line_and_their_exit_code() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Not a database.
+    let missing = tmp.path().join("nothing");
+    let run = kalamctl(&[
+        "migrate",
+        "status",
+        "--data-dir",
+        missing.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+
+    // A RocksDB directory with nothing KalamDB would write: unrecognised, exit 6.
+    let unknown = tmp.path().join("unknown");
+    {
+        let s = Storage::open(&unknown.join("rocksdb"), OpenMode::Create).expect("create");
+        s.create_cf("something_else").expect("cf");
+        s.put("something_else", b"k", b"v").expect("put");
+    }
+    let run = kalamctl(&[
+        "migrate",
+        "apply",
+        "--data-dir",
+        unknown.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot be recognised"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    assert!(!unknown.join("migration").exists());
+
+    // G1 column families next to G3 keys: a mix, exit 3, nothing changes.
+    let mixed = Legacy::new(Generation::G1);
+    mixed.put_raw(
+        "system_users",
+        "user:zed",
+        br#"{"user_id":"u_zed","username":"zed","email":"","created_at":1}"#,
+    );
+    let before = mixed.dump();
+    let run = mixed.migrate(&["apply"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("mixes generations"), "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    assert_eq!(mixed.dump(), before);
+
+    // A newer format: exit 6, naming the writer.
+    let newer = Legacy::new(Generation::G3);
+    newer.put_raw(
+        "default",
+        kalamdb_sql::FORMAT_MARKER_KEY,
+        br#"{"format_version":7,"written_by":"kalamdb 7.0.0","created_at":1,"updated_at":1}"#,
+    );
+    for cmd in [&["status"][..], &["plan"], &["apply"]] {
+        let run = newer.migrate(cmd);
+        assert_eq!(run.code, 6, "{cmd:?}: {}", run.stderr);
+        assert!(run.stderr.contains("kalamdb 7.0.0"), "{}", run.stderr);
+    }
+
+    // Rollback with nothing to roll back to.
+    let run = newer.migrate(&["rollback"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no migration checkpoint"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_second_runner_exits_4() {
+    let db = Legacy::new(Generation::G2);
+    let lock = DirLock::acquire(&DataDir::new(&db.dir), "another migrate").expect("lock");
+    let run = db.migrate(&["apply"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("another migrate"), "{}", run.stderr);
+    drop(lock);
+    assert!(!db.dir.join("migration").exists());
+    // Status reads without the lock.
+    assert_eq!(db.migrate(&["status"]).code, 0);
+}
+
+/// The outcome of an uninterrupted run of `generation`.
+fn uninterrupted(generation: Generation) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
+    let db = Legacy::new(generation);
+    assert_eq!(db.migrate(&["apply"]).code, 0);
+    db.outcome()
+}
+
+#[test]
+fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
+    let want = uninterrupted(Generation::G1);
+    let points = [
+        "migrate.checkpoint",
+        "migrate.journal",
+        "migrate.step.0001",
+        "migrate.step.0002",
+        "migrate.step.0003",
+    ];
+    for point in points {
+        let db = Legacy::new(Generation::G1);
+        let original = db.outcome();
+        let run = db.migrate_env(&["apply"], &[("KALAMDB_FAIL_AT", point)]);
+        assert_eq!(
+            run.code, -1,
+            "{point}: the process should die by SIGKILL: {}",
+            run.stderr
+        );
+        let status = db.migrate(&["status"]).json();
+        match point {
+            // Nothing written yet: the original, still readable and pending.
+            "migrate.checkpoint" => {
+                assert_eq!(status["state"], "pending", "{point}");
+                assert_eq!(db.outcome(), original, "{point}");
+            }
+            "migrate.step.0003" => assert_eq!(status["state"], "current", "{point}"),
+            _ => assert_eq!(status["state"], "interrupted", "{point}: {status}"),
+        }
+        // kalamd and SQL refuse the half-migrated directory, naming the fix.
+        if status["state"] == "interrupted" {
+            let refused = kalamctl(&["sql", "--data-dir", db.path(), "SHOW NAMESPACES"]);
+            assert_eq!(refused.code, 6, "{point}");
+            assert!(
+                refused.stderr.contains("kalamctl migrate apply"),
+                "{}",
+                refused.stderr
+            );
+        }
+        let resumed = db.migrate(&["apply"]);
+        assert_eq!(resumed.code, 0, "{point}: {}", resumed.stderr);
+        assert_eq!(db.outcome(), want, "{point}: resumed run differs");
+        let jobs = db.sql(
+            None,
+            "SELECT status FROM system.jobs WHERE job_type = 'migration'",
+        );
+        assert_eq!(
+            names(&jobs, "status"),
+            ["completed"],
+            "{point}: one job row, completed"
+        );
+    }
+}
+
+#[test]
+fn real_kill_9_at_many_moments_resumes_or_leaves_the_original() {
+    let want = uninterrupted(Generation::G2);
+    let mut outcomes = BTreeMap::new();
+    for delay_ms in (0..400).step_by(25) {
+        let db = Legacy::new(Generation::G2);
+        let original = db.outcome();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+            .args(["migrate", "apply", "--data-dir", db.path(), "--quiet"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let state = db.migrate(&["status"]).json()["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if state == "pending" {
+            assert_eq!(db.outcome(), original, "{delay_ms} ms: pending but changed");
+        }
+        *outcomes.entry(state).or_insert(0) += 1;
+        let resumed = db.migrate(&["apply"]);
+        assert_eq!(resumed.code, 0, "{delay_ms} ms: {}", resumed.stderr);
+        assert_eq!(
+            db.outcome(),
+            want,
+            "{delay_ms} ms: differs from an uninterrupted run"
+        );
+    }
+    assert!(
+        outcomes.len() >= 2,
+        "the kills should land at different points: {outcomes:?}"
+    );
+}
+
+#[test]
+fn rollback_restores_the_original_byte_for_byte() {
+    for (name, generation) in GENERATIONS {
+        let db = Legacy::new(generation);
+        let original = db.dump();
+        assert_eq!(db.migrate(&["apply"]).code, 0, "{name}");
+        assert_ne!(db.dump(), original, "{name}: apply changed nothing?");
+        let run = db.migrate(&["rollback"]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        assert_eq!(
+            db.dump(),
+            original,
+            "{name}: rollback differs from the original"
+        );
+        assert!(!db.dir.join("migration").exists(), "{name}");
+        assert_eq!(db.migrate(&["status"]).json()["state"], "pending", "{name}");
+    }
+    // Also from an interrupted run, and a rollback killed between its renames finishes.
+    let db = Legacy::new(Generation::G1);
+    let original = db.dump();
+    let run = db.migrate_env(&["apply"], &[("KALAMDB_FAIL_AT", "migrate.step.0001")]);
+    assert_eq!(run.code, -1);
+    let run = db.migrate_env(&["rollback"], &[("KALAMDB_FAIL_AT", "migrate.rollback")]);
+    assert_eq!(run.code, -1);
+    let refused = db.migrate(&["apply"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("rollback"), "{}", refused.stderr);
+    assert_eq!(db.migrate(&["rollback"]).code, 0);
+    assert_eq!(db.dump(), original);
+}
+
+#[test]
+fn status_shows_drift_when_a_descriptor_changed() {
+    let db = Legacy::new(Generation::G3);
+    assert_eq!(db.migrate(&["apply"]).code, 0);
+    let key = "kalamdb:migration:applied:0003";
+    let storage = Storage::open(&db.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+    let mut record: Value = serde_json::from_slice(
+        &storage
+            .get("default", key.as_bytes())
+            .expect("get")
+            .expect("record"),
+    )
+    .expect("json");
+    record["checksum"] = "sha256:0000".into();
+    storage
+        .put("default", key.as_bytes(), record.to_string().as_bytes())
+        .expect("put");
+    drop(storage);
+    let status = db.migrate(&["status"]).json();
+    let applied = &status["applied"][0];
+    assert_eq!(applied["id"], "0003");
+    assert!(
+        applied["drift"]
+            .as_str()
+            .unwrap_or("")
+            .contains("changed since it was applied"),
+        "{status}"
+    );
+}
+
+#[test]
+fn upgrade_check_passes_on_every_generation_and_never_touches_the_original() {
+    for (name, generation) in GENERATIONS {
+        let db = Legacy::new(generation);
+        let before = db.dump();
+        let files_before = snapshot(&db.dir);
+        let run = kalamctl(&["upgrade-check", "--data-dir", db.path(), "--format", "json"]);
+        assert_eq!(run.code, 0, "{name}: {}{}", run.stdout, run.stderr);
+        let report = run.json();
+        assert_eq!(report["ok"], true, "{name}");
+        let checks: Vec<&str> = report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(checks, ["copy", "migrate", "verify", "queries"], "{name}");
+        assert_eq!(db.dump(), before, "{name}: the original changed");
+        assert_eq!(snapshot(&db.dir), files_before, "{name}: files changed");
+        let parent: &Path = db.dir.parent().expect("parent");
+        let leftovers: Vec<_> = std::fs::read_dir(parent)
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("upgrade-check"))
+            .collect();
+        assert!(leftovers.is_empty(), "{name}: scratch left behind");
+    }
+    // A directory whose migration cannot succeed fails the check with 3.
+    let db = Legacy::new(Generation::G2);
+    db.put_raw("system_jobs", "job:broken", b"[1,2");
+    let run = kalamctl(&["upgrade-check", "--data-dir", db.path(), "--format", "json"]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let report = run.json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["checks"][1]["name"], "migrate");
+    assert_eq!(report["checks"][1]["ok"], false);
+}

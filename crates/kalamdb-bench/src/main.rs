@@ -8,6 +8,7 @@ mod datagen;
 mod drop;
 mod http;
 mod insert;
+mod migrate;
 mod point_select;
 mod report;
 mod verify;
@@ -78,6 +79,23 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// `migrate apply` on a G2 directory with many tables, vs a raw read and write of the same
+    /// catalog keys; and apply at two row counts (rows are not rewritten).
+    Migrate {
+        #[arg(long, default_value_t = 100_000)]
+        tables: usize,
+        /// Tables that have a data column family; the rest are rows of dropped tables. RocksDB
+        /// keeps files and memory per column family: 10,000 already exhausts 20,000 file
+        /// descriptors.
+        #[arg(long, default_value_t = 2_000)]
+        data_tables: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 10_000)]
+        few_rows: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[command(flatten)]
@@ -127,6 +145,19 @@ fn main() {
                 payload,
                 repeat,
             } => verify::run(rows, users, payload, repeat).await,
+            Bench::Migrate {
+                tables,
+                data_tables,
+                rows,
+                few_rows,
+                repeat,
+            } => migrate::run(migrate::Plan {
+                tables,
+                data_tables,
+                rows,
+                few_rows,
+                repeat,
+            }),
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

@@ -483,3 +483,77 @@ fn data(w: &Writer<'_>, generation: Generation) -> Result<(), String> {
     w.cf("user_table:app:old_drafts")?;
     Ok(())
 }
+
+/// A large G2 directory for benchmarks: `tables` tables of metadata (adapter-written
+/// `system_tables` rows and one schema each) in 100 namespaces, the first `data_tables` of
+/// them with a data column family; `rows` user-table rows spread over those; 1,000 users and
+/// 1,000 jobs. Returns the number of catalog keys written.
+pub fn write_g2_bulk(dir: &Path, tables: usize, data_tables: usize, rows: usize) -> Result<usize, String> {
+    let table_name = |i: usize| (format!("ns{:03}", i % 100), format!("t{i:06}"));
+    let data_cfs: Vec<String> = (0..data_tables.min(tables))
+        .map(|i| {
+            let (ns, t) = table_name(i);
+            format!("user_table:{ns}:{t}")
+        })
+        .collect();
+    let mut cfs: Vec<String> = [
+        "system_users",
+        "system_live_queries",
+        "system_storage_locations",
+        "system_jobs",
+        "system_namespaces",
+        "system_tables",
+        "system_table_schemas",
+        "user_table_counters",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    cfs.extend(data_cfs.iter().cloned());
+    let storage = Storage::create_with(&dir.join("rocksdb"), &cfs).map_err(|e| e.to_string())?;
+    let err = |e: kalamdb_store::StoreError| e.to_string();
+    let mut keys = 0;
+    let mut batch = kalamdb_store::Batch::new();
+    let flush = |batch: &mut kalamdb_store::Batch, force: bool| -> Result<(), String> {
+        if force || batch.len() >= 10_000 {
+            storage.write(std::mem::take(batch)).map_err(err)?;
+        }
+        Ok(())
+    };
+    for (k, v) in locations() {
+        batch.put("system_storage_locations", k.as_bytes(), v.to_string());
+        keys += 1;
+    }
+    for i in 0..1000 {
+        let id = format!("u{i:04}");
+        batch.put("system_users", id.as_bytes(), json!({"user_id": id, "username": format!("user{i}"), "email": null, "created_at": T, "updated_at": T}).to_string());
+        batch.put("system_jobs", format!("job:flush-{i}").as_bytes(), json!({"job_id": format!("flush-{i}"), "job_type": "flush", "table_name": null, "status": "completed", "start_time": T + i, "end_time": T + i + 5, "parameters": "[]", "result": "", "trace": null, "memory_used_mb": null, "cpu_used_percent": null, "node_id": "n1", "error_message": null}).to_string());
+        keys += 2;
+        flush(&mut batch, false)?;
+    }
+    for n in 0..100 {
+        let ns = format!("ns{n:03}");
+        batch.put("system_namespaces", format!("ns:{ns}").as_bytes(), json!({"namespace_id": ns, "name": ns, "created_at": secs(T), "options": "{}", "table_count": 0}).to_string());
+        keys += 1;
+    }
+    let schema = json!({"fields": [field("body", "Utf8", true), field("_updated", "Timestamp(Millisecond, None)", false), field("_deleted", "Boolean", false)], "options": {"table_type": "User"}}).to_string();
+    for i in 0..tables {
+        let (ns, t) = table_name(i);
+        let id = format!("{ns}:{t}");
+        batch.put("system_tables", format!("table:{id}").as_bytes(), json!({"table_id": id, "table_name": t, "namespace": ns, "table_type": "User", "created_at": secs(T), "storage_location": "local", "flush_policy": "{\"type\":\"row_limit\",\"row_limit\":10000}", "schema_version": 1, "deleted_retention_hours": null}).to_string());
+        batch.put("system_table_schemas", format!("schema:{id}:1").as_bytes(), json!({"schema_id": format!("{id}:1"), "table_id": id, "version": 1, "arrow_schema": schema, "created_at": T, "changes": "[\"created\"]"}).to_string());
+        keys += 2;
+        flush(&mut batch, false)?;
+    }
+    if !data_cfs.is_empty() {
+        for r in 0..rows {
+            let cf = &data_cfs[r % data_cfs.len()];
+            let key = format!("u{:04}:{}_{r}", r % 10, T + r as i64);
+            batch.put(cf, key.as_bytes(), json!({"_deleted": false, "_updated": T + r as i64, "body": format!("row {r} of a benchmark table")}).to_string());
+            flush(&mut batch, false)?;
+        }
+    }
+    flush(&mut batch, true)?;
+    storage.flush_memtables().map_err(err)?;
+    Ok(keys)
+}

@@ -156,6 +156,30 @@ impl Storage {
         })
     }
 
+    /// Creates a database at `path` with `column_families` (and `default`), all created in
+    /// one open: much faster than creating thousands one at a time.
+    pub fn create_with(path: &Path, column_families: &[String]) -> Result<Storage> {
+        let mut opts = db_options();
+        opts.create_if_missing(true);
+        std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut names: Vec<&str> = vec![DEFAULT_CF];
+        names.extend(column_families.iter().map(String::as_str));
+        let descriptors = names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = Db::open_cf_descriptors(&opts, path, descriptors)
+            .map_err(|e| map_open_error(e, path))?;
+        Ok(Storage {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            read_only: false,
+            sync_writes: false,
+        })
+    }
+
     /// Makes every write fsync the WAL before it returns. Without it, an acknowledged write
     /// survives a process crash; with it, it also survives a power cut.
     pub fn set_sync_writes(&mut self, sync: bool) {

@@ -258,18 +258,26 @@ fn pending(origin: Generation, run: Option<&RunRecord>) -> Result<Vec<Descriptor
 }
 
 /// Runs the steps on a copy of the image: what `apply` would do.
-fn simulate(image: &Image, ctx: &Ctx<'_>, pending: &[Descriptor]) -> Result<Vec<PlannedStep>> {
+fn simulate(image: &Image, ctx: &Ctx<'_>, pending: &[Descriptor]) -> Result<Vec<steps::Outcome>> {
     let mut image = image.clone();
-    let mut planned = Vec::new();
+    let mut outcomes = Vec::new();
     for d in pending {
         let outcome = steps::run(&d.id, &image, ctx)?;
         image.apply(&outcome.ops);
-        planned.push(PlannedStep {
-            step: d.into(),
-            report: outcome.report,
-        });
+        outcomes.push(outcome);
     }
-    Ok(planned)
+    Ok(outcomes)
+}
+
+fn planned(pending: &[Descriptor], outcomes: Vec<steps::Outcome>) -> Vec<PlannedStep> {
+    pending
+        .iter()
+        .zip(outcomes)
+        .map(|(d, o)| PlannedStep {
+            step: d.into(),
+            report: o.report,
+        })
+        .collect()
 }
 
 /// A hash of everything the migration reads, and of the steps it would run.
@@ -424,7 +432,8 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
         .as_ref()
         .map_or_else(|| steps::directory_time(&o.image), |r| r.now);
     let job_id = run.as_ref().map(|r| r.job_id.clone());
-    let steps = simulate(&o.image, &ctx(&o, origin, now, job_id.as_deref()), &pending)?;
+    let outcomes = simulate(&o.image, &ctx(&o, origin, now, job_id.as_deref()), &pending)?;
+    let steps = planned(&pending, outcomes);
     Ok(Plan {
         data_dir: path,
         generation: Some(origin),
@@ -462,7 +471,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
     }
     let pending = pending(origin, run.as_ref())?;
     let resumed = run.is_some();
-    let run = match run {
+    let (run, precomputed) = match run {
         Some(run) => {
             if let Some(expected) = &opts.plan_hash
                 && *expected != run.plan_hash
@@ -472,7 +481,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
                     actual: run.plan_hash,
                 });
             }
-            run
+            (run, None)
         }
         None => {
             let now = steps::directory_time(&o.image);
@@ -486,8 +495,8 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
                 });
             }
             // Everything is decided before anything is written.
-            let planned = simulate(&o.image, &ctx(&o, origin, now, None), &pending)?;
-            let invalid: Vec<&Invalid> = planned.iter().flat_map(|s| &s.report.invalid).collect();
+            let outcomes = simulate(&o.image, &ctx(&o, origin, now, None), &pending)?;
+            let invalid: Vec<&Invalid> = outcomes.iter().flat_map(|s| &s.report.invalid).collect();
             if let Some(first) = invalid.first()
                 && !opts.skip_invalid
             {
@@ -514,7 +523,9 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
             journal::put(&mut batch, journal::RUN_KEY, &run);
             o.storage.write(batch)?;
             fail_point("migrate.journal");
-            run
+            // The outcomes just computed are what the steps would compute again: the job row
+            // written next is the only difference, and steps leave it alone.
+            (run, Some(outcomes))
         }
     };
     o.storage.create_cf(JobRecord::CF)?;
@@ -527,7 +538,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
     let mut job = Job::adopt(&engine, job_record(&engine, &run, total)?)?;
     job.observe(opts.observer);
     let ctx = ctx(&o, origin, run.now, Some(&run.job_id));
-    let result = run_steps(&o, &ctx, run.clone(), &pending, job, started);
+    let result = run_steps(&o, &ctx, run.clone(), &pending, precomputed, job, started);
     let (steps, skipped) = result?;
     Ok(ApplyReport {
         data_dir: path,
@@ -585,17 +596,28 @@ fn run_steps(
     ctx: &Ctx<'_>,
     mut run: RunRecord,
     pending: &[Descriptor],
+    precomputed: Option<Vec<steps::Outcome>>,
     job: Job,
     started: Instant,
 ) -> Result<(Vec<PlannedStep>, usize)> {
     let mut job = Some(job);
-    let mut image = o.image.clone();
+    let mut precomputed = precomputed.map(Vec::into_iter);
+    // Only needed to compute steps; a fresh run has them already.
+    let mut image = if precomputed.is_some() {
+        Image::default()
+    } else {
+        o.image.clone()
+    };
     let mut done = Vec::new();
     let mut skipped = 0;
     let total = (run.steps_done.len() + pending.len()) as u64;
     let mut pending = pending.iter().peekable();
     while let Some(d) = pending.next() {
-        let outcome = match steps::run(&d.id, &image, ctx) {
+        let computed = match precomputed.as_mut().and_then(Iterator::next) {
+            Some(outcome) => Ok(outcome),
+            None => steps::run(&d.id, &image, ctx),
+        };
+        let outcome = match computed {
             Ok(o) => o,
             Err(e) => {
                 if let Some(job) = job.take() {
@@ -661,7 +683,9 @@ fn run_steps(
                 })?;
             }
         }
-        image.apply(&outcome.ops);
+        if precomputed.is_none() {
+            image.apply(&outcome.ops);
+        }
         fail_point(&format!("migrate.step.{}", d.id));
         done.push(PlannedStep {
             step: d.into(),

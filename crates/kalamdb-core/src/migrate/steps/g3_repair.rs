@@ -24,9 +24,15 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         tables::infer_missing(image, ctx, &jobs_before, &mut out);
     }
     // Inferred tables are part of what this step normalises and counts.
-    let mut image = image.clone();
-    image.apply(&out.ops);
-    let image = &image;
+    let inferred;
+    let image = if out.ops.is_empty() {
+        image
+    } else {
+        let mut with = image.clone();
+        with.apply(&out.ops);
+        inferred = with;
+        &inferred
+    };
 
     let _users: Vec<UserRecord> = normalise(image, &mut out, |_| ());
     // Live queries are connection state: offline, every row is stale, readable or not.
@@ -87,17 +93,21 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         locations.push(local);
     }
 
+    let mut by_table: BTreeMap<&str, Vec<&TableSchemaRecord>> = BTreeMap::new();
+    for s in &schemas {
+        by_table.entry(s.table_id.as_str()).or_default().push(s);
+    }
     dropped_tables(
         image,
         ctx,
         &jobs_before,
         &locations,
-        &schemas,
+        &by_table,
         &mut tables,
         &mut out,
     )?;
     orphan_column_families(image, ctx, &jobs_before, &tables, &mut out);
-    schema_versions(&schemas, &mut tables, &mut out);
+    schema_versions(&by_table, &mut tables, &mut out);
 
     // Namespaces every table needs, then the counts.
     let known: BTreeSet<String> = namespaces.iter().map(|n| n.namespace_id.clone()).collect();
@@ -120,11 +130,19 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
             table_count: 0,
         });
     }
+    let mut per_namespace: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut per_location: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in &tables {
+        *per_namespace.entry(t.namespace.as_str()).or_default() += 1;
+        *per_location
+            .entry(crate::catalog::location_of(t))
+            .or_default() += 1;
+    }
     for ns in &mut namespaces {
-        let count = tables
-            .iter()
-            .filter(|t| t.namespace == ns.namespace_id)
-            .count() as u64;
+        let count = per_namespace
+            .get(ns.namespace_id.as_str())
+            .copied()
+            .unwrap_or(0);
         if ns.table_count != count {
             out.report.repaired.push(format!(
                 "namespace {}: table_count {} recounted as {count}",
@@ -135,10 +153,10 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         out.put_record(image, ns);
     }
     for loc in &mut locations {
-        let count = tables
-            .iter()
-            .filter(|t| crate::catalog::location_of(t) == loc.location_name)
-            .count() as u64;
+        let count = per_location
+            .get(loc.location_name.as_str())
+            .copied()
+            .unwrap_or(0);
         if loc.usage_count != count {
             out.report.repaired.push(format!(
                 "storage location {}: usage_count {} recounted as {count}",
@@ -256,7 +274,7 @@ fn dropped_tables(
     ctx: &Ctx<'_>,
     jobs: &[JobRecord],
     locations: &[StorageLocationRecord],
-    schemas: &[TableSchemaRecord],
+    schemas: &BTreeMap<&str, Vec<&TableSchemaRecord>>,
     tables: &mut Vec<TableRecord>,
     out: &mut Outcome,
 ) -> Result<()> {
@@ -294,7 +312,7 @@ fn dropped_tables(
             TableRecord::CF,
             &format!("{}{}", TableRecord::KEY_PREFIX, t.table_id),
         );
-        for s in schemas.iter().filter(|s| s.table_id == t.table_id) {
+        for s in schemas.get(t.table_id.as_str()).into_iter().flatten() {
             out.delete(
                 TableSchemaRecord::CF,
                 &format!("{}{}", TableSchemaRecord::KEY_PREFIX, s.schema_id),
@@ -376,11 +394,16 @@ fn orphan_column_families(
 }
 
 /// A table's `schema_version` is its newest schema.
-fn schema_versions(schemas: &[TableSchemaRecord], tables: &mut [TableRecord], out: &mut Outcome) {
+fn schema_versions(
+    schemas: &BTreeMap<&str, Vec<&TableSchemaRecord>>,
+    tables: &mut [TableRecord],
+    out: &mut Outcome,
+) {
     for t in tables {
         let newest = schemas
-            .iter()
-            .filter(|s| s.table_id == t.table_id)
+            .get(t.table_id.as_str())
+            .into_iter()
+            .flatten()
             .map(|s| s.version)
             .max();
         match newest {

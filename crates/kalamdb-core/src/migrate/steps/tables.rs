@@ -13,7 +13,13 @@ use crate::migrate::infer::column_type;
 /// or reports why it cannot. Dropped tables' empty column families are left to the repair
 /// step.
 pub fn infer_missing(image: &Image, ctx: &Ctx<'_>, jobs: &[JobRecord], out: &mut Outcome) {
-    let schemas = image.records(TableSchemaRecord::CF);
+    // `schema:{ns}:{table}:{version}`: the tables that have one.
+    let with_schema: std::collections::BTreeSet<&str> = image
+        .records(TableSchemaRecord::CF)
+        .keys()
+        .filter_map(|k| k.strip_prefix(TableSchemaRecord::KEY_PREFIX))
+        .filter_map(|rest| rest.rsplit_once(':').map(|(table_id, _)| table_id))
+        .collect();
     for (name, data) in &image.data {
         let (ns, table) = (&data.cf.namespace, &data.cf.table);
         let table_id = TableRecord::id_for(ns, table);
@@ -22,8 +28,7 @@ pub fn infer_missing(image: &Image, ctx: &Ctx<'_>, jobs: &[JobRecord], out: &mut
             .records(TableRecord::CF)
             .get(&row_key)
             .and_then(|b| serde_json::from_slice(b).ok());
-        let schema_prefix = format!("{}{table_id}:", TableSchemaRecord::KEY_PREFIX);
-        if schemas.keys().any(|k| k.starts_with(&schema_prefix)) {
+        if with_schema.contains(table_id.as_str()) {
             continue;
         }
         let created = row.as_ref().map_or(0, |r| r.created_at);

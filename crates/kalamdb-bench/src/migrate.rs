@@ -34,7 +34,11 @@ pub fn run(plan: Plan) -> Result<(), String> {
     let mut keys = 0;
     for _ in 0..plan.repeat.max(1) {
         let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+        let (a, b, c) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+        );
         keys = kalamdb_fixtures::write_g2_bulk(&a, plan.tables, plan.data_tables, plan.rows)?;
         kalamdb_fixtures::write_g2_bulk(&b, plan.tables, plan.data_tables, plan.few_rows)?;
         kalamdb_fixtures::write_g2_bulk(&c, plan.tables, plan.data_tables, plan.few_rows)?;

@@ -488,7 +488,12 @@ fn data(w: &Writer<'_>, generation: Generation) -> Result<(), String> {
 /// `system_tables` rows and one schema each) in 100 namespaces, the first `data_tables` of
 /// them with a data column family; `rows` user-table rows spread over those; 1,000 users and
 /// 1,000 jobs. Returns the number of catalog keys written.
-pub fn write_g2_bulk(dir: &Path, tables: usize, data_tables: usize, rows: usize) -> Result<usize, String> {
+pub fn write_g2_bulk(
+    dir: &Path,
+    tables: usize,
+    data_tables: usize,
+    rows: usize,
+) -> Result<usize, String> {
     let table_name = |i: usize| (format!("ns{:03}", i % 100), format!("t{i:06}"));
     let data_cfs: Vec<String> = (0..data_tables.min(tables))
         .map(|i| {

@@ -173,6 +173,9 @@ fn locations(conf: &BTreeMap<String, Vec<u8>>, image: &Image, out: &mut Outcome)
     }
 }
 
+/// A file in a schema folder: its name and bytes.
+type SchemaFile<'a> = (&'a str, &'a [u8]);
+
 /// One version of a table's schema, as its folder holds it.
 struct Version {
     schema: Value,
@@ -188,7 +191,7 @@ fn tables(
     ctx: &Ctx<'_>,
     out: &mut Outcome,
 ) -> BTreeSet<(String, String)> {
-    let mut folders: BTreeMap<(String, String), Vec<(&str, &[u8])>> = BTreeMap::new();
+    let mut folders: BTreeMap<(String, String), Vec<SchemaFile<'_>>> = BTreeMap::new();
     for (path, bytes) in conf {
         let parts: Vec<&str> = path.splitn(4, '/').collect();
         if parts.len() == 4 && parts[1] == "schemas" {
@@ -212,7 +215,7 @@ fn tables(
 fn table_from_folder(
     ns: &str,
     table: &str,
-    files: &[(&str, &[u8])],
+    files: &[SchemaFile<'_>],
     image: &Image,
     ctx: &Ctx<'_>,
     out: &mut Outcome,

@@ -11,16 +11,6 @@ use kalamdb_store::{Batch, OpenMode, Storage};
 
 use crate::report::emit;
 
-const CATALOG: [&str; 7] = [
-    "system_users",
-    "system_live_queries",
-    "system_storage_locations",
-    "system_jobs",
-    "system_namespaces",
-    "system_tables",
-    "system_table_schemas",
-];
-
 pub struct Plan {
     pub tables: usize,
     pub data_tables: usize,
@@ -95,7 +85,7 @@ fn raw_copy(dir: &Path) -> Result<Duration, String> {
         Storage::open(&dir.join("rocksdb"), OpenMode::ReadWrite).map_err(|e| e.to_string())?;
     storage.set_sync_writes(true);
     let mut batch = Batch::new();
-    for cf in CATALOG {
+    for cf in kalamdb_fixtures::G2_CATALOG {
         storage
             .scan_prefix(cf, b"", |k, v| {
                 batch.put(cf, k.to_vec(), v.to_vec());

@@ -246,12 +246,7 @@ fn check_format(dir: &DataDir, sql: &KalamSql) -> Result<()> {
     let path = dir.root().display().to_string();
     match sql.format_state()? {
         FormatState::Current(_) => Ok(()),
-        FormatState::Newer(m) => Err(CoreError::NewerFormat {
-            path,
-            written_by: m.written_by,
-            found: m.format_version,
-            supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
-        }),
+        FormatState::Newer(m) => Err(CoreError::newer_format(path, m)),
         FormatState::Older(m) => Err(CoreError::Unmigrated {
             path,
             what: format!("format {} directory", m.format_version),

@@ -149,6 +149,16 @@ fn first_line(s: &str) -> String {
 }
 
 impl CoreError {
+    /// A directory whose marker names a format newer than this build's.
+    pub fn newer_format(path: String, marker: kalamdb_sql::FormatMarker) -> Self {
+        CoreError::NewerFormat {
+            path,
+            written_by: marker.written_by,
+            found: marker.format_version,
+            supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
+        }
+    }
+
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         CoreError::Io {
             path: path.as_ref().display().to_string(),

@@ -82,6 +82,17 @@ pub const EXPECTED: Expected = Expected {
     notes_columns: &["id", "title", "pinned", "_updated", "_deleted"],
 };
 
+/// The catalog column families of G2 (and G3).
+pub const G2_CATALOG: [&str; 7] = [
+    "system_users",
+    "system_live_queries",
+    "system_storage_locations",
+    "system_jobs",
+    "system_namespaces",
+    "system_tables",
+    "system_table_schemas",
+];
+
 /// 2023-11-14T22:13:20Z, the fixtures' clock.
 const T: i64 = 1_700_000_000_000;
 
@@ -501,19 +512,8 @@ pub fn write_g2_bulk(
             format!("user_table:{ns}:{t}")
         })
         .collect();
-    let mut cfs: Vec<String> = [
-        "system_users",
-        "system_live_queries",
-        "system_storage_locations",
-        "system_jobs",
-        "system_namespaces",
-        "system_tables",
-        "system_table_schemas",
-        "user_table_counters",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut cfs: Vec<String> = G2_CATALOG.iter().map(|s| s.to_string()).collect();
+    cfs.push("user_table_counters".to_string());
     cfs.extend(data_cfs.iter().cloned());
     let storage = Storage::create_with(&dir.join("rocksdb"), &cfs).map_err(|e| e.to_string())?;
     let err = |e: kalamdb_store::StoreError| e.to_string();

@@ -21,6 +21,19 @@ use types::ColumnDef;
 pub const DEFAULT_LOCATION: &str = "local";
 pub const DEFAULT_LOCATION_PATH: &str = "storage";
 
+/// The `local` storage location every database has, created at `now`.
+pub(crate) fn default_location(now: i64) -> StorageLocationRecord {
+    StorageLocationRecord {
+        location_name: DEFAULT_LOCATION.into(),
+        location_type: LocationType::Filesystem,
+        path: DEFAULT_LOCATION_PATH.into(),
+        credentials_ref: None,
+        usage_count: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// The effective storage location of a table: a location name or a path template.
 pub(crate) fn location_of(t: &TableRecord) -> &str {
     match t.storage_location.trim() {
@@ -80,16 +93,7 @@ impl Catalog {
 
     /// Writes what a new database starts with: the default storage location.
     pub fn bootstrap(&self) -> Result<()> {
-        let now = now_ms();
-        let local = StorageLocationRecord {
-            location_name: DEFAULT_LOCATION.into(),
-            location_type: LocationType::Filesystem,
-            path: DEFAULT_LOCATION_PATH.into(),
-            credentials_ref: None,
-            usage_count: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let local = default_location(now_ms());
         if !self.sql.storage_locations().exists(DEFAULT_LOCATION)? {
             self.sql.storage_locations().insert(&local)?;
         }

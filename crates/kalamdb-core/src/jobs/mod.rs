@@ -57,6 +57,37 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// A new running job's row, owned by this process.
+pub fn new_record(
+    job_id: String,
+    kind: &str,
+    table_name: &str,
+    parameters: Vec<String>,
+    now: i64,
+) -> JobRecord {
+    let owner = this_process();
+    JobRecord {
+        job_id,
+        job_type: kind.to_string(),
+        table_name: table_name.to_string(),
+        status: JobStatus::Running,
+        start_time: now,
+        end_time: None,
+        parameters,
+        result: None,
+        trace: None,
+        memory_used_mb: None,
+        cpu_used_percent: None,
+        node_id: owner.host.clone(),
+        error_message: None,
+        owner: Some(owner),
+        heartbeat_at: Some(now),
+        progress: Some(JobProgress::default()),
+        step: None,
+        resume_state: None,
+    }
+}
+
 /// A running job owned by this process.
 pub struct Job {
     sql: KalamSql,
@@ -81,27 +112,8 @@ impl Job {
         parameters: Vec<String>,
     ) -> Result<Job> {
         let now = now_ms();
-        let owner = this_process();
-        let record = JobRecord {
-            job_id: format!("{kind}-{}", uuid::Uuid::now_v7().simple()),
-            job_type: kind.to_string(),
-            table_name: table_name.to_string(),
-            status: JobStatus::Running,
-            start_time: now,
-            end_time: None,
-            parameters,
-            result: None,
-            trace: None,
-            memory_used_mb: None,
-            cpu_used_percent: None,
-            node_id: owner.host.clone(),
-            error_message: None,
-            owner: Some(owner),
-            heartbeat_at: Some(now),
-            progress: Some(JobProgress::default()),
-            step: None,
-            resume_state: None,
-        };
+        let id = format!("{kind}-{}", uuid::Uuid::now_v7().simple());
+        let record = new_record(id, kind, table_name, parameters, now);
         engine.sql().jobs().insert(&record)?;
         Ok(Self::wrap(engine, record))
     }
@@ -225,8 +237,7 @@ impl Job {
         Ok(())
     }
 
-    /// Marks the job completed with a JSON result.
-    pub fn complete(mut self, result: Value) -> Result<JobRecord> {
+    fn mark_completed(&mut self, result: Value) {
         let now = now_ms();
         self.record.status = JobStatus::Completed;
         self.record.end_time = Some(now);
@@ -235,23 +246,20 @@ impl Job {
         self.record.resume_state = None;
         if let Some(p) = self.record.progress.as_mut() {
             p.fraction = 1.0;
+            p.items_done = p.items_done.max(p.items_total);
         }
+    }
+
+    /// Marks the job completed with a JSON result.
+    pub fn complete(mut self, result: Value) -> Result<JobRecord> {
+        self.mark_completed(result);
         self.finish()
     }
 
     /// Marks the job completed in `batch`: it completes exactly when the batch's other writes
     /// land.
     pub fn complete_in(mut self, batch: &mut Batch, result: Value) -> JobRecord {
-        let now = now_ms();
-        self.record.status = JobStatus::Completed;
-        self.record.end_time = Some(now);
-        self.record.heartbeat_at = Some(now);
-        self.record.result = Some(result.to_string());
-        self.record.resume_state = None;
-        if let Some(p) = self.record.progress.as_mut() {
-            p.fraction = 1.0;
-            p.items_done = p.items_total;
-        }
+        self.mark_completed(result);
         self.sql.jobs().put_in(batch, &self.record);
         self.notify();
         self.record

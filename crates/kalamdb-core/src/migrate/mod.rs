@@ -23,9 +23,7 @@ mod upgrade_check;
 
 use std::time::Instant;
 
-use kalamdb_sql::{
-    FormatMarker, FormatState, JobProgress, JobRecord, JobStatus, SystemRecord as _,
-};
+use kalamdb_sql::{FormatMarker, FormatState, JobProgress, JobRecord, SystemRecord as _};
 use kalamdb_store::{Batch, OpenMode, Storage, now_ms};
 use serde::Serialize;
 use serde_json::json;
@@ -39,7 +37,7 @@ pub use steps::{Leftovers, StepReport};
 pub use upgrade_check::{Check, UpgradeCheck, upgrade_check};
 
 use crate::data_dir::{DataDir, DirLock};
-use crate::jobs::{Job, Observer, fail_point, job_type, this_process};
+use crate::jobs::{self, Job, Observer, fail_point, job_type};
 use crate::{CoreError, Engine, Result};
 use detect::Unrecognised;
 use image::{G1_COLUMN_FAMILIES, Image, Op};
@@ -205,12 +203,7 @@ impl Opened {
         let path = self.path();
         match FormatMarker::state(&self.storage)? {
             FormatState::Current(m) => Ok(Standing::Current(m)),
-            FormatState::Newer(m) => Err(CoreError::NewerFormat {
-                path,
-                written_by: m.written_by,
-                found: m.format_version,
-                supported: kalamdb_sql::CURRENT_FORMAT_VERSION,
-            }),
+            FormatState::Newer(m) => Err(CoreError::newer_format(path, m)),
             FormatState::Older(m) => Err(CoreError::UnrecognisedLayout {
                 path,
                 reason: format!("format {} has no migration in this build", m.format_version),
@@ -558,35 +551,21 @@ fn job_record(engine: &Engine, run: &RunRecord, total: u64) -> Result<JobRecord>
     if let Some(existing) = engine.sql().jobs().get(&run.job_id)? {
         return Ok(existing);
     }
-    let owner = this_process();
-    Ok(JobRecord {
-        job_id: run.job_id.clone(),
-        job_type: job_type::MIGRATION.to_string(),
-        table_name: String::new(),
-        status: JobStatus::Running,
-        start_time: run.started_at,
-        end_time: None,
-        parameters: vec![
+    let mut record = jobs::new_record(
+        run.job_id.clone(),
+        job_type::MIGRATION,
+        "",
+        vec![
             run.origin.clone(),
             kalamdb_sql::CURRENT_FORMAT_VERSION.to_string(),
         ],
-        result: None,
-        trace: None,
-        memory_used_mb: None,
-        cpu_used_percent: None,
-        node_id: owner.host.clone(),
-        error_message: None,
-        owner: Some(owner),
-        heartbeat_at: Some(now_ms()),
-        progress: Some(JobProgress {
-            fraction: 0.0,
-            items_done: 0,
-            items_total: total,
-            bytes_done: 0,
-        }),
-        step: None,
-        resume_state: None,
-    })
+        run.started_at,
+    );
+    record.progress = Some(JobProgress {
+        items_total: total,
+        ..JobProgress::default()
+    });
+    Ok(record)
 }
 
 /// Applies each pending step in one batch with its history record and the journal's

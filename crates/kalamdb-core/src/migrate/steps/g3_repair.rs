@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kalamdb_sql::{
-    FormatMarker, JobRecord, JobStatus, LiveQueryRecord, LocationType, NamespaceRecord,
-    StorageLocationRecord, SystemRecord, TableRecord, TableSchemaRecord, UserRecord,
+    FormatMarker, JobRecord, JobStatus, LiveQueryRecord, NamespaceRecord, StorageLocationRecord,
+    SystemRecord, TableRecord, TableSchemaRecord, UserRecord,
 };
 use kalamdb_store::{DEFAULT_CF, TableCf, now_ms};
 
@@ -78,15 +78,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         .iter()
         .any(|l| l.location_name == DEFAULT_LOCATION)
     {
-        let local = StorageLocationRecord {
-            location_name: DEFAULT_LOCATION.into(),
-            location_type: LocationType::Filesystem,
-            path: DEFAULT_LOCATION_PATH.into(),
-            credentials_ref: None,
-            usage_count: 0,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-        };
+        let local = crate::catalog::default_location(ctx.now);
         out.report.repaired.push(format!(
             "storage location {DEFAULT_LOCATION} (path {DEFAULT_LOCATION_PATH}) created: tables without a location use it"
         ));

@@ -193,11 +193,22 @@ impl Image {
     }
 }
 
-/// Every file under `conf/`, by relative path with `/` separators.
+/// Every file under `conf/`, by relative path with `/` separators. A schema folder
+/// (`{ns}/schemas/{table}`) is also listed as `{ns}/schemas/{table}/`: it declares a table even
+/// when it holds no file.
 fn read_conf(root: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
     if !root.is_dir() {
         return Ok(None);
     }
+    let relative = |path: &Path| -> Vec<String> {
+        path.strip_prefix(root)
+            .map(|rel| {
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let mut files = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -205,47 +216,17 @@ fn read_conf(root: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
         for entry in entries {
             let entry = entry.map_err(|e| CoreError::io(&dir, e))?;
             let path = entry.path();
+            let rel = relative(&path);
             if path.is_dir() {
+                if rel.len() == 3 && rel[1] == "schemas" {
+                    files.entry(format!("{}/", rel.join("/"))).or_default();
+                }
                 stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(root) {
+            } else {
                 let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
-                let rel = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                files.insert(rel, bytes);
+                files.insert(rel.join("/"), bytes);
             }
         }
-    }
-    // A schema folder with no files still declares a table.
-    let mut dirs = BTreeSet::new();
-    collect_schema_dirs(root, &mut dirs)?;
-    for d in dirs {
-        files.entry(format!("{d}/")).or_default();
     }
     Ok(Some(files))
-}
-
-/// `{ns}/schemas/{table}` folders under `conf/`.
-fn collect_schema_dirs(root: &Path, out: &mut BTreeSet<String>) -> Result<()> {
-    let Ok(namespaces) = std::fs::read_dir(root) else {
-        return Ok(());
-    };
-    for ns in namespaces.flatten() {
-        let schemas = ns.path().join("schemas");
-        let Ok(tables) = std::fs::read_dir(&schemas) else {
-            continue;
-        };
-        for t in tables.flatten() {
-            if t.path().is_dir() {
-                out.insert(format!(
-                    "{}/schemas/{}",
-                    ns.file_name().to_string_lossy(),
-                    t.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    Ok(())
 }

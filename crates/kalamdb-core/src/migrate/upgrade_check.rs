@@ -68,12 +68,12 @@ pub fn upgrade_check(
     let copy = base.join("data");
     let mut report = UpgradeCheck {
         data_dir: root.display().to_string(),
-        generation: super::status(root).ok().and_then(|s| s.generation),
+        generation: None,
         scratch: copy.display().to_string(),
         ok: false,
         checks: Vec::new(),
     };
-    let result = run_checks(root, &copy, skip_invalid, &mut report.checks);
+    let result = run_checks(root, &copy, skip_invalid, &mut report);
     report.ok = result.is_ok() && report.checks.iter().all(|c| c.ok);
     if let Err(e) = result {
         report.checks.push(Check {
@@ -90,13 +90,18 @@ pub fn upgrade_check(
     Ok(report)
 }
 
-fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Check>) -> Result<()> {
+fn run_checks(
+    root: &Path,
+    copy: &Path,
+    skip_invalid: bool,
+    report: &mut UpgradeCheck,
+) -> Result<()> {
     // SST and Parquet files are never written in place: links are safe and cheap.
     checkpoint::copy_tree(root, copy, &|p| {
         p.extension().is_some_and(|e| e == "sst" || e == "parquet")
     })?;
     let _ = std::fs::remove_file(copy.join("kalamdb.pid"));
-    checks.push(Check {
+    report.checks.push(Check {
         name: "copy",
         ok: true,
         detail: format!("copied to {}", copy.display()),
@@ -112,7 +117,7 @@ fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Che
     let applied = match applied {
         Ok(a) => a,
         Err(e) => {
-            checks.push(Check {
+            report.checks.push(Check {
                 name: "migrate",
                 ok: false,
                 detail: e.to_string(),
@@ -120,9 +125,10 @@ fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Che
             return Ok(());
         }
     };
+    report.generation = applied.generation;
     let repaired: usize = applied.steps.iter().map(|s| s.report.repaired.len()).sum();
     super::finalize_with(copy, true)?;
-    checks.push(Check {
+    report.checks.push(Check {
         name: "migrate",
         ok: true,
         detail: format!(
@@ -145,7 +151,7 @@ fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Che
             f.message
         ));
     }
-    checks.push(Check {
+    report.checks.push(Check {
         name: "verify",
         ok: s.errors == 0,
         detail,
@@ -167,7 +173,7 @@ fn run_checks(root: &Path, copy: &Path, skip_invalid: bool, checks: &mut Vec<Che
             failed.push(format!("{}.{}: {e}", t.namespace, t.table_name));
         }
     }
-    checks.push(Check {
+    report.checks.push(Check {
         name: "queries",
         ok: failed.is_empty(),
         detail: if failed.is_empty() {

@@ -131,31 +131,15 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
             .or_default() += 1;
     }
     for ns in &mut namespaces {
-        let count = per_namespace
-            .get(ns.namespace_id.as_str())
-            .copied()
-            .unwrap_or(0);
-        if ns.table_count != count {
-            out.report.repaired.push(format!(
-                "namespace {}: table_count {} recounted as {count}",
-                ns.namespace_id, ns.table_count
-            ));
-            ns.table_count = count;
-        }
+        let real = per_namespace.get(ns.namespace_id.as_str());
+        let what = format!("namespace {}: table_count", ns.namespace_id);
+        recount(&mut ns.table_count, real, what, &mut out);
         out.put_record(image, ns);
     }
     for loc in &mut locations {
-        let count = per_location
-            .get(loc.location_name.as_str())
-            .copied()
-            .unwrap_or(0);
-        if loc.usage_count != count {
-            out.report.repaired.push(format!(
-                "storage location {}: usage_count {} recounted as {count}",
-                loc.location_name, loc.usage_count
-            ));
-            loc.usage_count = count;
-        }
+        let real = per_location.get(loc.location_name.as_str());
+        let what = format!("storage location {}: usage_count", loc.location_name);
+        recount(&mut loc.usage_count, real, what, &mut out);
         out.put_record(image, loc);
     }
     for t in &tables {
@@ -171,6 +155,17 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         out.put(DEFAULT_CF, kalamdb_sql::FORMAT_MARKER_KEY, marker);
     }
     Ok(out)
+}
+
+/// Sets a stored count to the real one, reporting the repair when they differ.
+fn recount(stored: &mut u64, real: Option<&u64>, what: String, out: &mut Outcome) {
+    let real = real.copied().unwrap_or(0);
+    if *stored != real {
+        out.report
+            .repaired
+            .push(format!("{what} {stored} recounted as {real}"));
+        *stored = real;
+    }
 }
 
 /// Reads every record of `R` with the tolerant reader, and rewrites those whose bytes are

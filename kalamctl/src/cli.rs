@@ -68,6 +68,13 @@ pub enum Command {
         after_help = "Examples:\n  kalamctl migrate status --data-dir ./data\n  kalamctl migrate plan --data-dir ./data\n  kalamctl migrate apply --data-dir ./data --plan 3f9a0c1d2e4b5a69\n  kalamctl migrate rollback --data-dir ./data\n  kalamctl migrate finalize --data-dir ./data"
     )]
     Migrate(MigrateCommand),
+    /// Back up a data directory (offline, or a running kalamd with --server) into a
+    /// repository; list, verify, restore and prune its backups.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kalamctl backup create --data-dir ./data --to /var/backups/kalamdb\n  kalamctl backup create --server http://127.0.0.1:8080 --token $TOKEN --to /var/backups/kalamdb\n  kalamctl backup list /var/backups/kalamdb\n  kalamctl backup verify /var/backups/kalamdb --deep\n  kalamctl backup restore /var/backups/kalamdb --id 3 --to ./restored\n  kalamctl backup prune /var/backups/kalamdb --keep 7"
+    )]
+    Backup(BackupCommand),
     /// For CI: migrate a scratch copy of the directory, verify it and query every table.
     /// The original is only read. Exit 0 only if every check passes, 3 otherwise.
     #[command(
@@ -109,6 +116,57 @@ pub enum MigrateCommand {
     /// Delete the checkpoint and what the original engine left behind (G1's column families
     /// and conf/, dropped tables' empty column families and Parquet files).
     Finalize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a consistent, incremental backup: files the repository already holds are not
+    /// copied again. Offline with --data-dir (needs the directory's lock), or online with
+    /// --server (kalamd writes the repository, a path on its machine).
+    Create {
+        /// The repository (created if new or empty).
+        #[arg(long, value_name = "REPO")]
+        to: PathBuf,
+        /// A running kalamd to back up instead of --data-dir.
+        #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+        server: Option<String>,
+        /// The admin token for --server.
+        #[arg(long, env = "KALAMDB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Read and checksum every file, even those unchanged (name, size and modification
+        /// time) since the previous backup of this database.
+        #[arg(long)]
+        rehash: bool,
+    },
+    /// List the repository's backups, oldest first, with incomplete and damaged ones.
+    List { repo: PathBuf },
+    /// Check every file's size and SHA-256 (one backup with --id). Exit 0 when intact, 3
+    /// otherwise, naming each bad file.
+    Verify {
+        repo: PathBuf,
+        #[arg(long, value_name = "N")]
+        id: Option<u64>,
+        /// Also restore to scratch, run verify on it and compare its row counts with the
+        /// manifest (the --id backup, or the newest).
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Restore a backup (the newest, or --id) into a new or empty directory. Reported done
+    /// only after the copy passes verify and matches the manifest's counts.
+    Restore {
+        repo: PathBuf,
+        #[arg(long, value_name = "N")]
+        id: Option<u64>,
+        /// The new data directory.
+        #[arg(long, value_name = "NEWDIR")]
+        to: PathBuf,
+    },
+    /// Delete all but the newest N backups, and every file no kept backup needs.
+    Prune {
+        repo: PathBuf,
+        #[arg(long, value_name = "N")]
+        keep: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

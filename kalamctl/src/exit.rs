@@ -24,6 +24,9 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// An error kalamd reported, with the exit code its kind maps to.
+    #[error("{message}")]
+    Remote { exit: ExitCode, message: String },
     #[error("cannot read {what}: {source}")]
     Input {
         what: String,
@@ -35,6 +38,7 @@ pub enum CliError {
 pub fn code_for(err: &CliError) -> ExitCode {
     match err {
         CliError::Usage(_) | CliError::Input { .. } => ExitCode::Usage,
+        CliError::Remote { exit, .. } => *exit,
         CliError::Core(e) => match e.kind() {
             ErrorKind::BadInput
             | ErrorKind::NotFound

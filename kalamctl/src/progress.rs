@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kalamdb_core::JobRecord;
+use kalamdb_core::backup;
 use kalamdb_core::jobs::Observer;
 
 use crate::cli::{Cli, Format};
@@ -48,4 +49,27 @@ pub fn count_bar(cli: &Cli, label: &str, total: u64) -> Option<ProgressBar> {
     bar.set_style(style);
     bar.set_prefix(label.to_string());
     Some(bar)
+}
+
+/// A bar in bytes with throughput and ETA for transfers (backup, restore, verify), or
+/// nothing when output is JSON, quiet, or not a TTY.
+pub fn bytes_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, backup::Observer)> {
+    if cli.quiet || cli.format == Format::Json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    let follower = bar.clone();
+    let observer: backup::Observer = Arc::new(move |t: backup::Transfer| {
+        follower.set_length(t.bytes_total);
+        follower.set_position(t.bytes_done);
+        follower.set_message(format!("{}/{} file(s)", t.files_done, t.files_total));
+    });
+    Some((bar, observer))
 }

@@ -104,10 +104,11 @@ fn core_error(e: &CoreError) -> Response {
         ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
-        ErrorKind::Locked
-        | ErrorKind::IncompatibleFormat
-        | ErrorKind::Integrity
-        | ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ErrorKind::Locked => (StatusCode::CONFLICT, "locked"),
+        ErrorKind::Integrity => (StatusCode::INTERNAL_SERVER_ERROR, "integrity"),
+        ErrorKind::IncompatibleFormat | ErrorKind::Internal => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     };
     error(status, code, &e.to_string())
 }

@@ -141,6 +141,7 @@ impl Engine {
         let cleared = self.check_subscriptions(namespace, table)?;
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
+        let _cold = self.cold_gate().read().await;
         let params = vec![
             namespace.to_string(),
             table.to_string(),
@@ -183,6 +184,7 @@ impl Engine {
             .ok_or_else(|| corrupt("it recorded no known step"))?;
         let lock = self.table_lock(&state.table.namespace, &state.table.table_name);
         let _guard = lock.lock().await;
+        let _cold = self.cold_gate().read().await;
         let mut job = Job::adopt(self, record)?;
         job.observe(observer);
         self.run_deletion(job, state, step)
@@ -280,6 +282,7 @@ impl Engine {
                         items_done: files,
                         items_total: total,
                         bytes_done: bytes,
+                        ..JobProgress::default()
                     })?;
                     fail_point("table_deletion.cold_file");
                 }

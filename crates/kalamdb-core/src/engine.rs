@@ -36,6 +36,9 @@ struct Inner {
     streams: StreamTableStore,
     table_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ddl_lock: tokio::sync::Mutex<()>,
+    /// Held shared by whatever adds or removes Parquet files (flush, table deletion), and
+    /// exclusively by a backup while it takes its snapshot.
+    cold_gate: tokio::sync::RwLock<()>,
     stats: crate::stats::Stats,
     offline: AtomicBool,
     // Dropped last: the lock outlives the RocksDB handle.
@@ -163,6 +166,7 @@ impl Engine {
                 storage,
                 table_locks: Mutex::new(HashMap::new()),
                 ddl_lock: tokio::sync::Mutex::new(()),
+                cold_gate: tokio::sync::RwLock::new(()),
                 stats: crate::stats::Stats::default(),
                 offline: AtomicBool::new(false),
                 lock,
@@ -229,6 +233,11 @@ impl Engine {
     }
 
     /// Serialises writes and flushes of one table within this process.
+    /// The cold-tier gate (see the field's comment).
+    pub(crate) fn cold_gate(&self) -> &tokio::sync::RwLock<()> {
+        &self.inner.cold_gate
+    }
+
     pub fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .inner

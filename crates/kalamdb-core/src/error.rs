@@ -104,6 +104,10 @@ pub enum CoreError {
     #[error("query failed: {0}")]
     Query(String),
 
+    /// A backup repository or a restored copy that does not match its manifest.
+    #[error("{0}")]
+    BackupDamaged(String),
+
     #[error("parquet file {path}: {reason}")]
     Parquet { path: String, reason: String },
 
@@ -188,6 +192,7 @@ impl CoreError {
             | CoreError::Catalog(SqlError::Malformed { .. })
             | CoreError::MixedGenerations { .. }
             | CoreError::InvalidRecords { .. }
+            | CoreError::BackupDamaged(_)
             | CoreError::Parquet { .. } => ErrorKind::Integrity,
             CoreError::Store(_)
             | CoreError::Catalog(_)

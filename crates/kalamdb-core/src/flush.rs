@@ -43,6 +43,7 @@ impl Engine {
         }
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
+        let _cold = self.cold_gate().read().await;
         let params = vec![
             namespace.to_string(),
             table.to_string(),
@@ -59,6 +60,7 @@ impl Engine {
                     items_done: rows,
                     items_total: 0,
                     bytes_done: 0,
+                    ..JobProgress::default()
                 })
             })?;
             report.job_id = job.id().to_string();

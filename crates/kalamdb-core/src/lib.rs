@@ -3,11 +3,12 @@
 //! [`Engine`] opens a data directory and runs SQL over it: namespaces, user, shared and
 //! stream tables, DML with soft deletes, flush from the hot tier (RocksDB) to the cold tier
 //! (Parquet), jobs, and table deletion, with queries planned and run by DataFusion over both
-//! tiers.
+//! tiers. The admin operations live here too: [`verify`], [`migrate`] and [`backup`].
 //!
 //! This crate does not depend on `rocksdb`: data goes through `kalamdb-store` and metadata
 //! through `kalamdb-sql`, which share the process's one RocksDB handle.
 
+pub mod backup;
 pub mod catalog;
 pub mod cold;
 pub mod data_dir;
@@ -15,6 +16,7 @@ mod drop_table;
 mod engine;
 mod error;
 mod flush;
+pub mod fs;
 pub mod jobs;
 pub mod maintenance;
 pub mod migrate;

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod backup;
 mod init;
 mod jobs;
 mod migrate;
@@ -23,6 +24,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Table(command) => table::run(cli, data_dir(cli)?, command),
         Command::Verify { repair } => verify::run(cli, data_dir(cli)?, *repair),
         Command::Migrate(command) => migrate::run(cli, data_dir(cli)?, command),
+        Command::Backup(command) => backup::run(cli, command),
         Command::UpgradeCheck {
             scratch,
             keep_scratch,
@@ -37,7 +39,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-fn data_dir(cli: &Cli) -> Result<&Path, CliError> {
+pub(crate) fn data_dir(cli: &Cli) -> Result<&Path, CliError> {
     cli.data_dir
         .as_deref()
         .ok_or_else(|| CliError::Usage("--data-dir is required (or set KALAMDB_DATA_DIR)".into()))

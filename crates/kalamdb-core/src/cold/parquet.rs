@@ -44,7 +44,7 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64
     }
     let target = free_name(dir, ms);
     std::fs::rename(&tmp, &target).map_err(|e| CoreError::io(&target, e))?;
-    sync_dir(dir)?;
+    crate::fs::sync_dir(dir)?;
     let size = std::fs::metadata(&target)
         .map_err(|e| CoreError::io(&target, e))?
         .len();
@@ -60,13 +60,6 @@ fn free_name(dir: &Path, ms: i64) -> PathBuf {
         .map(|n| dir.join(format!("batch-{ms}-{n}.parquet")))
         .find(|p| !p.exists())
         .unwrap_or(first)
-}
-
-/// Makes a rename or unlink in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CoreError::io(dir, e))
 }
 
 /// The Arrow schema in a file's footer.

@@ -30,6 +30,9 @@ pub mod job_type {
     pub const MIGRATION: &str = "migration";
     pub const EVICTION: &str = "stream_eviction";
     pub const RETENTION: &str = "job_retention";
+    pub const BACKUP: &str = "backup";
+    /// Recorded in the restored database.
+    pub const RESTORE: &str = "restore";
 }
 
 /// Called with the job's row each time it reports progress (a progress bar, say).
@@ -48,7 +51,7 @@ pub fn this_process() -> JobOwner {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use kalamdb_store::Storage;
 
 use crate::data_dir::DataDir;
+pub use crate::fs::{copy_tree, remove_tree, sync_dir};
 use crate::jobs::fail_point;
 use crate::{CoreError, Result};
 
@@ -97,39 +98,7 @@ pub fn remove(dir: &DataDir) -> Result<()> {
     Ok(())
 }
 
-pub fn remove_tree(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CoreError::io(path, e)),
-    }
-}
-
 fn remove_empty(path: &Path) {
     // Only an empty directory is removed; anything else an operator put there stays.
     let _ = std::fs::remove_dir(path);
-}
-
-/// Copies a tree. Files for which `link` says so are hard-linked where the file system allows
-/// (only files nobody writes in place may be), the rest are copied.
-pub fn copy_tree(src: &Path, dst: &Path, link: &dyn Fn(&Path) -> bool) -> Result<()> {
-    std::fs::create_dir_all(dst).map_err(|e| CoreError::io(dst, e))?;
-    let entries = std::fs::read_dir(src).map_err(|e| CoreError::io(src, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| CoreError::io(src, e))?;
-        let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let kind = entry.file_type().map_err(|e| CoreError::io(&from, e))?;
-        if kind.is_dir() {
-            copy_tree(&from, &to, link)?;
-        } else if !link(&from) || std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to).map_err(|e| CoreError::io(&from, e))?;
-        }
-    }
-    Ok(())
-}
-
-pub fn sync_dir(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| CoreError::io(path, e))
 }

@@ -659,6 +659,7 @@ fn run_steps(
                     items_done: run.steps_done.len() as u64,
                     items_total: total,
                     bytes_done: 0,
+                    ..JobProgress::default()
                 })?;
             }
         }

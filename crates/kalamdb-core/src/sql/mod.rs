@@ -4,6 +4,7 @@
 //! nothing. Statements then run in order; the first failure stops the body, and the statements
 //! before it stay applied.
 
+mod backup;
 mod ddl;
 mod dml;
 pub mod parse;
@@ -107,6 +108,10 @@ impl Engine {
                     ),
                 ))
             }
+            Command::Backup {
+                repository,
+                detached,
+            } => self.backup_statement(repository, detached).await,
             Command::Insert(stmt) => self.insert(session, &stmt).await,
             Command::Update(stmt) => self.update(session, &stmt).await,
             Command::Delete(stmt) => self.delete(session, &stmt).await,
@@ -127,6 +132,7 @@ impl Command {
             Command::ShowTables { .. } => "SHOW TABLES",
             Command::DescribeTable { .. } => "DESCRIBE TABLE",
             Command::FlushTable { .. } => "FLUSH TABLE",
+            Command::Backup { .. } => "BACKUP DATABASE",
             Command::Insert(_) => "INSERT",
             Command::Update(_) => "UPDATE",
             Command::Delete(_) => "DELETE",
@@ -144,6 +150,7 @@ impl Command {
                 | Command::CreateTable { .. }
                 | Command::DropTable { .. }
                 | Command::FlushTable { .. }
+                | Command::Backup { .. }
         )
     }
 

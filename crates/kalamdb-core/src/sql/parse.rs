@@ -56,6 +56,11 @@ pub enum Command {
         namespace: String,
         table: String,
     },
+    /// `BACKUP DATABASE TO '/repo' [DETACHED]`.
+    Backup {
+        repository: String,
+        detached: bool,
+    },
     Insert(Box<Statement>),
     Update(Box<Statement>),
     Delete(Box<Statement>),
@@ -203,6 +208,22 @@ pub fn parse(sql: &str) -> Result<Command> {
             let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
             expect_end(&mut p)?;
             Ok(Command::FlushTable { namespace, table })
+        }
+        (Some("BACKUP"), Some("DATABASE")) => {
+            p.next_token();
+            p.next_token();
+            expect_word(&mut p, "TO")?;
+            let repository = match p.next_token().token {
+                Token::SingleQuotedString(s) => s,
+                other => {
+                    return Err(CoreError::InvalidInput(format!(
+                        "malformed SQL: expected the repository path as a quoted string, found {other}: BACKUP DATABASE TO '/var/backups/kalamdb'"
+                    )));
+                }
+            };
+            let detached = eat_word(&mut p, "DETACHED");
+            expect_end(&mut p)?;
+            Ok(Command::Backup { repository, detached })
         }
         (Some("CREATE"), w) if kind_word(w).is_some() => {
             p.next_token();
@@ -472,6 +493,27 @@ pub fn parse_duration_hours(text: &str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_database_takes_a_quoted_path_and_an_optional_detached() {
+        match parse("BACKUP DATABASE TO '/var/b' DETACHED") {
+            Ok(Command::Backup {
+                repository,
+                detached,
+            }) => {
+                assert_eq!(repository, "/var/b");
+                assert!(detached);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            parse("backup database to '/b'"),
+            Ok(Command::Backup { detached: false, .. })
+        ));
+        for bad in ["BACKUP DATABASE TO /b", "BACKUP DATABASE '/b'", "BACKUP DATABASE TO '/b' NOW"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn create_table_parses_columns_keys_and_options() {

@@ -49,6 +49,13 @@ pub struct JobProgress {
     pub items_total: u64,
     #[serde(default)]
     pub bytes_done: u64,
+    /// Added after format 1 was published; absent (0) when a job does not know it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `system.jobs`: key `job:{job_id}`.

@@ -1,0 +1,293 @@
+//! `kalamctl backup create|list|verify|restore|prune`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kalamdb_core::backup::{self, CreateOptions, RestoreOptions, VerifyOptions};
+use serde_json::json;
+
+use super::{data_dir, open_offline};
+use crate::cli::{BackupCommand, Cli, Format};
+use crate::exit::{CliError, ExitCode};
+use crate::output::{human_bytes, human_time, print_json, render_pairs, render_rows};
+use crate::progress::bytes_bar;
+
+mod online;
+
+pub fn run(cli: &Cli, command: &BackupCommand) -> Result<ExitCode, CliError> {
+    match command {
+        BackupCommand::Create {
+            to,
+            server: Some(url),
+            token,
+            rehash,
+        } => online::create(cli, url, token.as_deref(), to, *rehash),
+        BackupCommand::Create {
+            to,
+            server: None,
+            rehash,
+            ..
+        } => create(cli, to, *rehash),
+        BackupCommand::List { repo } => list(cli, repo),
+        BackupCommand::Verify { repo, id, deep } => verify(cli, repo, *id, *deep),
+        BackupCommand::Restore { repo, id, to } => restore(cli, repo, *id, to),
+        BackupCommand::Prune { repo, keep } => prune(cli, repo, *keep),
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // The first Ctrl-C stops the transfer at its next chunk, which then cleans up; a second
+    // one ends the process at once (the next run removes what is left).
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Turns SIGINT and SIGTERM into a flag the transfer checks.
+fn interruptible() -> &'static AtomicBool {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: the handler only touches an atomic and calls _exit.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    &INTERRUPTED
+}
+
+fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {
+    let dir = data_dir(cli)?;
+    let engine = open_offline(dir, "backup create").map_err(|e| match e {
+        CliError::Core(kalamdb_core::CoreError::Locked { path, holder }) => CliError::Core(
+            kalamdb_core::CoreError::Locked {
+                path,
+                holder: format!(
+                    "{holder}; to back up a running kalamd use `kalamctl backup create --server URL --token T --to REPO`"
+                ),
+            },
+        ),
+        other => other,
+    })?;
+    let bar = bytes_bar(cli, "backing up");
+    let started = engine.begin_backup(CreateOptions {
+        repo: repo.to_path_buf(),
+        rehash,
+        observer: bar.as_ref().map(|(_, o)| o.clone()),
+        interrupt: Some(interruptible()),
+    })?;
+    let report = started.run();
+    if let Some((bar, _)) = &bar {
+        bar.finish_and_clear();
+    }
+    let r = report?;
+    if cli.format == Format::Json {
+        print_json(&json!(r));
+        return Ok(ExitCode::Ok);
+    }
+    if !cli.quiet {
+        eprintln!(
+            "backup {} of {} complete in {}",
+            r.backup_id,
+            dir.display(),
+            r.repository
+        );
+    }
+    println!("{}", render_pairs(&create_pairs(&r)));
+    Ok(ExitCode::Ok)
+}
+
+fn create_pairs(r: &backup::CreateReport) -> Vec<(&'static str, String)> {
+    vec![
+        ("backup", r.backup_id.to_string()),
+        ("job", r.job_id.clone()),
+        ("snapshot at", human_time(r.created_at)),
+        (
+            "files",
+            format!("{} ({})", r.files, human_bytes(r.total_bytes)),
+        ),
+        (
+            "new",
+            format!("{} file(s), {}", r.new_files, human_bytes(r.new_bytes)),
+        ),
+        (
+            "read",
+            match r.parent {
+                Some(p) => format!(
+                    "{} file(s), {} (the rest unchanged since backup {p})",
+                    r.files_read,
+                    human_bytes(r.bytes_read)
+                ),
+                None => format!("{} file(s), {}", r.files_read, human_bytes(r.bytes_read)),
+            },
+        ),
+        ("tables", format!("{} ({} row(s))", r.tables, r.rows)),
+        ("took", format!("{} ms", r.duration_ms)),
+    ]
+}
+
+fn list(cli: &Cli, repo: &Path) -> Result<ExitCode, CliError> {
+    let backups = backup::list(repo)?;
+    if cli.format == Format::Json {
+        print_json(&json!({"repository": repo.display().to_string(), "backups": backups}));
+        return Ok(ExitCode::Ok);
+    }
+    let rows = backups.iter().map(|b| {
+        vec![
+            b.id.to_string(),
+            b.status.to_string(),
+            b.created_at.map_or("-".into(), human_time),
+            b.parent.map_or("-".into(), |p| p.to_string()),
+            b.files.to_string(),
+            human_bytes(b.total_bytes),
+            human_bytes(b.new_bytes),
+            b.tables.to_string(),
+            b.rows.to_string(),
+            b.problem.clone().unwrap_or_default(),
+        ]
+    });
+    println!(
+        "{}",
+        render_rows(
+            &[
+                "id", "status", "created", "parent", "files", "size", "new", "tables", "rows",
+                "problem"
+            ],
+            rows
+        )
+    );
+    Ok(ExitCode::Ok)
+}
+
+fn verify(cli: &Cli, repo: &Path, id: Option<u64>, deep: bool) -> Result<ExitCode, CliError> {
+    let bar = bytes_bar(cli, "verifying");
+    let report = backup::verify(&VerifyOptions {
+        repo: repo.to_path_buf(),
+        id,
+        deep,
+        observer: bar.as_ref().map(|(_, o)| o.clone()),
+        interrupt: Some(interruptible()),
+    });
+    if let Some((bar, _)) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let code = if report.passed() {
+        ExitCode::Ok
+    } else {
+        ExitCode::Integrity
+    };
+    if cli.format == Format::Json {
+        print_json(&json!(report));
+        return Ok(code);
+    }
+    for p in &report.problems {
+        println!("{}: {}", p.problem, p.message);
+    }
+    let mut pairs = vec![
+        (
+            "backups",
+            report
+                .backups_checked
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "checked",
+            format!(
+                "{} file(s), {}",
+                report.objects_checked,
+                human_bytes(report.bytes_checked)
+            ),
+        ),
+        ("problems", report.problems.len().to_string()),
+    ];
+    if let Some(d) = &report.deep {
+        pairs.push((
+            "deep",
+            match &d.error {
+                None => format!(
+                    "backup {} restored to scratch: verify clean, {} table(s) and {} row(s) match the manifest",
+                    d.backup_id, d.tables, d.rows
+                ),
+                Some(e) => format!("FAILED: {e}"),
+            },
+        ));
+    }
+    pairs.push(("took", format!("{} ms", report.duration_ms)));
+    println!("{}", render_pairs(&pairs));
+    Ok(code)
+}
+
+fn restore(cli: &Cli, repo: &Path, id: Option<u64>, to: &Path) -> Result<ExitCode, CliError> {
+    let bar = bytes_bar(cli, "restoring");
+    let report = backup::restore(&RestoreOptions {
+        repo: repo.to_path_buf(),
+        id,
+        to: to.to_path_buf(),
+        observer: bar.as_ref().map(|(_, o)| o.clone()),
+        interrupt: Some(interruptible()),
+    });
+    if let Some((bar, _)) = &bar {
+        bar.finish_and_clear();
+    }
+    let r = report?;
+    if cli.format == Format::Json {
+        print_json(&json!(r));
+        return Ok(ExitCode::Ok);
+    }
+    let mut pairs = vec![
+        ("backup", r.backup_id.to_string()),
+        ("restored to", r.restored_to.clone()),
+        ("job", format!("{} (in the restored database)", r.job_id)),
+        ("files", format!("{} ({})", r.files, human_bytes(r.bytes))),
+        (
+            "checked",
+            format!(
+                "verify clean ({} warning(s)); {} table(s), {} row(s) match the manifest",
+                r.verify_warnings, r.tables, r.rows
+            ),
+        ),
+    ];
+    for line in &r.relocated {
+        pairs.push(("relocated", line.clone()));
+    }
+    pairs.push(("took", format!("{} ms", r.duration_ms)));
+    println!("{}", render_pairs(&pairs));
+    Ok(ExitCode::Ok)
+}
+
+fn prune(cli: &Cli, repo: &Path, keep: usize) -> Result<ExitCode, CliError> {
+    let r = backup::prune(repo, keep)?;
+    if cli.format == Format::Json {
+        print_json(&json!(r));
+        return Ok(ExitCode::Ok);
+    }
+    let ids = |v: &[u64]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    println!(
+        "{}",
+        render_pairs(&[
+            ("kept", ids(&r.kept)),
+            ("deleted", ids(&r.deleted)),
+            (
+                "freed",
+                format!(
+                    "{} file(s), {}",
+                    r.objects_deleted,
+                    human_bytes(r.bytes_freed)
+                )
+            ),
+            ("incomplete removed", r.incomplete_removed.to_string()),
+        ])
+    );
+    Ok(ExitCode::Ok)
+}

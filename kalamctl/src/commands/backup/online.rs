@@ -1,0 +1,169 @@
+//! `kalamctl backup create --server`: kalamd takes the backup (`BACKUP DATABASE TO ...
+//! DETACHED`), and this follows its job row in `system.jobs` until it ends.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kalamdb_core::backup::{CreateReport, Transfer};
+use serde_json::{Value, json};
+
+use super::create_pairs;
+use crate::cli::{Cli, Format};
+use crate::exit::{CliError, ExitCode};
+use crate::output::{print_json, render_pairs};
+use crate::progress::bytes_bar;
+
+const POLL: Duration = Duration::from_millis(200);
+
+pub fn create(
+    cli: &Cli,
+    url: &str,
+    token: Option<&str>,
+    repo: &Path,
+    rehash: bool,
+) -> Result<ExitCode, CliError> {
+    if rehash {
+        return Err(CliError::Usage(
+            "--rehash applies to offline backups (--data-dir); kalamd's backups skip unchanged files by name, size and time".into(),
+        ));
+    }
+    let token = token.ok_or_else(|| {
+        CliError::Usage("--server needs --token (or KALAMDB_TOKEN) with an admin token".into())
+    })?;
+    let repo = repo.to_str().filter(|r| r.starts_with('/')).ok_or_else(|| {
+        CliError::Usage(format!(
+            "with --server, --to is a path on the server's machine and must be absolute, e.g. /var/backups/kalamdb (got {})",
+            repo.display()
+        ))
+    })?;
+    let client = Client::new(url, token);
+    let started = client.sql(&format!(
+        "BACKUP DATABASE TO '{}' DETACHED",
+        repo.replace('\'', "''")
+    ))?;
+    let job_id = started["job_id"].as_str().unwrap_or_default().to_string();
+    let backup_id = started["backup_id"].as_u64().unwrap_or_default();
+    if !cli.quiet && cli.format != Format::Json {
+        eprintln!(
+            "backup {backup_id} runs in kalamd as job {job_id}; Ctrl-C stops watching, not the backup"
+        );
+    }
+    let bar = bytes_bar(cli, "backing up");
+    let outcome = follow(&client, &job_id, bar.as_ref().map(|(_, o)| o));
+    if let Some((bar, _)) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = outcome?;
+    if cli.format == Format::Json {
+        print_json(&json!(report));
+    } else {
+        println!("{}", render_pairs(&create_pairs(&report)));
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// Polls the job row until the job ends; its result is the backup's report.
+fn follow(
+    client: &Client,
+    job_id: &str,
+    observer: Option<&kalamdb_core::backup::Observer>,
+) -> Result<CreateReport, CliError> {
+    let query = format!(
+        "SELECT status, progress, result, error_message FROM system.jobs WHERE job_id = '{}'",
+        job_id.replace('\'', "''")
+    );
+    loop {
+        let row = client.sql(&query)?;
+        let progress: Value = row["progress"]
+            .as_str()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or(Value::Null);
+        if let Some(o) = observer {
+            o(Transfer {
+                files_done: progress["items_done"].as_u64().unwrap_or(0),
+                files_total: progress["items_total"].as_u64().unwrap_or(0),
+                bytes_done: progress["bytes_done"].as_u64().unwrap_or(0),
+                bytes_total: progress["bytes_total"].as_u64().unwrap_or(0),
+            });
+        }
+        match row["status"].as_str() {
+            Some("completed") => {
+                return row["result"]
+                    .as_str()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .ok_or_else(|| remote(ExitCode::Aborted, "the backup job completed without a readable result"));
+            }
+            Some(s @ ("failed" | "cancelled")) => {
+                let why = row["error_message"].as_str().unwrap_or("no reason recorded");
+                let code = if s == "cancelled" {
+                    ExitCode::Aborted
+                } else if why.contains("locked") {
+                    ExitCode::Locked
+                } else {
+                    ExitCode::Aborted
+                };
+                return Err(remote(code, &format!("backup job {job_id} {s}: {why}")));
+            }
+            Some(_) => std::thread::sleep(POLL),
+            None => return Err(remote(ExitCode::Aborted, &format!("job {job_id} is not in system.jobs"))),
+        }
+    }
+}
+
+fn remote(exit: ExitCode, message: &str) -> CliError {
+    CliError::Remote {
+        exit,
+        message: message.to_string(),
+    }
+}
+
+/// Just enough of the HTTP API: one statement, its first row.
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+    auth: String,
+}
+
+impl Client {
+    fn new(url: &str, token: &str) -> Client {
+        Client {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+            url: format!("{}/v1/api/sql", url.trim_end_matches('/')),
+            auth: format!("Bearer {token}"),
+        }
+    }
+
+    fn sql(&self, sql: &str) -> Result<Value, CliError> {
+        let mut response = self
+            .agent
+            .post(&self.url)
+            .header("Authorization", &self.auth)
+            .send_json(json!({ "sql": sql }))
+            .map_err(|e| {
+                remote(
+                    ExitCode::Usage,
+                    &format!("cannot reach kalamd at {}: {e}; check --server", self.url),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        if status != 200 {
+            let code = body["error"]["code"].as_str().unwrap_or("");
+            let message = body["error"]["message"]
+                .as_str()
+                .map_or_else(|| format!("HTTP {status}"), str::to_string);
+            let exit = match code {
+                "locked" => ExitCode::Locked,
+                "integrity" => ExitCode::Integrity,
+                "internal" | "cancelled" | "unavailable" => ExitCode::Aborted,
+                _ => ExitCode::Usage,
+            };
+            return Err(remote(exit, &format!("kalamd refused: {message}")));
+        }
+        Ok(body["results"][0]["rows"][0].clone())
+    }
+}

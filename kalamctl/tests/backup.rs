@@ -1,0 +1,450 @@
+//! `kalamctl backup`: create, list, verify, restore and prune, through the binary, on real
+//! RocksDB and Parquet files. The online backup (against kalamd) is in kalamd/tests/backup.rs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Db, Run, files_under, kalamctl, kalamctl_env};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn run(args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    kalamctl(&all)
+}
+
+fn ok(args: &[&str]) -> Value {
+    let r = run(args);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    r.json()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+/// A database with every kind of table and row a backup must carry: user rows of two users,
+/// shared rows, stream rows, flushed (Parquet) and unflushed (RocksDB) rows, soft-deleted
+/// rows, and a table whose Parquet files live outside the data directory.
+fn populated(external: &Path) -> Db {
+    let db = Db::new();
+    db.ok(&format!(
+        "CREATE NAMESPACE app; \
+         CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT); \
+         CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT); \
+         CREATE STREAM TABLE app.events (id BIGINT PRIMARY KEY, kind TEXT) WITH (TTL_SECONDS = 86400); \
+         CREATE USER TABLE app.ext (id BIGINT PRIMARY KEY, n BIGINT) WITH (STORAGE = '{}/${{user_id}}/ext')",
+        external.display()
+    ));
+    for user in ["alice", "bob"] {
+        db.ok_as(
+            Some(user),
+            &format!("INSERT INTO app.notes VALUES (1, '{user} one'), (2, '{user} two'), (3, '{user} three')"),
+        );
+        db.ok_as(Some(user), "INSERT INTO app.ext VALUES (1, 10), (2, 20)");
+    }
+    db.ok("INSERT INTO app.cfg VALUES ('a', '1'), ('b', '2'), ('c', '3')");
+    db.ok("FLUSH TABLE app.notes; FLUSH TABLE app.cfg; FLUSH TABLE app.ext");
+    db.ok_as(Some("alice"), "INSERT INTO app.notes VALUES (4, 'hot')");
+    db.ok_as(Some("alice"), "DELETE FROM app.notes WHERE id = 2");
+    db.ok("INSERT INTO app.cfg VALUES ('d', '4'); UPDATE app.cfg SET v = 'x' WHERE k = 'a'; DELETE FROM app.cfg WHERE k = 'b'");
+    db.ok("INSERT INTO app.events VALUES (1, 'click'), (2, 'view')");
+    db
+}
+
+/// Every table's rows as each reader sees them, hashed: `table/user` → SHA-256 of the rows.
+fn content(dir: &Path) -> BTreeMap<String, String> {
+    let queries = [
+        ("app.cfg", None, "SELECT * FROM app.cfg ORDER BY k"),
+        ("app.events", None, "SELECT * FROM app.events ORDER BY id"),
+        ("app.notes/alice", Some("alice"), "SELECT * FROM app.notes ORDER BY id"),
+        ("app.notes/bob", Some("bob"), "SELECT * FROM app.notes ORDER BY id"),
+        ("app.ext/alice", Some("alice"), "SELECT * FROM app.ext ORDER BY id"),
+        ("app.ext/bob", Some("bob"), "SELECT * FROM app.ext ORDER BY id"),
+    ];
+    let mut out = BTreeMap::new();
+    for (name, user, sql) in queries {
+        let mut args = vec!["sql", "--data-dir", s(dir), "--format", "json"];
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        args.push(sql);
+        let r = kalamctl(&args);
+        assert_eq!(r.code, 0, "{sql} on {}: {}", dir.display(), r.stderr);
+        let rows = r.json()["results"][0]["rows"].clone();
+        assert!(
+            rows.as_array().is_some_and(|r| !r.is_empty()),
+            "{name} is empty"
+        );
+        let digest = Sha256::digest(rows.to_string().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        out.insert(name.to_string(), hex);
+    }
+    out
+}
+
+/// Every key and value of every data column family (soft-deleted rows included).
+fn raw_rows(dir: &Path) -> BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>> {
+    let storage =
+        kalamdb_store::Storage::open(&dir.join("rocksdb"), kalamdb_store::OpenMode::ReadOnly)
+            .expect("open");
+    let mut out = BTreeMap::new();
+    for cf in storage.column_families().expect("cfs") {
+        if !cf.contains("_table:") {
+            continue;
+        }
+        let mut rows = Vec::new();
+        storage
+            .scan_prefix(&cf, b"", |k, v| {
+                rows.push((k.to_vec(), v.to_vec()));
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .expect("scan");
+        out.insert(cf, rows);
+    }
+    out
+}
+
+/// Runs a long SQL text through standard input (too long for one argument).
+fn bulk(db: &Db, sql: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args(["sql", "--data-dir", db.path(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(sql.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "bulk SQL failed");
+}
+
+fn jobs(dir: &Path) -> Vec<Value> {
+    let r = run(&["jobs", "list", "--data-dir", s(dir)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn backup_then_restore_gives_equal_rows_in_every_table() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let external = tmp.path().join("cold");
+    let db = populated(&external);
+    let repo = tmp.path().join("repo");
+    let created = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    assert_eq!(created["backup_id"], 1);
+    assert!(created["files"].as_u64().unwrap_or(0) > 5, "{created}");
+    assert_eq!(created["tables"], 4);
+
+    // The source records the backup as a completed job.
+    let source_jobs = jobs(&db.dir);
+    let job = source_jobs
+        .iter()
+        .find(|j| j["job_type"] == "backup")
+        .expect("backup job");
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["job_id"], created["job_id"]);
+
+    let target = tmp.path().join("restored");
+    let restored = ok(&["backup", "restore", s(&repo), "--to", s(&target)]);
+    assert_eq!(restored["backup_id"], 1);
+    // The table outside the data directory now points inside the restored one.
+    let relocated = restored["relocated"].to_string();
+    assert!(relocated.contains("app.ext"), "{relocated}");
+    assert!(
+        files_under(&target.join("external"))
+            .iter()
+            .any(|f| f.ends_with(".parquet")),
+        "external Parquet files restored under external/"
+    );
+
+    assert_eq!(content(&db.dir), content(&target));
+    assert_eq!(raw_rows(&db.dir), raw_rows(&target), "soft-deleted and hot rows too");
+    // Parquet files are byte-identical.
+    let parquet = |root: &Path| -> BTreeMap<String, Vec<u8>> {
+        files_under(root)
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .map(|f| {
+                let bytes = std::fs::read(root.join(&f)).expect("read");
+                (f, bytes)
+            })
+            .collect()
+    };
+    assert_eq!(parquet(&db.storage()), parquet(&target.join("storage")));
+
+    // The restored database reports the restore, and the backup as completed.
+    let restored_jobs = jobs(&target);
+    let by_type = |t: &str| restored_jobs.iter().find(|j| j["job_type"] == t).cloned();
+    assert_eq!(by_type("restore").expect("restore job")["status"], "completed");
+    assert_eq!(by_type("backup").expect("backup job")["status"], "completed");
+    // It is a working database: writes go to the restored copy, not the source.
+    kalamctl(&["sql", "--data-dir", s(&target), "--user", "alice", "INSERT INTO app.ext VALUES (3, 30)"]);
+    kalamctl(&["sql", "--data-dir", s(&target), "FLUSH TABLE app.ext"]);
+    assert_eq!(
+        files_under(&external).len(),
+        2,
+        "the source's external location is untouched: {:?}",
+        files_under(&external)
+    );
+    let v = run(&["verify", "--data-dir", s(&target)]);
+    assert_eq!(v.code, 0, "verify on the restored copy: {}", v.stdout);
+
+    // Restore never writes into a non-empty directory, and changes nothing when it refuses.
+    let r = kalamctl(&["backup", "restore", s(&repo), "--to", s(&target)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    let repo = tmp.path().join("repo");
+    ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    assert_eq!(ok(&["backup", "verify", s(&repo)])["problems"], Value::Array(vec![]));
+
+    let files: Vec<String> = files_under(&repo)
+        .into_iter()
+        .filter(|f| f.starts_with("objects/") || f.starts_with("backups/"))
+        .filter(|f| std::fs::metadata(repo.join(f)).is_ok_and(|m| m.len() > 0))
+        .collect();
+    assert!(files.len() > 5, "{files:?}");
+    for f in &files {
+        let path = repo.join(f);
+        let original = std::fs::read(&path).expect("read");
+        let mut flipped = original.clone();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 0x01;
+        make_writable(&path);
+        std::fs::write(&path, &flipped).expect("write");
+
+        let r = run(&["backup", "verify", s(&repo)]);
+        assert_eq!(r.code, 3, "{f}: verify must fail: {}", r.stdout);
+        let report = r.json();
+        let named = report["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| {
+                p["object"].as_str().is_some_and(|o| o.ends_with(f.as_str()))
+                    || p["path"].as_str().is_some_and(|o| o.ends_with(f.as_str()))
+            });
+        assert!(named, "{f} not named: {report}");
+        std::fs::write(&path, &original).expect("restore");
+    }
+    assert_eq!(ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"], true);
+
+    // A restore of a damaged backup fails with the counts, and leaves nothing.
+    let object = files.iter().find(|f| f.starts_with("objects/")).expect("an object");
+    make_writable(&repo.join(object));
+    std::fs::remove_file(repo.join(object)).expect("remove");
+    let target = tmp.path().join("restored");
+    let r = kalamctl(&["backup", "restore", s(&repo), "--to", s(&target)]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("1 file(s) missing and 0 corrupt"), "{}", r.stderr);
+    assert!(!target.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("restoring"))
+            .count(),
+        0,
+        "no restore debris"
+    );
+    let r = run(&["backup", "verify", s(&repo), "--deep"]);
+    assert_eq!(r.code, 3);
+    assert!(r.json()["problems"][0]["problem"] == "missing", "{}", r.stdout);
+}
+
+fn make_writable(path: &Path) {
+    let mut perms = std::fs::metadata(path).expect("meta").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).expect("chmod");
+}
+
+#[test]
+fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    let values: Vec<String> = (0..5000).map(|i| format!("('k{i}', '{}')", noise(i))).collect();
+    bulk(&db, &format!("INSERT INTO app.cfg VALUES {}", values.join(", ")));
+    db.ok("FLUSH TABLE app.cfg");
+    bulk(
+        &db,
+        &format!(
+            "INSERT INTO app.cfg VALUES {}",
+            (0..5000)
+                .map(|i| format!("('h{i}', '{}')", noise(i + 5000)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let repo = tmp.path().join("repo");
+    let full = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    let incr = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    let total = full["total_bytes"].as_u64().expect("total");
+    assert!(total > 1_000_000, "{full}");
+    assert_eq!(incr["parent"], 1);
+    let new = incr["new_bytes"].as_u64().expect("new");
+    let read = incr["bytes_read"].as_u64().expect("read");
+    assert!(new * 50 < total, "incremental wrote {new} of {total} bytes");
+    assert!(read * 20 < total, "incremental read {read} of {total} bytes");
+    // --rehash reads everything, but still writes only what is new.
+    let rehashed = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo), "--rehash"]);
+    assert!(rehashed["bytes_read"].as_u64().expect("read") >= total);
+    assert!(rehashed["new_bytes"].as_u64().expect("new") * 50 < total, "{rehashed}");
+
+    let listed = ok(&["backup", "list", s(&repo)]);
+    let backups = listed["backups"].as_array().expect("backups");
+    assert_eq!(backups.len(), 3);
+    assert!(backups.iter().all(|b| b["status"] == "complete"));
+
+    // Prune keeps the newest; what it keeps still restores and verifies deep.
+    let pruned = ok(&["backup", "prune", s(&repo), "--keep", "1"]);
+    assert_eq!(pruned["kept"], serde_json::json!([3]));
+    assert_eq!(pruned["deleted"], serde_json::json!([1, 2]));
+    assert_eq!(ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"], true);
+    let target = tmp.path().join("r");
+    ok(&["backup", "restore", s(&repo), "--to", s(&target)]);
+    assert_eq!(content(&db.dir), content(&target));
+    let r = kalamctl(&["backup", "prune", s(&repo), "--keep", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// 256 hex characters that do not compress away.
+fn noise(seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect()
+}
+
+fn complete_backups(repo: &Path) -> Vec<u64> {
+    if !repo.join("kalamdb-backup.json").exists() {
+        return Vec::new();
+    }
+    ok(&["backup", "list", s(repo)])["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .filter(|b| b["status"] == "complete")
+        .filter_map(|b| b["id"].as_u64())
+        .collect()
+}
+
+#[test]
+fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    let rows: Vec<String> = (0..20_000).map(|i| format!("('r{i}', '{}')", "z".repeat(300))).collect();
+    bulk(&db, &format!("INSERT INTO app.cfg VALUES {}", rows.join(", ")));
+    let repo = tmp.path().join("repo");
+
+    // At each fail point the process kills itself (-9) before the manifest is written.
+    for point in ["backup.snapshot", "backup.copied"] {
+        let r = kalamctl_env(
+            &["backup", "create", "--data-dir", db.path(), "--to", s(&repo)],
+            &[("KALAMDB_FAIL_AT", point)],
+        );
+        assert_ne!(r.code, 0, "{point}");
+        assert!(complete_backups(&repo).is_empty(), "{point}");
+        let listed = ok(&["backup", "list", s(&repo)]);
+        assert!(
+            listed["backups"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .all(|b| b["status"] == "incomplete"),
+            "{listed}"
+        );
+    }
+
+    // Real kill -9 at many moments.
+    let mut completed_runs = 0;
+    for delay_ms in (0..400).step_by(25) {
+        let before = complete_backups(&repo);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+            .args(["backup", "create", "--data-dir", db.path(), "--to", s(&repo), "--format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let status = child.wait().expect("wait");
+        let after = complete_backups(&repo);
+        if status.success() {
+            completed_runs += 1;
+            assert_eq!(after.len(), before.len() + 1);
+        } else {
+            // Killed before its manifest landed: nothing new; after: one new, whole backup
+            // (checked below).
+            assert!(after.len() <= before.len() + 1, "{before:?} -> {after:?}");
+        }
+        // Whatever is listed complete is complete.
+        if !after.is_empty() {
+            let v = run(&["backup", "verify", s(&repo)]);
+            assert_eq!(v.code, 0, "after a kill at {delay_ms} ms: {}", v.stdout);
+        }
+    }
+    // The next run cleans up after the killed ones and succeeds.
+    let last = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    assert!(files_under(&repo.join("tmp")).is_empty(), "{:?}", files_under(&repo.join("tmp")));
+    assert!(!db.dir.join("backup").exists(), "staging removed");
+    let listed = ok(&["backup", "list", s(&repo)]);
+    assert!(listed["backups"].as_array().expect("list").iter().all(|b| b["status"] == "complete"));
+    let v = run(&["backup", "verify", s(&repo), "--id", &last["backup_id"].to_string(), "--deep"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    // No job of the killed runs is reported running.
+    assert!(jobs(&db.dir).iter().all(|j| j["status"] != "running"));
+    eprintln!("{completed_runs} of 16 runs finished before their kill");
+}
+
+#[test]
+fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = Db::new();
+    let not_repo = tmp.path().join("stuff");
+    std::fs::create_dir_all(&not_repo).expect("mkdir");
+    std::fs::write(not_repo.join("keep.txt"), "mine").expect("write");
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (argv(&["backup", "list", s(&tmp.path().join("nope"))]), 2, "not a backup repository"),
+        (argv(&["backup", "create", "--data-dir", db.path(), "--to", s(&not_repo)]), 2, "not empty"),
+        (argv(&["backup", "create", "--data-dir", db.path(), "--to", s(&db.dir.join("inside"))]), 2, "inside the data directory"),
+        (argv(&["backup", "create", "--to", s(&tmp.path().join("r"))]), 2, "--data-dir"),
+        (argv(&["backup", "create", "--data-dir", s(&tmp.path().join("nodb")), "--to", s(&tmp.path().join("r"))]), 2, "not a KalamDB data directory"),
+        (argv(&["backup", "create", "--server", "http://127.0.0.1:1", "--to", "/x"]), 2, "--token"),
+    ];
+    let before = common::snapshot(tmp.path());
+    for (args, code, needle) in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = kalamctl(&refs);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(before, common::snapshot(tmp.path()), "nothing changed on disk");
+    assert!(!db.dir.join("inside").exists());
+}
+
+fn argv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}

@@ -64,6 +64,7 @@ impl Engine {
             let taken_at = kalamdb_store::now_ms();
             let checkpoint = staging.path().join("rocksdb");
             self.storage().checkpoint(&checkpoint)?;
+            crate::jobs::fail_point("backup.checkpointed");
             let tables = link_parquet(&checkpoint, root, staging.path())?;
             (taken_at, tables)
         };

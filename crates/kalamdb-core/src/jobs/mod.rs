@@ -334,11 +334,20 @@ pub(crate) fn finish_with<T>(
 
 /// Test hook for crash safety: with `KALAMDB_FAIL_AT=<point>` in the environment, the
 /// process kills itself with SIGKILL on reaching that point, exactly as `kill -9` would.
+///
+/// With `KALAMDB_PAUSE_AT=<point>:<ms>`, it sleeps there instead: races (a backup between a
+/// flush's Parquet write and its key removal, say) become reliable to test.
 pub(crate) fn fail_point(point: &str) {
     if std::env::var_os("KALAMDB_FAIL_AT").is_some_and(|v| v == point) {
         // SAFETY: getpid and kill have no preconditions; SIGKILL does not return.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+    if let Some(pause) = std::env::var("KALAMDB_PAUSE_AT").ok().and_then(|v| {
+        let (at, ms) = v.split_once(':')?;
+        (at == point).then(|| ms.parse::<u64>().ok()).flatten()
+    }) {
+        std::thread::sleep(std::time::Duration::from_millis(pause));
     }
 }

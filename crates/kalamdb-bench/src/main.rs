@@ -4,6 +4,7 @@
 //! reports their ratio: absolute figures on a shared, noisy machine mean little, ratios mean
 //! more. Record results in `specs/benchmarks.md` with the command that produced them.
 
+mod backup;
 mod datagen;
 mod drop;
 mod http;
@@ -96,6 +97,21 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// `backup create` and `backup restore` vs `cp -r` of the same data directory, and an
+    /// incremental backup after a 1% change vs the full one (the defaults make about 1 GiB).
+    /// Put the scratch data on a real disk with KALAMDB_BENCH_DIR (default: the current
+    /// directory).
+    Backup {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Bytes of incompressible text per row.
+        #[arg(long, default_value_t = 1000)]
+        payload: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[command(flatten)]
@@ -158,6 +174,20 @@ fn main() {
                 few_rows,
                 repeat,
             }),
+            Bench::Backup {
+                rows,
+                users,
+                payload,
+                repeat,
+            } => {
+                backup::run(backup::Plan {
+                    rows,
+                    users,
+                    payload,
+                    repeat,
+                })
+                .await
+            }
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

@@ -1,0 +1,165 @@
+//! Backup and restore against `cp -r` of the same data directory, in the same run; and an
+//! incremental backup after a 1% change, against the full one.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kalamdb_core::backup::{self, CreateOptions, RestoreOptions};
+use kalamdb_core::{Access, Engine, Session};
+
+use crate::datagen::{create_wide_user_table, fill_user_table};
+use crate::report::emit;
+use crate::verify::dir_bytes;
+
+pub struct Plan {
+    pub rows: usize,
+    pub users: usize,
+    pub payload: usize,
+    pub repeat: usize,
+}
+
+pub async fn run(plan: Plan) -> Result<(), String> {
+    let tmp = tempfile::tempdir_in(std::env::var("KALAMDB_BENCH_DIR").unwrap_or(".".into()))
+        .map_err(|e| e.to_string())?;
+    let data = tmp.path().join("data");
+    {
+        let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
+        engine
+            .execute(&Session::admin(), "CREATE NAMESPACE b")
+            .await
+            .map_err(|e| e.to_string())?;
+        // Half the rows flushed to Parquet, half hot in RocksDB.
+        create_wide_user_table(&engine, "b", "cold", plan.payload).await?;
+        create_wide_user_table(&engine, "b", "hot", plan.payload).await?;
+        let half = plan.rows / 2;
+        fill_user_table(&engine, "b", "cold", 0, half, plan.users, plan.payload)?;
+        engine
+            .flush_table("b", "cold")
+            .await
+            .map_err(|e| e.to_string())?;
+        fill_user_table(&engine, "b", "hot", 0, half, plan.users, plan.payload)?;
+        engine
+            .storage()
+            .flush_memtables()
+            .map_err(|e| e.to_string())?;
+    }
+    let size = dir_bytes(&data);
+    let mib = size as f64 / (1u64 << 20) as f64;
+    println!(
+        "backup: {} rows of ~{} bytes (half in Parquet), {mib:.0} MiB on disk",
+        plan.rows,
+        60 + plan.payload
+    );
+    let (mut cp, mut full, mut restore, mut incr) = (vec![], vec![], vec![], vec![]);
+    let mut incr_bytes = (0, 0);
+    for round in 0..plan.repeat.max(1) {
+        let copy = tmp.path().join("copy");
+        cp.push(timed(|| cp_r(&data, &copy))?);
+        remove(&copy);
+
+        let repo = tmp.path().join("repo");
+        let engine = Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
+        engine.set_offline();
+        let options = CreateOptions {
+            repo: repo.clone(),
+            ..CreateOptions::default()
+        };
+        let create = |engine: &Engine| -> Result<backup::CreateReport, String> {
+            // A backup blocks (it waits for flushes to finish): off the async workers.
+            tokio::task::block_in_place(|| {
+                engine
+                    .begin_backup(options.clone())
+                    .and_then(|s| s.run())
+                    .map_err(|e| e.to_string())
+            })
+        };
+        let mut report = None;
+        full.push(timed(|| {
+            report = Some(create(&engine)?);
+            Ok(())
+        })?);
+
+        let restored = tmp.path().join("restored");
+        restore.push(timed(|| {
+            backup::restore(&RestoreOptions {
+                repo: repo.clone(),
+                to: restored.clone(),
+                ..RestoreOptions::default()
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })?);
+        remove(&restored);
+
+        // A 1% change: new rows worth 1% of the data, in the hot table.
+        let first = (plan.rows as u64) * (round as u64 + 1);
+        fill_user_table(&engine, "b", "hot", first, plan.rows / 100, plan.users, plan.payload)?;
+        let mut second = None;
+        incr.push(timed(|| {
+            second = Some(create(&engine)?);
+            Ok(())
+        })?);
+        if let Some(r) = &second {
+            incr_bytes = (r.new_bytes, r.bytes_read);
+        }
+        drop(engine);
+        remove(&repo);
+        if let Some(r) = report {
+            println!(
+                "  round {round}: full {} files {:.0} MiB, incremental wrote {:.1} MiB",
+                r.files,
+                r.total_bytes as f64 / (1u64 << 20) as f64,
+                incr_bytes.0 as f64 / (1u64 << 20) as f64
+            );
+        }
+    }
+    let med = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    let (cp, full, restore, incr) = (med(&mut cp), med(&mut full), med(&mut restore), med(&mut incr));
+    println!("  cp -r                 {:>8.0} ms  ({:.0} MiB/s)", cp * 1e3, mib / cp);
+    println!("  backup create (full)  {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}", full * 1e3, mib / full, full / cp);
+    println!("  backup restore        {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}", restore * 1e3, mib / restore, restore / cp);
+    println!("  incremental after 1%  {:>8.0} ms  ({:.3} of the full backup's time)", incr * 1e3, incr / full);
+    emit(
+        "backup",
+        serde_json::json!({
+            "rows": plan.rows, "users": plan.users, "payload_bytes": plan.payload,
+            "repeat": plan.repeat, "data_bytes": size,
+            "cp_ms": cp * 1e3, "full_ms": full * 1e3, "restore_ms": restore * 1e3,
+            "incremental_ms": incr * 1e3,
+            "full_mib_per_s": mib / full, "restore_mib_per_s": mib / restore,
+            "ratio_full_to_cp": full / cp, "ratio_restore_to_cp": restore / cp,
+            "ratio_incremental_to_full": incr / full,
+            "incremental_new_bytes": incr_bytes.0, "incremental_bytes_read": incr_bytes.1,
+        }),
+    );
+    Ok(())
+}
+
+fn timed(f: impl FnOnce() -> Result<(), String>) -> Result<Duration, String> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed())
+}
+
+fn cp_r(from: &Path, to: &Path) -> Result<(), String> {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cp -r failed: {status}"))
+    }
+}
+
+fn remove(dir: &Path) {
+    // Between rounds only; a leftover would show as a failure of the next round.
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -131,7 +131,12 @@ pub enum BackupCommand {
         #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
         server: Option<String>,
         /// The admin token for --server.
-        #[arg(long, env = "KALAMDB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "KALAMDB_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
         token: Option<String>,
         /// Read and checksum every file, even those unchanged (name, size and modification
         /// time) since the previous backup of this database.

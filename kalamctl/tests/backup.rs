@@ -62,10 +62,26 @@ fn content(dir: &Path) -> BTreeMap<String, String> {
     let queries = [
         ("app.cfg", None, "SELECT * FROM app.cfg ORDER BY k"),
         ("app.events", None, "SELECT * FROM app.events ORDER BY id"),
-        ("app.notes/alice", Some("alice"), "SELECT * FROM app.notes ORDER BY id"),
-        ("app.notes/bob", Some("bob"), "SELECT * FROM app.notes ORDER BY id"),
-        ("app.ext/alice", Some("alice"), "SELECT * FROM app.ext ORDER BY id"),
-        ("app.ext/bob", Some("bob"), "SELECT * FROM app.ext ORDER BY id"),
+        (
+            "app.notes/alice",
+            Some("alice"),
+            "SELECT * FROM app.notes ORDER BY id",
+        ),
+        (
+            "app.notes/bob",
+            Some("bob"),
+            "SELECT * FROM app.notes ORDER BY id",
+        ),
+        (
+            "app.ext/alice",
+            Some("alice"),
+            "SELECT * FROM app.ext ORDER BY id",
+        ),
+        (
+            "app.ext/bob",
+            Some("bob"),
+            "SELECT * FROM app.ext ORDER BY id",
+        ),
     ];
     let mut out = BTreeMap::new();
     for (name, user, sql) in queries {
@@ -140,7 +156,14 @@ fn backup_then_restore_gives_equal_rows_in_every_table() {
     let external = tmp.path().join("cold");
     let db = populated(&external);
     let repo = tmp.path().join("repo");
-    let created = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    let created = ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
     assert_eq!(created["backup_id"], 1);
     assert!(created["files"].as_u64().unwrap_or(0) > 5, "{created}");
     assert_eq!(created["tables"], 4);
@@ -168,7 +191,11 @@ fn backup_then_restore_gives_equal_rows_in_every_table() {
     );
 
     assert_eq!(content(&db.dir), content(&target));
-    assert_eq!(raw_rows(&db.dir), raw_rows(&target), "soft-deleted and hot rows too");
+    assert_eq!(
+        raw_rows(&db.dir),
+        raw_rows(&target),
+        "soft-deleted and hot rows too"
+    );
     // Parquet files are byte-identical.
     let parquet = |root: &Path| -> BTreeMap<String, Vec<u8>> {
         files_under(root)
@@ -185,10 +212,23 @@ fn backup_then_restore_gives_equal_rows_in_every_table() {
     // The restored database reports the restore, and the backup as completed.
     let restored_jobs = jobs(&target);
     let by_type = |t: &str| restored_jobs.iter().find(|j| j["job_type"] == t).cloned();
-    assert_eq!(by_type("restore").expect("restore job")["status"], "completed");
-    assert_eq!(by_type("backup").expect("backup job")["status"], "completed");
+    assert_eq!(
+        by_type("restore").expect("restore job")["status"],
+        "completed"
+    );
+    assert_eq!(
+        by_type("backup").expect("backup job")["status"],
+        "completed"
+    );
     // It is a working database: writes go to the restored copy, not the source.
-    kalamctl(&["sql", "--data-dir", s(&target), "--user", "alice", "INSERT INTO app.ext VALUES (3, 30)"]);
+    kalamctl(&[
+        "sql",
+        "--data-dir",
+        s(&target),
+        "--user",
+        "alice",
+        "INSERT INTO app.ext VALUES (3, 30)",
+    ]);
     kalamctl(&["sql", "--data-dir", s(&target), "FLUSH TABLE app.ext"]);
     assert_eq!(
         files_under(&external).len(),
@@ -211,8 +251,18 @@ fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = populated(&tmp.path().join("cold"));
     let repo = tmp.path().join("repo");
-    ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
-    assert_eq!(ok(&["backup", "verify", s(&repo)])["problems"], Value::Array(vec![]));
+    ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
+    assert_eq!(
+        ok(&["backup", "verify", s(&repo)])["problems"],
+        Value::Array(vec![])
+    );
 
     let files: Vec<String> = files_under(&repo)
         .into_iter()
@@ -237,22 +287,34 @@ fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
             .expect("problems")
             .iter()
             .any(|p| {
-                p["object"].as_str().is_some_and(|o| o.ends_with(f.as_str()))
+                p["object"]
+                    .as_str()
+                    .is_some_and(|o| o.ends_with(f.as_str()))
                     || p["path"].as_str().is_some_and(|o| o.ends_with(f.as_str()))
             });
         assert!(named, "{f} not named: {report}");
         std::fs::write(&path, &original).expect("restore");
     }
-    assert_eq!(ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"], true);
+    assert_eq!(
+        ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"],
+        true
+    );
 
     // A restore of a damaged backup fails with the counts, and leaves nothing.
-    let object = files.iter().find(|f| f.starts_with("objects/")).expect("an object");
+    let object = files
+        .iter()
+        .find(|f| f.starts_with("objects/"))
+        .expect("an object");
     make_writable(&repo.join(object));
     std::fs::remove_file(repo.join(object)).expect("remove");
     let target = tmp.path().join("restored");
     let r = kalamctl(&["backup", "restore", s(&repo), "--to", s(&target)]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("1 file(s) missing and 0 corrupt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 file(s) missing and 0 corrupt"),
+        "{}",
+        r.stderr
+    );
     assert!(!target.exists());
     assert_eq!(
         std::fs::read_dir(tmp.path())
@@ -265,7 +327,11 @@ fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
     );
     let r = run(&["backup", "verify", s(&repo), "--deep"]);
     assert_eq!(r.code, 3);
-    assert!(r.json()["problems"][0]["problem"] == "missing", "{}", r.stdout);
+    assert!(
+        r.json()["problems"][0]["problem"] == "missing",
+        "{}",
+        r.stdout
+    );
 }
 
 fn make_writable(path: &Path) {
@@ -279,8 +345,13 @@ fn make_writable(path: &Path) {
 fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = populated(&tmp.path().join("cold"));
-    let values: Vec<String> = (0..5000).map(|i| format!("('k{i}', '{}')", noise(i))).collect();
-    bulk(&db, &format!("INSERT INTO app.cfg VALUES {}", values.join(", ")));
+    let values: Vec<String> = (0..5000)
+        .map(|i| format!("('k{i}', '{}')", noise(i)))
+        .collect();
+    bulk(
+        &db,
+        &format!("INSERT INTO app.cfg VALUES {}", values.join(", ")),
+    );
     db.ok("FLUSH TABLE app.cfg");
     bulk(
         &db,
@@ -293,19 +364,47 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
         ),
     );
     let repo = tmp.path().join("repo");
-    let full = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
-    let incr = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
+    let full = ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
+    let incr = ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
     let total = full["total_bytes"].as_u64().expect("total");
     assert!(total > 1_000_000, "{full}");
     assert_eq!(incr["parent"], 1);
     let new = incr["new_bytes"].as_u64().expect("new");
     let read = incr["bytes_read"].as_u64().expect("read");
     assert!(new * 50 < total, "incremental wrote {new} of {total} bytes");
-    assert!(read * 20 < total, "incremental read {read} of {total} bytes");
+    assert!(
+        read * 20 < total,
+        "incremental read {read} of {total} bytes"
+    );
     // --rehash reads everything, but still writes only what is new.
-    let rehashed = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo), "--rehash"]);
+    let rehashed = ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+        "--rehash",
+    ]);
     assert!(rehashed["bytes_read"].as_u64().expect("read") >= total);
-    assert!(rehashed["new_bytes"].as_u64().expect("new") * 50 < total, "{rehashed}");
+    assert!(
+        rehashed["new_bytes"].as_u64().expect("new") * 50 < total,
+        "{rehashed}"
+    );
 
     let listed = ok(&["backup", "list", s(&repo)]);
     let backups = listed["backups"].as_array().expect("backups");
@@ -316,7 +415,10 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
     let pruned = ok(&["backup", "prune", s(&repo), "--keep", "1"]);
     assert_eq!(pruned["kept"], serde_json::json!([3]));
     assert_eq!(pruned["deleted"], serde_json::json!([1, 2]));
-    assert_eq!(ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"], true);
+    assert_eq!(
+        ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"],
+        true
+    );
     let target = tmp.path().join("r");
     ok(&["backup", "restore", s(&repo), "--to", s(&target)]);
     assert_eq!(content(&db.dir), content(&target));
@@ -326,7 +428,9 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
 
 /// 256 hex characters that do not compress away.
 fn noise(seed: u64) -> String {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..16)
         .map(|_| {
             x ^= x << 13;
@@ -354,14 +458,26 @@ fn complete_backups(repo: &Path) -> Vec<u64> {
 fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = populated(&tmp.path().join("cold"));
-    let rows: Vec<String> = (0..20_000).map(|i| format!("('r{i}', '{}')", "z".repeat(300))).collect();
-    bulk(&db, &format!("INSERT INTO app.cfg VALUES {}", rows.join(", ")));
+    let rows: Vec<String> = (0..20_000)
+        .map(|i| format!("('r{i}', '{}')", "z".repeat(300)))
+        .collect();
+    bulk(
+        &db,
+        &format!("INSERT INTO app.cfg VALUES {}", rows.join(", ")),
+    );
     let repo = tmp.path().join("repo");
 
     // At each fail point the process kills itself (-9) before the manifest is written.
     for point in ["backup.snapshot", "backup.copied"] {
         let r = kalamctl_env(
-            &["backup", "create", "--data-dir", db.path(), "--to", s(&repo)],
+            &[
+                "backup",
+                "create",
+                "--data-dir",
+                db.path(),
+                "--to",
+                s(&repo),
+            ],
             &[("KALAMDB_FAIL_AT", point)],
         );
         assert_ne!(r.code, 0, "{point}");
@@ -382,7 +498,16 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     for delay_ms in (0..400).step_by(25) {
         let before = complete_backups(&repo);
         let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
-            .args(["backup", "create", "--data-dir", db.path(), "--to", s(&repo), "--format", "json"])
+            .args([
+                "backup",
+                "create",
+                "--data-dir",
+                db.path(),
+                "--to",
+                s(&repo),
+                "--format",
+                "json",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -406,12 +531,36 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
         }
     }
     // The next run cleans up after the killed ones and succeeds.
-    let last = ok(&["backup", "create", "--data-dir", db.path(), "--to", s(&repo)]);
-    assert!(files_under(&repo.join("tmp")).is_empty(), "{:?}", files_under(&repo.join("tmp")));
+    let last = ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
+    assert!(
+        files_under(&repo.join("tmp")).is_empty(),
+        "{:?}",
+        files_under(&repo.join("tmp"))
+    );
     assert!(!db.dir.join("backup").exists(), "staging removed");
     let listed = ok(&["backup", "list", s(&repo)]);
-    assert!(listed["backups"].as_array().expect("list").iter().all(|b| b["status"] == "complete"));
-    let v = run(&["backup", "verify", s(&repo), "--id", &last["backup_id"].to_string(), "--deep"]);
+    assert!(
+        listed["backups"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|b| b["status"] == "complete")
+    );
+    let v = run(&[
+        "backup",
+        "verify",
+        s(&repo),
+        "--id",
+        &last["backup_id"].to_string(),
+        "--deep",
+    ]);
     assert_eq!(v.code, 0, "{}", v.stdout);
     // No job of the killed runs is reported running.
     assert!(jobs(&db.dir).iter().all(|j| j["status"] != "running"));
@@ -426,12 +575,64 @@ fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
     std::fs::create_dir_all(&not_repo).expect("mkdir");
     std::fs::write(not_repo.join("keep.txt"), "mine").expect("write");
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
-        (argv(&["backup", "list", s(&tmp.path().join("nope"))]), 2, "not a backup repository"),
-        (argv(&["backup", "create", "--data-dir", db.path(), "--to", s(&not_repo)]), 2, "not empty"),
-        (argv(&["backup", "create", "--data-dir", db.path(), "--to", s(&db.dir.join("inside"))]), 2, "inside the data directory"),
-        (argv(&["backup", "create", "--to", s(&tmp.path().join("r"))]), 2, "--data-dir"),
-        (argv(&["backup", "create", "--data-dir", s(&tmp.path().join("nodb")), "--to", s(&tmp.path().join("r"))]), 2, "not a KalamDB data directory"),
-        (argv(&["backup", "create", "--server", "http://127.0.0.1:1", "--to", "/x"]), 2, "--token"),
+        (
+            argv(&["backup", "list", s(&tmp.path().join("nope"))]),
+            2,
+            "not a backup repository",
+        ),
+        (
+            argv(&[
+                "backup",
+                "create",
+                "--data-dir",
+                db.path(),
+                "--to",
+                s(&not_repo),
+            ]),
+            2,
+            "not empty",
+        ),
+        (
+            argv(&[
+                "backup",
+                "create",
+                "--data-dir",
+                db.path(),
+                "--to",
+                s(&db.dir.join("inside")),
+            ]),
+            2,
+            "inside the data directory",
+        ),
+        (
+            argv(&["backup", "create", "--to", s(&tmp.path().join("r"))]),
+            2,
+            "--data-dir",
+        ),
+        (
+            argv(&[
+                "backup",
+                "create",
+                "--data-dir",
+                s(&tmp.path().join("nodb")),
+                "--to",
+                s(&tmp.path().join("r")),
+            ]),
+            2,
+            "not a KalamDB data directory",
+        ),
+        (
+            argv(&[
+                "backup",
+                "create",
+                "--server",
+                "http://127.0.0.1:1",
+                "--to",
+                "/x",
+            ]),
+            2,
+            "--token",
+        ),
     ];
     let before = common::snapshot(tmp.path());
     for (args, code, needle) in cases {
@@ -439,9 +640,18 @@ fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
         let r = kalamctl(&refs);
         assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: {}",
+            r.stderr
+        );
     }
-    assert_eq!(before, common::snapshot(tmp.path()), "nothing changed on disk");
+    assert_eq!(
+        before,
+        common::snapshot(tmp.path()),
+        "nothing changed on disk"
+    );
     assert!(!db.dir.join("inside").exists());
 }
 

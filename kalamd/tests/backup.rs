@@ -94,10 +94,7 @@ fn an_online_backup_during_inserts_and_flushes_restores_a_consistent_state() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     // The SQL form, while the writers still run.
-    let sql_row = d.rows(
-        ADMIN,
-        &format!("BACKUP DATABASE TO '{}'", repo.display()),
-    );
+    let sql_row = d.rows(ADMIN, &format!("BACKUP DATABASE TO '{}'", repo.display()));
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<i64> = writers
@@ -144,12 +141,7 @@ fn an_online_backup_during_inserts_and_flushes_restores_a_consistent_state() {
 }
 
 /// Per writer, how many rows the restored table holds; asserts they are 0..k, each once.
-fn prefixes(
-    target: &std::path::Path,
-    table: &str,
-    id: &str,
-    acked: &[i64],
-) -> BTreeMap<i64, i64> {
+fn prefixes(target: &std::path::Path, table: &str, id: &str, acked: &[i64]) -> BTreeMap<i64, i64> {
     let (ok, text) = kalamctl(&[
         "sql",
         "--data-dir",
@@ -162,10 +154,17 @@ fn prefixes(
     let body: Value = serde_json::from_str(&text).expect("json");
     let mut seqs: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for row in body["results"][0]["rows"].as_array().expect("rows") {
-        let (w, s) = (row["w"].as_i64().expect("w"), row["seq"].as_i64().expect("seq"));
+        let (w, s) = (
+            row["w"].as_i64().expect("w"),
+            row["seq"].as_i64().expect("seq"),
+        );
         seqs.entry(w).or_default().push(s);
     }
-    assert_eq!(seqs.len() as i64, WRITERS, "every writer had rows in {table} by then");
+    assert_eq!(
+        seqs.len() as i64,
+        WRITERS,
+        "every writer had rows in {table} by then"
+    );
     seqs.into_iter()
         .map(|(w, mut s)| {
             s.sort_unstable();
@@ -175,7 +174,10 @@ fn prefixes(
                 (0..k).collect::<Vec<_>>(),
                 "backup {id}: writer {w}'s rows in {table} are not a prefix (gap or duplicate)"
             );
-            assert!(k <= acked[w as usize], "backup {id}: more rows than acknowledged");
+            assert!(
+                k <= acked[w as usize],
+                "backup {id}: more rows than acknowledged"
+            );
             (w, k)
         })
         .collect()

@@ -59,7 +59,8 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         remove(&copy);
 
         let repo = tmp.path().join("repo");
-        let engine = Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
+        let engine =
+            Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
         engine.set_offline();
         let options = CreateOptions {
             repo: repo.clone(),
@@ -94,7 +95,15 @@ pub async fn run(plan: Plan) -> Result<(), String> {
 
         // A 1% change: new rows worth 1% of the data, in the hot table.
         let first = (plan.rows as u64) * (round as u64 + 1);
-        fill_user_table(&engine, "b", "hot", first, plan.rows / 100, plan.users, plan.payload)?;
+        fill_user_table(
+            &engine,
+            "b",
+            "hot",
+            first,
+            plan.rows / 100,
+            plan.users,
+            plan.payload,
+        )?;
         let mut second = None;
         incr.push(timed(|| {
             second = Some(create(&engine)?);
@@ -118,11 +127,34 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         v.sort();
         v[v.len() / 2].as_secs_f64()
     };
-    let (cp, full, restore, incr) = (med(&mut cp), med(&mut full), med(&mut restore), med(&mut incr));
-    println!("  cp -r                 {:>8.0} ms  ({:.0} MiB/s)", cp * 1e3, mib / cp);
-    println!("  backup create (full)  {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}", full * 1e3, mib / full, full / cp);
-    println!("  backup restore        {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}", restore * 1e3, mib / restore, restore / cp);
-    println!("  incremental after 1%  {:>8.0} ms  ({:.3} of the full backup's time)", incr * 1e3, incr / full);
+    let (cp, full, restore, incr) = (
+        med(&mut cp),
+        med(&mut full),
+        med(&mut restore),
+        med(&mut incr),
+    );
+    println!(
+        "  cp -r                 {:>8.0} ms  ({:.0} MiB/s)",
+        cp * 1e3,
+        mib / cp
+    );
+    println!(
+        "  backup create (full)  {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}",
+        full * 1e3,
+        mib / full,
+        full / cp
+    );
+    println!(
+        "  backup restore        {:>8.0} ms  ({:.0} MiB/s)  ratio to cp -r {:.2}",
+        restore * 1e3,
+        mib / restore,
+        restore / cp
+    );
+    println!(
+        "  incremental after 1%  {:>8.0} ms  ({:.3} of the full backup's time)",
+        incr * 1e3,
+        incr / full
+    );
     emit(
         "backup",
         serde_json::json!({

@@ -51,4 +51,3 @@ pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
-

@@ -19,7 +19,9 @@ mod system_table;
 pub mod tolerant;
 
 pub use error::{Result, SqlError};
-pub use format::{CURRENT_FORMAT_VERSION, FORMAT_MARKER_KEY, FormatMarker, FormatState, tool_version};
+pub use format::{
+    CURRENT_FORMAT_VERSION, FORMAT_MARKER_KEY, FormatMarker, FormatState, tool_version,
+};
 pub use records::*;
 pub use system_table::{InvalidRecord, SystemRecord, SystemTable};
 

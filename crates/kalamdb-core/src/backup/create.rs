@@ -13,8 +13,8 @@ use super::manifest::{FileEntry, MANIFEST_VERSION, Manifest, Source};
 use super::repo::{LockMode, Repo, RepoLock};
 use super::snapshot::{Snapshot, StagedFile};
 use super::transfer::{self, Meter, Observer, Transfer};
-use crate::jobs::{Job, fail_point, job_type};
 use crate::fs::sync_dir;
+use crate::jobs::{Job, fail_point, job_type};
 use crate::{CoreError, Engine, Result};
 
 /// What `backup create` is asked to do.
@@ -249,12 +249,7 @@ impl Started {
             job.checkpoint("copying files")
         };
         let interrupt = self.options.interrupt;
-        let meter = Meter::new(
-            to_read.len() as u64,
-            bytes_total,
-            &mut report,
-            interrupt,
-        );
+        let meter = Meter::new(to_read.len() as u64, bytes_total, &mut report, interrupt);
         meter.flush()?;
         let repo = &self.repo;
         let id = self.id;
@@ -303,10 +298,9 @@ fn store(
             return Ok((entry(sha, size), false));
         }
     }
-    let tmp = repo.tmp().join(format!(
-        "{id}-{}.part",
-        f.path.replace(['/', '\\'], "_")
-    ));
+    let tmp = repo
+        .tmp()
+        .join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
     let (sha, size) = transfer::copy_hashing(&f.staged, &tmp, meter)?;
     let object = repo.object(&sha);
     if object_size(repo, &sha) == Some(size) {

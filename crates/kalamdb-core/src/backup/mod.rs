@@ -84,7 +84,10 @@ pub fn list(repo: &Path) -> Result<Vec<Listing>> {
         })
         .collect();
     for id in repo.partials()? {
-        let mut l = damaged(id, "never completed; the next create or prune removes it".into());
+        let mut l = damaged(
+            id,
+            "never completed; the next create or prune removes it".into(),
+        );
         l.status = "incomplete";
         out.push(l);
     }
@@ -245,10 +248,7 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
                 report.problems.push(Problem {
                     backup_id: m.id,
                     path: f.path.clone(),
-                    message: format!(
-                        "backup {}: {} (stored as {object}) {what}",
-                        m.id, f.path
-                    ),
+                    message: format!("backup {}: {} (stored as {object}) {what}", m.id, f.path),
                     object,
                     problem,
                 });
@@ -290,16 +290,16 @@ fn deep_check(repo: &Repo, m: &Manifest, options: &VerifyOptions) -> Result<Deep
             verify_warnings: checked.verify_warnings,
             error: None,
         },
-        Err(e @ (CoreError::BackupDamaged(_) | CoreError::Parquet { .. } | CoreError::Store(_))) => {
-            DeepCheck {
-                backup_id: m.id,
-                passed: false,
-                tables: m.tables.len() as u64,
-                rows: m.table_rows(),
-                verify_warnings: 0,
-                error: Some(e.to_string()),
-            }
-        }
+        Err(
+            e @ (CoreError::BackupDamaged(_) | CoreError::Parquet { .. } | CoreError::Store(_)),
+        ) => DeepCheck {
+            backup_id: m.id,
+            passed: false,
+            tables: m.tables.len() as u64,
+            rows: m.table_rows(),
+            verify_warnings: 0,
+            error: Some(e.to_string()),
+        },
         Err(e) => return Err(e),
     })
 }

@@ -202,11 +202,7 @@ impl Repo {
                 }),
                 Err(e) => Err(format!("unreadable: {e}")),
             };
-            out.push(Listed {
-                id,
-                path,
-                manifest,
-            });
+            out.push(Listed { id, path, manifest });
         }
         Ok(out)
     }
@@ -240,7 +236,6 @@ impl Repo {
         out.sort();
         Ok(out)
     }
-
 
     /// One complete backup by id, or the newest.
     pub fn manifest(&self, id: Option<u64>) -> Result<Manifest> {

@@ -19,12 +19,12 @@ use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
 use super::snapshot::{EXTERNAL, table_rows};
-use crate::fs::link_or_copy;
 use super::transfer::{self, Meter, Observer, Transfer};
 use crate::catalog::kind_of;
 use crate::cold::paths::batch_files;
-use crate::jobs::{Job, job_type};
+use crate::fs::link_or_copy;
 use crate::fs::sync_dir;
+use crate::jobs::{Job, job_type};
 use crate::{Access, CoreError, Engine, Result};
 
 #[derive(Clone, Default)]
@@ -250,7 +250,11 @@ pub(crate) fn check_restored(
         {
             return Err(CoreError::BackupDamaged(format!(
                 "backup {}: the restored copy fails verify with {} error(s), first {} on {}: {}",
-                manifest.id, report.summary.errors, first.code.as_str(), first.object, first.message
+                manifest.id,
+                report.summary.errors,
+                first.code.as_str(),
+                first.object,
+                first.message
             )));
         }
         let counts = count_tables(&engine)?;

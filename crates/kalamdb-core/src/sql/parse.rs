@@ -508,9 +508,16 @@ mod tests {
         }
         assert!(matches!(
             parse("backup database to '/b'"),
-            Ok(Command::Backup { detached: false, .. })
+            Ok(Command::Backup {
+                detached: false,
+                ..
+            })
         ));
-        for bad in ["BACKUP DATABASE TO /b", "BACKUP DATABASE '/b'", "BACKUP DATABASE TO '/b' NOW"] {
+        for bad in [
+            "BACKUP DATABASE TO /b",
+            "BACKUP DATABASE '/b'",
+            "BACKUP DATABASE TO '/b' NOW",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

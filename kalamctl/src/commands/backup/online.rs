@@ -91,10 +91,17 @@ fn follow(
                 return row["result"]
                     .as_str()
                     .and_then(|r| serde_json::from_str(r).ok())
-                    .ok_or_else(|| remote(ExitCode::Aborted, "the backup job completed without a readable result"));
+                    .ok_or_else(|| {
+                        remote(
+                            ExitCode::Aborted,
+                            "the backup job completed without a readable result",
+                        )
+                    });
             }
             Some(s @ ("failed" | "cancelled")) => {
-                let why = row["error_message"].as_str().unwrap_or("no reason recorded");
+                let why = row["error_message"]
+                    .as_str()
+                    .unwrap_or("no reason recorded");
                 let code = if s == "cancelled" {
                     ExitCode::Aborted
                 } else if why.contains("locked") {
@@ -105,7 +112,12 @@ fn follow(
                 return Err(remote(code, &format!("backup job {job_id} {s}: {why}")));
             }
             Some(_) => std::thread::sleep(POLL),
-            None => return Err(remote(ExitCode::Aborted, &format!("job {job_id} is not in system.jobs"))),
+            None => {
+                return Err(remote(
+                    ExitCode::Aborted,
+                    &format!("job {job_id} is not in system.jobs"),
+                ));
+            }
         }
     }
 }

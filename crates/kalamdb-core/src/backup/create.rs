@@ -48,6 +48,10 @@ pub struct CreateReport {
     pub bytes_read: u64,
     pub tables: u64,
     pub rows: u64,
+    /// How long flushes and table drops waited for the snapshot (writes never wait).
+    pub gate_ms: u64,
+    /// Counting each table's rows in the snapshot.
+    pub count_ms: u64,
     pub duration_ms: u64,
 }
 
@@ -192,6 +196,8 @@ impl Started {
             bytes_read: read.bytes_total,
             tables: manifest.tables.len() as u64,
             rows: manifest.table_rows(),
+            gate_ms: snapshot.gate_ms,
+            count_ms: snapshot.count_ms,
             duration_ms: started.elapsed().as_millis() as u64,
         })
     }

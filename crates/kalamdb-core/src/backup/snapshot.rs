@@ -20,6 +20,7 @@ use kalamdb_store::{OpenMode, Storage, TableKind};
 
 use super::manifest::TableRows;
 use super::scratch::Scratch;
+use super::transfer::{parallel, threads};
 use crate::catalog::{Catalog, kind_of};
 use crate::cold::parquet::row_count;
 use crate::cold::paths::batch_files;
@@ -49,6 +50,10 @@ pub struct Snapshot {
     pub taken_at: i64,
     pub files: Vec<StagedFile>,
     pub tables: BTreeMap<String, TableRows>,
+    /// How long flushes and drops were held off (checkpoint and links).
+    pub gate_ms: u64,
+    /// How long counting the rows took.
+    pub count_ms: u64,
 }
 
 /// The snapshot's table list: name, kind, and the staged Parquet files.
@@ -59,22 +64,27 @@ impl Engine {
     /// ones only while the checkpoint and links are made. Call from a blocking thread.
     pub(crate) fn snapshot(&self, root: &Path) -> Result<Snapshot> {
         let staging = Scratch::new(&self.data_dir().root().join("backup"), "staging")?;
-        let (taken_at, tables) = {
+        let (taken_at, tables, gate_ms) = {
             let _gate = self.cold_gate().blocking_write();
+            let held = std::time::Instant::now();
             let taken_at = kalamdb_store::now_ms();
             let checkpoint = staging.path().join("rocksdb");
             self.storage().checkpoint(&checkpoint)?;
             crate::jobs::fail_point("backup.checkpointed");
             let tables = link_parquet(&checkpoint, root, staging.path())?;
-            (taken_at, tables)
+            (taken_at, tables, held.elapsed().as_millis() as u64)
         };
+        let counting = std::time::Instant::now();
         let counts = count_rows(&staging.path().join("rocksdb"), &tables)?;
+        let count_ms = counting.elapsed().as_millis() as u64;
         let files = list_files(staging.path())?;
         Ok(Snapshot {
             _staging: staging,
             taken_at,
             files,
             tables: counts,
+            gate_ms,
+            count_ms,
         })
     }
 }
@@ -139,10 +149,28 @@ pub fn table_rows(
     let cf = TableCf::new(kind, namespace, table).name();
     let mut hot_rows = 0;
     if storage.has_cf(&cf) {
-        storage.scan_prefix(&cf, b"", |_, _| {
-            hot_rows += 1;
-            Ok(ControlFlow::Continue(()))
+        // Ranges of about equal size on disk, counted on every core.
+        let cuts = storage.split_keys(&cf, threads())?;
+        let ranges: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..=cuts.len())
+            .map(|i| {
+                let from = i.checked_sub(1).map_or_else(Vec::new, |j| cuts[j].clone());
+                (from, cuts.get(i).cloned())
+            })
+            .collect();
+        let counts = parallel(&ranges, threads(), |(from, to)| {
+            let mut n = 0u64;
+            storage.scan_verified_range(
+                &cf,
+                from,
+                to.as_deref(),
+                |_, _| {
+                    n += 1;
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+            Ok(n)
         })?;
+        hot_rows = counts.iter().sum();
     }
     let mut cold_rows = 0;
     for f in files {

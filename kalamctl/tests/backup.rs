@@ -104,8 +104,11 @@ fn content(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// A column family's keys and values, in key order.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every key and value of every data column family (soft-deleted rows included).
-fn raw_rows(dir: &Path) -> BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>> {
+fn raw_rows(dir: &Path) -> BTreeMap<String, Rows> {
     let storage =
         kalamdb_store::Storage::open(&dir.join("rocksdb"), kalamdb_store::OpenMode::ReadOnly)
             .expect("open");

@@ -46,7 +46,8 @@ pub async fn run(plan: Plan) -> Result<(), String> {
     }
     // Opened once before measuring, so RocksDB has replayed and retired the load's WAL and
     // every round copies the same kind of directory.
-    let engine = Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
+    let engine =
+        Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
     engine.set_offline();
     let options = |repo: &Path| CreateOptions {
         repo: repo.to_path_buf(),
@@ -166,7 +167,10 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         medf(&mut mib_per_s.1),
         medf(&mut mib_per_s.2),
     );
-    println!("  cp -r                 {:>8.0} ms  ({cp_rate:.0} MiB/s)", cp * 1e3);
+    println!(
+        "  cp -r                 {:>8.0} ms  ({cp_rate:.0} MiB/s)",
+        cp * 1e3
+    );
     println!("  cp -r, then sync      {:>8.0} ms", cp_sync * 1e3);
     println!(
         "  backup create (full)  {:>8.0} ms  ({full_rate:.0} MiB/s)  ratio to cp -r {:.2}, to cp -r + sync {:.2}",

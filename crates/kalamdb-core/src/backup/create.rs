@@ -266,7 +266,6 @@ impl Started {
         })?;
         meter.flush()?;
         let read = meter.now();
-        drop(meter);
         // Make the new objects' names durable before the manifest that needs them.
         let dirs: BTreeSet<PathBuf> = stored
             .iter()

@@ -233,7 +233,6 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
     })?;
     meter.flush()?;
     let done = meter.now();
-    drop(meter);
     report.objects_checked = done.files_done;
     report.bytes_checked = done.bytes_done;
     let bad: BTreeMap<&str, (&'static str, String)> = objects

@@ -82,11 +82,9 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
     let scratch = Scratch::new(parent, &format!(".{name}.restoring"))?;
     materialize(&repo, &manifest, scratch.path(), Mode::Copy, options)?;
     let outcome = check_restored(scratch.path(), &manifest, &options.repo, Some(&to))?;
-    if let Ok(meta) = std::fs::metadata(&to) {
-        if meta.is_dir() {
-            // Empty (checked above): the rename replaces it.
-            std::fs::remove_dir(&to).map_err(|e| CoreError::io(&to, e))?;
-        }
+    if std::fs::metadata(&to).is_ok_and(|meta| meta.is_dir()) {
+        // Empty (checked above): the rename replaces it.
+        std::fs::remove_dir(&to).map_err(|e| CoreError::io(&to, e))?;
     }
     let from = scratch.keep();
     std::fs::rename(&from, &to).map_err(|e| CoreError::io(&to, e))?;

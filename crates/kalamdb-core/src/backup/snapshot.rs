@@ -159,15 +159,10 @@ pub fn table_rows(
             .collect();
         let counts = parallel(&ranges, threads(), |(from, to)| {
             let mut n = 0u64;
-            storage.scan_verified_range(
-                &cf,
-                from,
-                to.as_deref(),
-                |_, _| {
-                    n += 1;
-                    Ok(ControlFlow::Continue(()))
-                },
-            )?;
+            storage.scan_verified_range(&cf, from, to.as_deref(), |_, _| {
+                n += 1;
+                Ok(ControlFlow::Continue(()))
+            })?;
             Ok(n)
         })?;
         hot_rows = counts.iter().sum();

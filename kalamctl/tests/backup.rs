@@ -457,6 +457,27 @@ fn complete_backups(repo: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Every `backup` job reads `completed` exactly when its backup is listed complete.
+fn assert_backup_jobs_tell_the_truth(dir: &Path, repo: &Path) {
+    let complete = complete_backups(repo);
+    let backups: Vec<Value> = jobs(dir)
+        .into_iter()
+        .filter(|j| j["job_type"] == "backup")
+        .collect();
+    assert!(!backups.is_empty());
+    for job in backups {
+        let id: u64 = job["parameters"][1]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("backup id parameter");
+        assert_eq!(
+            job["status"] == "completed",
+            complete.contains(&id),
+            "backup {id} (complete: {complete:?}): {job}"
+        );
+    }
+}
+
 #[test]
 fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -495,6 +516,24 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
             "{listed}"
         );
     }
+
+    // Killed after its manifest landed: the backup is complete, and so is its job.
+    let r = kalamctl_env(
+        &[
+            "backup",
+            "create",
+            "--data-dir",
+            db.path(),
+            "--to",
+            s(&repo),
+        ],
+        &[("KALAMDB_FAIL_AT", "backup.committed")],
+    );
+    assert_ne!(r.code, 0);
+    assert_eq!(complete_backups(&repo).len(), 1);
+    assert_backup_jobs_tell_the_truth(&db.dir, &repo);
+    let v = run(&["backup", "verify", s(&repo)]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
 
     // Real kill -9 at many moments.
     let mut completed_runs = 0;
@@ -565,8 +604,9 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
         "--deep",
     ]);
     assert_eq!(v.code, 0, "{}", v.stdout);
-    // No job of the killed runs is reported running.
+    // No job of the killed runs is reported running, and each reads as its backup ended.
     assert!(jobs(&db.dir).iter().all(|j| j["status"] != "running"));
+    assert_backup_jobs_tell_the_truth(&db.dir, &repo);
     eprintln!("{completed_runs} of 16 runs finished before their kill");
 }
 

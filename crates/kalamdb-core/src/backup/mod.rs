@@ -9,6 +9,7 @@
 //! The repository layout is in [`repo`]; the contract is `specs/backup.md`.
 
 mod create;
+mod job_row;
 mod manifest;
 mod repo;
 mod restore;
@@ -23,6 +24,7 @@ use std::sync::atomic::AtomicBool;
 use serde::Serialize;
 
 pub use create::{CreateOptions, CreateReport, Started};
+pub(crate) use job_row::{committed, mark_completed};
 pub use manifest::{FileEntry, Manifest, TableRows};
 pub use restore::{RestoreOptions, RestoreReport, restore};
 pub use transfer::{Observer, Transfer};

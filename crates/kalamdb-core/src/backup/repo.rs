@@ -31,6 +31,10 @@ const REPO_VERSION: u32 = 1;
 struct Marker {
     repository_version: u32,
     created_at: i64,
+    /// The highest backup id ever started here: ids are never reused, so a job row that
+    /// names backup N names one backup.
+    #[serde(default)]
+    last_id: u64,
 }
 
 /// An open repository.
@@ -67,6 +71,13 @@ pub struct Listed {
 impl Repo {
     /// Opens an existing repository.
     pub fn open(path: &Path) -> Result<Repo> {
+        Self::read_marker(path)?;
+        Ok(Repo {
+            root: path.to_path_buf(),
+        })
+    }
+
+    fn read_marker(path: &Path) -> Result<Marker> {
         let marker = path.join(MARKER);
         let bytes = match std::fs::read(&marker) {
             Ok(b) => b,
@@ -89,9 +100,13 @@ impl Repo {
                 m.repository_version
             )));
         }
-        Ok(Repo {
-            root: path.to_path_buf(),
-        })
+        Ok(m)
+    }
+
+    fn write_marker(&self, marker: &Marker) -> Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(marker).map_err(|e| CoreError::Query(e.to_string()))?;
+        write_atomically(&self.tmp(), &self.root.join(MARKER), &bytes)
     }
 
     /// Opens a repository, creating it in a new or empty directory.
@@ -114,12 +129,11 @@ impl Repo {
         for dir in [repo.objects(), repo.backups(), repo.tmp()] {
             std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         }
-        let marker = serde_json::to_vec_pretty(&Marker {
+        repo.write_marker(&Marker {
             repository_version: REPO_VERSION,
             created_at: kalamdb_store::now_ms(),
-        })
-        .map_err(|e| CoreError::Query(e.to_string()))?;
-        write_atomically(&repo.tmp(), &path.join(MARKER), &marker)?;
+            last_id: 0,
+        })?;
         Ok(repo)
     }
 
@@ -266,9 +280,12 @@ impl Repo {
     /// Starts backup `id`: from here until [`Repo::commit`], it is listed as incomplete.
     /// Needs the write lock.
     pub fn begin(&self) -> Result<u64> {
+        let mut marker = Self::read_marker(&self.root)?;
         let ids = self.entries("json")?.into_iter().map(|(id, _)| id);
         let partials = self.partials()?.into_iter();
-        let id = ids.chain(partials).max().unwrap_or(0) + 1;
+        let id = ids.chain(partials).fold(marker.last_id, u64::max) + 1;
+        marker.last_id = id;
+        self.write_marker(&marker)?;
         let path = self.partial_path(id);
         let body = format!("{{\"pid\": {}}}\n", std::process::id());
         std::fs::write(&path, body).map_err(|e| CoreError::io(&path, e))?;

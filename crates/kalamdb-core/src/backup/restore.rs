@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use kalamdb_sql::{JobStatus, KalamSql};
+use kalamdb_sql::KalamSql;
 use serde::Serialize;
 use serde_json::json;
 
 use super::create::is_immutable;
+use super::job_row::mark_completed;
 use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
@@ -389,23 +390,7 @@ fn complete_backup_job(sql: &KalamSql, manifest: &Manifest) -> Result<()> {
     let Some(mut job) = sql.jobs().get(&manifest.job_id)? else {
         return Ok(());
     };
-    job.status = JobStatus::Completed;
-    job.end_time = Some(manifest.completed_at);
-    job.heartbeat_at = Some(manifest.completed_at);
-    job.error_message = None;
-    job.result = Some(
-        json!({
-            "backup_id": manifest.id,
-            "files": manifest.files.len(),
-            "total_bytes": manifest.total_bytes,
-            "new_bytes": manifest.new_bytes,
-            "rows": manifest.table_rows(),
-        })
-        .to_string(),
-    );
-    if let Some(p) = job.progress.as_mut() {
-        p.fraction = 1.0;
-    }
+    mark_completed(&mut job, manifest);
     sql.jobs().put(&job)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Jobs whose owner is gone. Such a job is never reported as running: a job that records
-//! its steps becomes `paused` (it can be finished), any other becomes `failed`.
+//! its steps becomes `paused` (it can be finished), a backup whose repository holds its
+//! committed manifest becomes `completed`, any other becomes `failed`.
 
 use kalamdb_sql::{JobRecord, JobStatus, KalamSql};
 use kalamdb_store::now_ms;
@@ -40,6 +41,11 @@ pub fn describe_owner(job: &JobRecord) -> String {
 }
 
 fn orphan(job: &mut JobRecord) {
+    // A backup whose manifest landed is complete, whenever its process died.
+    if let Some(manifest) = crate::backup::committed(job) {
+        crate::backup::mark_completed(job, &manifest);
+        return;
+    }
     let who = describe_owner(job);
     if job.step.is_some() && job.status == JobStatus::Running {
         job.status = JobStatus::Paused;

@@ -165,6 +165,11 @@ pub enum BackupCommand {
         /// The new data directory.
         #[arg(long, value_name = "NEWDIR")]
         to: PathBuf,
+        /// Restore even when verify finds errors the database already had when it was backed
+        /// up (every file still must match its checksum, and every count the manifest); the
+        /// restore then exits 3 and names them, for `kalamctl verify --repair`.
+        #[arg(long)]
+        allow_verify_errors: bool,
     },
     /// Delete all but the newest N backups, and every file no kept backup needs.
     Prune {

@@ -701,3 +701,68 @@ fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
 fn argv(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
+
+#[test]
+fn a_database_with_verify_errors_restores_only_when_allowed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    // A row the engine would never write: the source fails verify before any backup.
+    kalamdb_store::Storage::open(&db.dir.join("rocksdb"), kalamdb_store::OpenMode::ReadWrite)
+        .expect("open")
+        .put("user_table:app:notes", b"alice:99", b"[1]")
+        .expect("put");
+    assert_eq!(run(&["verify", "--data-dir", db.path()]).code, 3);
+    let repo = tmp.path().join("repo");
+    ok(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        s(&repo),
+    ]);
+
+    // Refused by default: one line naming the error, the cause and the way out; nothing left.
+    let to = tmp.path().join("restored");
+    let r = run(&["backup", "restore", s(&repo), "--to", s(&to)]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    for needle in [
+        "data.value_invalid",
+        "files are intact",
+        "--allow-verify-errors",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("restored"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Allowed: restored, every row as in the source (the bad one too), and still exit 3.
+    let r = run(&[
+        "backup",
+        "restore",
+        s(&repo),
+        "--to",
+        s(&to),
+        "--allow-verify-errors",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("verify error(s)"), "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(report["verify_errors"], 1, "{report}");
+    assert!(
+        report["first_verify_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("alice:99")),
+        "{report}"
+    );
+    assert_eq!(raw_rows(&to), raw_rows(&db.dir));
+    let v = run(&["verify", "--data-dir", s(&to)]);
+    assert_eq!(v.code, 3, "{}", v.stdout);
+    assert!(v.stdout.contains("data.value_invalid"), "{}", v.stdout);
+}

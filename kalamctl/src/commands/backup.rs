@@ -30,7 +30,12 @@ pub fn run(cli: &Cli, command: &BackupCommand) -> Result<ExitCode, CliError> {
         } => create(cli, to, *rehash),
         BackupCommand::List { repo } => list(cli, repo),
         BackupCommand::Verify { repo, id, deep } => verify(cli, repo, *id, *deep),
-        BackupCommand::Restore { repo, id, to } => restore(cli, repo, *id, to),
+        BackupCommand::Restore {
+            repo,
+            id,
+            to,
+            allow_verify_errors,
+        } => restore(cli, repo, *id, to, *allow_verify_errors),
         BackupCommand::Prune { repo, keep } => prune(cli, repo, *keep),
     }
 }
@@ -222,7 +227,13 @@ fn verify(cli: &Cli, repo: &Path, id: Option<u64>, deep: bool) -> Result<ExitCod
     Ok(code)
 }
 
-fn restore(cli: &Cli, repo: &Path, id: Option<u64>, to: &Path) -> Result<ExitCode, CliError> {
+fn restore(
+    cli: &Cli,
+    repo: &Path,
+    id: Option<u64>,
+    to: &Path,
+    allow_verify_errors: bool,
+) -> Result<ExitCode, CliError> {
     let bar = bytes_bar(cli, "restoring");
     let report = backup::restore(&RestoreOptions {
         repo: repo.to_path_buf(),
@@ -230,14 +241,28 @@ fn restore(cli: &Cli, repo: &Path, id: Option<u64>, to: &Path) -> Result<ExitCod
         to: to.to_path_buf(),
         observer: bar.as_ref().map(|(_, o)| o.clone()),
         interrupt: Some(interruptible()),
+        allow_verify_errors,
     });
     if let Some((bar, _)) = &bar {
         bar.finish_and_clear();
     }
     let r = report?;
+    // Restored as asked, but the database it holds has integrity errors: say so, exit 3.
+    let code = if r.verify_errors > 0 {
+        eprintln!(
+            "kalamctl: error: restored to {}, but it holds {} verify error(s) its source had when backed up, first {}; run `kalamctl verify --data-dir {}` and `--repair`",
+            r.restored_to,
+            r.verify_errors,
+            r.first_verify_error.as_deref().unwrap_or("?"),
+            r.restored_to
+        );
+        ExitCode::Integrity
+    } else {
+        ExitCode::Ok
+    };
     if cli.format == Format::Json {
         print_json(&json!(r));
-        return Ok(ExitCode::Ok);
+        return Ok(code);
     }
     let mut pairs = vec![
         ("backup", r.backup_id.to_string()),
@@ -247,8 +272,8 @@ fn restore(cli: &Cli, repo: &Path, id: Option<u64>, to: &Path) -> Result<ExitCod
         (
             "checked",
             format!(
-                "verify clean ({} warning(s)); {} table(s), {} row(s) match the manifest",
-                r.verify_warnings, r.tables, r.rows
+                "verify: {} error(s), {} warning(s); {} table(s), {} row(s) match the manifest",
+                r.verify_errors, r.verify_warnings, r.tables, r.rows
             ),
         ),
     ];
@@ -257,7 +282,7 @@ fn restore(cli: &Cli, repo: &Path, id: Option<u64>, to: &Path) -> Result<ExitCod
     }
     pairs.push(("took", format!("{} ms", r.duration_ms)));
     println!("{}", render_pairs(&pairs));
-    Ok(ExitCode::Ok)
+    Ok(code)
 }
 
 fn prune(cli: &Cli, repo: &Path, keep: usize) -> Result<ExitCode, CliError> {

@@ -279,9 +279,10 @@ fn deep_check(repo: &Repo, m: &Manifest, options: &VerifyOptions) -> Result<Deep
         to: scratch.path().to_path_buf(),
         observer: None,
         interrupt: options.interrupt,
+        allow_verify_errors: false,
     };
     let outcome = materialize(repo, m, scratch.path(), Mode::Link, &restore_options)
-        .and_then(|()| check_restored(scratch.path(), m, &options.repo, None));
+        .and_then(|()| check_restored(scratch.path(), m, &options.repo, None, false));
     Ok(match outcome {
         Ok(checked) => DeepCheck {
             backup_id: m.id,

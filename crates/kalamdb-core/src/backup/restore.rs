@@ -37,6 +37,9 @@ pub struct RestoreOptions {
     pub to: PathBuf,
     pub observer: Option<Observer>,
     pub interrupt: Option<&'static AtomicBool>,
+    /// Restore even when verify finds errors in the copy (its files being intact, the source
+    /// held them when it was backed up); the report counts them. Counts must still match.
+    pub allow_verify_errors: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +55,10 @@ pub struct RestoreReport {
     /// Storage paths outside the original data directory, now under `external/`.
     pub relocated: Vec<String>,
     pub verify_warnings: u64,
+    /// Only with `allow_verify_errors`: errors verify found in the restored database.
+    pub verify_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_verify_error: Option<String>,
     pub duration_ms: u64,
 }
 
@@ -66,7 +73,8 @@ pub(crate) enum Mode {
 }
 
 /// Restores a backup. Fails, leaving nothing behind, unless every file is present and
-/// intact, the copy passes verify, and its row counts match the manifest's.
+/// intact, the copy passes verify (or `allow_verify_errors`), and its row counts match the
+/// manifest's.
 pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
     let started = Instant::now();
     let repo = Repo::open(&options.repo)?;
@@ -82,7 +90,13 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         .unwrap_or_else(|| "restore".into());
     let scratch = Scratch::new(parent, &format!(".{name}.restoring"))?;
     materialize(&repo, &manifest, scratch.path(), Mode::Copy, options)?;
-    let outcome = check_restored(scratch.path(), &manifest, &options.repo, Some(&to))?;
+    let outcome = check_restored(
+        scratch.path(),
+        &manifest,
+        &options.repo,
+        Some(&to),
+        options.allow_verify_errors,
+    )?;
     if std::fs::metadata(&to).is_ok_and(|meta| meta.is_dir()) {
         // Empty (checked above): the rename replaces it.
         std::fs::remove_dir(&to).map_err(|e| CoreError::io(&to, e))?;
@@ -100,6 +114,8 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         rows: manifest.table_rows(),
         relocated: outcome.relocated,
         verify_warnings: outcome.verify_warnings,
+        verify_errors: outcome.verify_errors,
+        first_verify_error: outcome.first_verify_error,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -218,16 +234,20 @@ pub(crate) struct Checked {
     pub job_id: String,
     pub relocated: Vec<String>,
     pub verify_warnings: u64,
+    pub verify_errors: u64,
+    pub first_verify_error: Option<String>,
 }
 
 /// Opens a restored copy, re-points storage outside the original data directory, completes
 /// the backup's own job row (the snapshot caught it running), records a `restore` job, and
-/// checks the copy: verify must find no error, and every table's counts must match.
+/// checks the copy: verify must find no error (unless `allow_errors`), and every table's
+/// counts must match.
 pub(crate) fn check_restored(
     dir: &Path,
     manifest: &Manifest,
     repo: &Path,
     target: Option<&Path>,
+    allow_errors: bool,
 ) -> Result<Checked> {
     let engine = Engine::open(dir, Access::ReadWrite, "kalamctl backup restore")?;
     engine.set_offline();
@@ -240,20 +260,18 @@ pub(crate) fn check_restored(
     ];
     let job = Job::start(&engine, job_type::RESTORE, "", params)?;
     let job_id = job.id().to_string();
-    let check = || -> Result<u64> {
+    let check = || -> Result<(u64, u64, Option<String>)> {
         let report = engine.verify(false, &|_, _, _| {})?;
-        if let Some(first) = report
+        let first = report
             .findings
             .iter()
             .find(|f| f.severity == crate::verify::Severity::Error)
-        {
+            .map(|f| format!("{} on {}: {}", f.code.as_str(), f.object, f.message));
+        if let Some(first) = first.as_ref().filter(|_| !allow_errors) {
+            // Every file matched its SHA-256 on the way in: the source held these errors.
             return Err(CoreError::BackupDamaged(format!(
-                "backup {}: the restored copy fails verify with {} error(s), first {} on {}: {}",
-                manifest.id,
-                report.summary.errors,
-                first.code.as_str(),
-                first.object,
-                first.message
+                "backup {}: the restored copy fails verify with {} error(s), first {first}; its files are intact, so the database held these errors when it was backed up: `kalamctl backup restore --allow-verify-errors` restores it anyway, for `kalamctl verify --repair`",
+                manifest.id, report.summary.errors,
             )));
         }
         let counts = count_tables(&engine)?;
@@ -265,10 +283,10 @@ pub(crate) fn check_restored(
                 mismatches.join("; ")
             )));
         }
-        Ok(report.summary.warnings)
+        Ok((report.summary.warnings, report.summary.errors, first))
     };
     match check() {
-        Ok(verify_warnings) => {
+        Ok((verify_warnings, verify_errors, first_verify_error)) => {
             job.complete(json!({
                 "backup_id": manifest.id,
                 "repository": repo.display().to_string(),
@@ -276,11 +294,14 @@ pub(crate) fn check_restored(
                 "bytes": manifest.total_bytes,
                 "rows": manifest.table_rows(),
                 "relocated": relocated,
+                "verify_errors": verify_errors,
             }))?;
             Ok(Checked {
                 job_id,
                 relocated,
                 verify_warnings,
+                verify_errors,
+                first_verify_error,
             })
         }
         Err(e) => {

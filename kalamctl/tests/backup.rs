@@ -24,6 +24,11 @@ fn ok(args: &[&str]) -> Value {
     r.json()
 }
 
+/// `backup create` of `db` into `repo`; expects exit 0.
+fn create(db: &Db, repo: &Path) -> Value {
+    ok(&["backup", "create", "--data-dir", db.path(), "--to", s(repo)])
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }
@@ -159,14 +164,7 @@ fn backup_then_restore_gives_equal_rows_in_every_table() {
     let external = tmp.path().join("cold");
     let db = populated(&external);
     let repo = tmp.path().join("repo");
-    let created = ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
+    let created = create(&db, &repo);
     assert_eq!(created["backup_id"], 1);
     assert!(created["files"].as_u64().unwrap_or(0) > 5, "{created}");
     assert_eq!(created["tables"], 4);
@@ -254,14 +252,7 @@ fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = populated(&tmp.path().join("cold"));
     let repo = tmp.path().join("repo");
-    ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
+    create(&db, &repo);
     assert_eq!(
         ok(&["backup", "verify", s(&repo)])["problems"],
         Value::Array(vec![])
@@ -367,22 +358,8 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
         ),
     );
     let repo = tmp.path().join("repo");
-    let full = ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
-    let incr = ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
+    let full = create(&db, &repo);
+    let incr = create(&db, &repo);
     let total = full["total_bytes"].as_u64().expect("total");
     assert!(total > 1_000_000, "{full}");
     assert_eq!(incr["parent"], 1);
@@ -573,14 +550,7 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
         }
     }
     // The next run cleans up after the killed ones and succeeds.
-    let last = ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
+    let last = create(&db, &repo);
     assert!(
         files_under(&repo.join("tmp")).is_empty(),
         "{:?}",
@@ -713,14 +683,7 @@ fn a_database_with_verify_errors_restores_only_when_allowed() {
         .expect("put");
     assert_eq!(run(&["verify", "--data-dir", db.path()]).code, 3);
     let repo = tmp.path().join("repo");
-    ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-    ]);
+    create(&db, &repo);
 
     // Refused by default: one line naming the error, the cause and the way out; nothing left.
     let to = tmp.path().join("restored");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{ADMIN, Daemon, kalamctl_path};
+use common::{ADMIN, Daemon, agent, kalamctl_path};
 use serde_json::{Value, json};
 
 const WRITERS: i64 = 3;
@@ -194,14 +194,6 @@ fn kalamctl(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     (out.status.success(), text)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
 }
 
 fn post(agent: &ureq::Agent, port: u16, sql: &str) -> (u16, Value) {

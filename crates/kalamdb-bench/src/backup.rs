@@ -6,9 +6,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kalamdb_core::backup::{self, CreateOptions, RestoreOptions};
-use kalamdb_core::{Access, Engine, Session};
+use kalamdb_core::{Access, Engine};
 
-use crate::datagen::{create_wide_user_table, fill_user_table};
+use crate::datagen::{create_wide_user_table, engine_with_namespace_b, fill_user_table};
 use crate::report::emit;
 use crate::verify::dir_bytes;
 
@@ -24,11 +24,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let data = tmp.path().join("data");
     {
-        let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
-        engine
-            .execute(&Session::admin(), "CREATE NAMESPACE b")
-            .await
-            .map_err(|e| e.to_string())?;
+        let engine = engine_with_namespace_b(&data).await?;
         // Half the rows flushed to Parquet, half hot in RocksDB.
         create_wide_user_table(&engine, "b", "cold", plan.payload).await?;
         create_wide_user_table(&engine, "b", "hot", plan.payload).await?;

@@ -98,6 +98,16 @@ pub async fn create_user_table(
     fill_user_table(engine, ns, tb, 0, rows, users, 0)
 }
 
+/// A new database in `dir` with an empty namespace `b`, as most benches start.
+pub async fn engine_with_namespace_b(dir: &std::path::Path) -> Result<Engine, String> {
+    let engine = Engine::init(dir, "kalamdb-bench").map_err(|e| e.to_string())?;
+    engine
+        .execute(&Session::admin(), "CREATE NAMESPACE b")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(engine)
+}
+
 /// Creates an empty `ns.tb` with [`COLUMNS`], plus a `payload TEXT` column when
 /// `payload > 0` (see [`wide_row`]).
 pub async fn create_wide_user_table(

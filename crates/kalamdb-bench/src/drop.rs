@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use kalamdb_core::{DropOptions, Engine, Session};
+use kalamdb_core::{DropOptions, Engine};
 
-use crate::datagen::{create_wide_user_table, fill_user_table};
+use crate::datagen::{create_wide_user_table, engine_with_namespace_b, fill_user_table};
 use crate::report::emit;
 use crate::verify::dir_bytes;
 
@@ -37,12 +37,7 @@ pub struct Plan {
 
 pub async fn run(plan: Plan) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let engine =
-        Engine::init(tmp.path().join("data"), "kalamdb-bench").map_err(|e| e.to_string())?;
-    engine
-        .execute(&Session::admin(), "CREATE NAMESPACE b")
-        .await
-        .map_err(|e| e.to_string())?;
+    let engine = engine_with_namespace_b(&tmp.path().join("data")).await?;
     let (mut small, mut large) = (Vec::new(), Vec::new());
     for i in 0..plan.repeat.max(1) {
         for (label, rows, out) in [

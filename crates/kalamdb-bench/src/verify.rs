@@ -4,20 +4,16 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use kalamdb_core::{Engine, Session};
+use kalamdb_core::Engine;
 
-use crate::datagen::{create_wide_user_table, fill_user_table};
+use crate::datagen::{create_wide_user_table, engine_with_namespace_b, fill_user_table};
 use crate::report::emit;
 
 pub async fn run(rows: usize, users: usize, payload: usize, repeat: usize) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let data = tmp.path().join("data");
     {
-        let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
-        engine
-            .execute(&Session::admin(), "CREATE NAMESPACE b")
-            .await
-            .map_err(|e| e.to_string())?;
+        let engine = engine_with_namespace_b(&data).await?;
         create_wide_user_table(&engine, "b", "t", payload).await?;
         fill_user_table(&engine, "b", "t", 0, rows, users, payload)?;
         engine

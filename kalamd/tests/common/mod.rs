@@ -30,7 +30,8 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     path
 }
 
-fn agent() -> ureq::Agent {
+/// An HTTP client that returns error statuses as responses, with a 30 s limit.
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))

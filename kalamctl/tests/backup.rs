@@ -29,6 +29,14 @@ fn create(db: &Db, repo: &Path) -> Value {
     ok(&["backup", "create", "--data-dir", db.path(), "--to", s(repo)])
 }
 
+/// `backup create` that kills itself (-9) at fail point `point`.
+fn create_killed_at(db: &Db, repo: &Path, point: &str) -> Run {
+    kalamctl_env(
+        &["backup", "create", "--data-dir", db.path(), "--to", s(repo)],
+        &[("KALAMDB_FAIL_AT", point)],
+    )
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }
@@ -470,17 +478,7 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
 
     // At each fail point the process kills itself (-9) before the manifest is written.
     for point in ["backup.snapshot", "backup.copied"] {
-        let r = kalamctl_env(
-            &[
-                "backup",
-                "create",
-                "--data-dir",
-                db.path(),
-                "--to",
-                s(&repo),
-            ],
-            &[("KALAMDB_FAIL_AT", point)],
-        );
+        let r = create_killed_at(&db, &repo, point);
         assert_ne!(r.code, 0, "{point}");
         assert!(complete_backups(&repo).is_empty(), "{point}");
         let listed = ok(&["backup", "list", s(&repo)]);
@@ -495,17 +493,7 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     }
 
     // Killed after its manifest landed: the backup is complete, and so is its job.
-    let r = kalamctl_env(
-        &[
-            "backup",
-            "create",
-            "--data-dir",
-            db.path(),
-            "--to",
-            s(&repo),
-        ],
-        &[("KALAMDB_FAIL_AT", "backup.committed")],
-    );
+    let r = create_killed_at(&db, &repo, "backup.committed");
     assert_ne!(r.code, 0);
     assert_eq!(complete_backups(&repo).len(), 1);
     assert_backup_jobs_tell_the_truth(&db.dir, &repo);

@@ -98,11 +98,11 @@ enum Bench {
         repeat: usize,
     },
     /// `backup create` and `backup restore` vs `cp -r` of the same data directory, and an
-    /// incremental backup after a 1% change vs the full one (the defaults make about 1 GiB).
+    /// incremental backup after a 1% change vs the full one (the defaults make about 1 GB).
     /// Put the scratch data on a real disk with KALAMDB_BENCH_DIR (default: the current
     /// directory).
     Backup {
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_100_000)]
         rows: usize,
         #[arg(long, default_value_t = 20)]
         users: usize,

@@ -496,6 +496,16 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let r = create_killed_at(&db, &repo, "backup.committed");
     assert_ne!(r.code, 0);
     assert_eq!(complete_backups(&repo).len(), 1);
+    let v = run(&["verify", "--data-dir", db.path()]);
+    assert_eq!(v.code, 1, "{}", v.stdout);
+    let finding = v.json()["findings"][0].clone();
+    assert_eq!(finding["code"], "state.abandoned_job", "{finding}");
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("it is completed (its backup is in the repository)")),
+        "{finding}"
+    );
     assert_backup_jobs_tell_the_truth(&db.dir, &repo);
     let v = run(&["backup", "verify", s(&repo)]);
     assert_eq!(v.code, 0, "{}", v.stdout);

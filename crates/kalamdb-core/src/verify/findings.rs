@@ -82,7 +82,7 @@ codes! {
     ChecksumMismatch = "rocksdb.checksum_mismatch", Error, false,
         "an SST block failed its checksum: the file is corrupt; restore the directory from a backup";
     AbandonedJob = "state.abandoned_job", Warning, true,
-        "a job is recorded as running but its process is gone: `kalamctl verify --repair` marks it paused (resumable) or failed";
+        "a job is recorded as running but its process is gone: `kalamctl verify --repair` marks it paused (resumable), completed (a backup its repository holds) or failed";
     StaleLiveQuery = "state.stale_live_query", Warning, true,
         "a live-query row remains while no daemon runs: `kalamctl verify --repair` deletes it";
 }

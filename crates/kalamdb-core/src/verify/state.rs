@@ -32,10 +32,10 @@ pub(crate) fn check_leftovers(scan: &mut Scan<'_>, catalog: &CatalogView) -> Res
         let seen = effective(job.clone(), holder);
         if seen.status != job.status {
             let owner = describe_owner(job);
-            let becomes = if seen.status == JobStatus::Paused {
-                "paused (resumable)"
-            } else {
-                "failed"
+            let becomes = match seen.status {
+                JobStatus::Paused => "paused (resumable)",
+                JobStatus::Completed => "completed (its backup is in the repository)",
+                _ => "failed",
             };
             scan.report(
                 Code::AbandonedJob,

@@ -171,8 +171,10 @@ pub(crate) fn materialize(
         let mut names: Vec<&str> = missing.iter().chain(&corrupt).copied().collect();
         names.truncate(5);
         return Err(CoreError::BackupDamaged(format!(
-            "backup {} cannot be restored: {} file(s) missing and {} corrupt in {} (e.g. {}); run `kalamctl backup verify {} --id {}`; nothing was restored",
+            "backup {} cannot be restored: of {} file(s), {} intact, {} missing and {} corrupt in {} (e.g. {}); run `kalamctl backup verify {} --id {}`; nothing was restored",
             manifest.id,
+            manifest.files.len(),
+            manifest.files.len() - missing.len() - corrupt.len(),
             missing.len(),
             corrupt.len(),
             repo.root().display(),

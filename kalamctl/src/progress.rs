@@ -16,10 +16,7 @@ pub fn job_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, Observer)> {
         return None;
     }
     let bar = ProgressBar::new(1000);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed})")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    bar.set_style(style("{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed})"));
     bar.set_prefix(label.to_string());
     let follower = bar.clone();
     let observer: Observer = Arc::new(move |job: &JobRecord| {
@@ -43,33 +40,69 @@ pub fn count_bar(cli: &Cli, label: &str, total: u64) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    bar.set_style(style(STEPS));
     bar.set_prefix(label.to_string());
     Some(bar)
 }
 
-/// A bar in bytes with throughput and ETA for transfers (backup, restore, verify), or
-/// nothing when output is JSON, quiet, or not a TTY.
+const STEPS: &str = "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})";
+const BYTES: &str =
+    "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// A bar for backup runs, or nothing when output is JSON, quiet, or not a TTY. Copying shows
+/// bytes, throughput and ETA; the checks after a restore (verifying column families, counting
+/// tables) show their steps.
 pub fn bytes_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, backup::Observer)> {
     if cli.quiet || cli.format == Format::Json || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    bar.set_style(style(BYTES));
     bar.set_prefix(label.to_string());
     let follower = bar.clone();
+    let label = label.to_string();
+    let phase = std::sync::Mutex::new(backup::Phase::Copying);
     let observer: backup::Observer = Arc::new(move |t: backup::Transfer| {
-        follower.set_length(t.bytes_total);
-        follower.set_position(t.bytes_done);
-        follower.set_message(format!("{}/{} file(s)", t.files_done, t.files_total));
+        if let Ok(mut last) = phase.lock()
+            && *last != t.phase
+        {
+            // A new phase: its own position, rate and ETA.
+            *last = t.phase;
+            follower.reset();
+            follower.set_style(style(match t.phase {
+                backup::Phase::Copying => BYTES,
+                _ => STEPS,
+            }));
+        }
+        match t.phase {
+            backup::Phase::Copying => {
+                follower.set_prefix(label.clone());
+                follower.set_length(t.bytes_total);
+                follower.set_position(t.bytes_done);
+                follower.set_message(format!("{}/{} files", t.files_done, t.files_total));
+            }
+            backup::Phase::Verifying => {
+                follower.set_prefix("verifying");
+                follower.set_length(t.files_total);
+                follower.set_position(t.files_done);
+                follower.set_message(format!(
+                    "column families, {} read",
+                    indicatif::HumanBytes(t.bytes_done)
+                ));
+            }
+            backup::Phase::Counting => {
+                follower.set_prefix("counting");
+                follower.set_length(t.files_total);
+                follower.set_position(t.files_done);
+                follower.set_message("tables");
+            }
+        }
     });
     Some((bar, observer))
 }

@@ -753,3 +753,50 @@ fn a_database_with_verify_errors_restores_only_when_allowed() {
     assert_eq!(v.code, 3, "{}", v.stdout);
     assert!(v.stdout.contains("data.value_invalid"), "{}", v.stdout);
 }
+
+/// Runs kalamctl under a pseudo-terminal (util-linux `script`); returns what the terminal
+/// showed (stdout and stderr together).
+fn on_a_terminal(args: &[&str]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_kalamctl"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let out = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env_remove("KALAMDB_DATA_DIR")
+        .output()
+        .expect("util-linux `script` runs the command under a terminal");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_json_never_does() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    let repo = tmp.path().join("repo");
+    create(&db, &repo);
+
+    let to = tmp.path().join("a");
+    let shown = on_a_terminal(&["backup", "restore", s(&repo), "--to", s(&to)]);
+    assert!(shown.contains("restoring ["), "{shown}");
+    assert!(shown.contains("files"), "{shown}");
+    assert!(shown.contains("restored to"), "{shown}");
+
+    let to = tmp.path().join("b");
+    let shown = on_a_terminal(&[
+        "backup",
+        "restore",
+        s(&repo),
+        "--to",
+        s(&to),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        !shown.contains("restoring") && !shown.contains('\x1b'),
+        "{shown}"
+    );
+    let report: Value = serde_json::from_str(shown.trim()).expect("only JSON");
+    assert_eq!(report["backup_id"], 1);
+}

@@ -27,10 +27,10 @@ pub use create::{CreateOptions, CreateReport, Started};
 pub(crate) use job_row::{committed, mark_completed};
 pub use manifest::{FileEntry, Manifest, TableRows};
 pub use restore::{RestoreOptions, RestoreReport, restore};
-pub use transfer::{Observer, Transfer};
+pub use transfer::{Observer, Phase, Transfer};
 
 use repo::{LockMode, Repo};
-use restore::{Mode, check_restored, materialize};
+use restore::{Check, Mode, check_restored, materialize};
 use scratch::Scratch;
 use transfer::Meter;
 
@@ -281,8 +281,16 @@ fn deep_check(repo: &Repo, m: &Manifest, options: &VerifyOptions) -> Result<Deep
         interrupt: options.interrupt,
         allow_verify_errors: false,
     };
-    let outcome = materialize(repo, m, scratch.path(), Mode::Link, &restore_options)
-        .and_then(|()| check_restored(scratch.path(), m, &options.repo, None, false));
+    let outcome =
+        materialize(repo, m, scratch.path(), Mode::Link, &restore_options).and_then(|()| {
+            let check = Check {
+                repo: &options.repo,
+                target: None,
+                allow_errors: false,
+                observer: options.observer.as_ref(),
+            };
+            check_restored(scratch.path(), m, &check)
+        });
     Ok(match outcome {
         Ok(checked) => DeepCheck {
             backup_id: m.id,

@@ -20,7 +20,7 @@ use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
 use super::snapshot::{EXTERNAL, table_rows};
-use super::transfer::{self, Meter, Observer, Transfer};
+use super::transfer::{self, Meter, Observer, Phase, Transfer};
 use crate::catalog::kind_of;
 use crate::cold::paths::batch_files;
 use crate::fs::link_or_copy;
@@ -90,13 +90,13 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         .unwrap_or_else(|| "restore".into());
     let scratch = Scratch::new(parent, &format!(".{name}.restoring"))?;
     materialize(&repo, &manifest, scratch.path(), Mode::Copy, options)?;
-    let outcome = check_restored(
-        scratch.path(),
-        &manifest,
-        &options.repo,
-        Some(&to),
-        options.allow_verify_errors,
-    )?;
+    let check = Check {
+        repo: &options.repo,
+        target: Some(&to),
+        allow_errors: options.allow_verify_errors,
+        observer: options.observer.as_ref(),
+    };
+    let outcome = check_restored(scratch.path(), &manifest, &check)?;
     if std::fs::metadata(&to).is_ok_and(|meta| meta.is_dir()) {
         // Empty (checked above): the rename replaces it.
         std::fs::remove_dir(&to).map_err(|e| CoreError::io(&to, e))?;
@@ -231,6 +231,16 @@ fn place(repo: &Repo, f: &FileEntry, dest: &Path, mode: Mode, meter: &Meter<'_>)
     Ok(Placed::Ok)
 }
 
+/// How to check a restored copy.
+pub(crate) struct Check<'a> {
+    pub repo: &'a Path,
+    /// The directory it becomes; `None` for `verify --deep`'s scratch copy.
+    pub target: Option<&'a Path>,
+    /// Accept verify errors (the source held them), still requiring equal counts.
+    pub allow_errors: bool,
+    pub observer: Option<&'a Observer>,
+}
+
 /// What checking a restored copy found.
 pub(crate) struct Checked {
     pub job_id: String,
@@ -244,13 +254,18 @@ pub(crate) struct Checked {
 /// the backup's own job row (the snapshot caught it running), records a `restore` job, and
 /// checks the copy: verify must find no error (unless `allow_errors`), and every table's
 /// counts must match.
-pub(crate) fn check_restored(
-    dir: &Path,
-    manifest: &Manifest,
-    repo: &Path,
-    target: Option<&Path>,
-    allow_errors: bool,
-) -> Result<Checked> {
+pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -> Result<Checked> {
+    let Check {
+        repo,
+        target,
+        allow_errors,
+        observer,
+    } = *how;
+    let report_phase = |t: Transfer| {
+        if let Some(o) = observer {
+            o(t);
+        }
+    };
     let engine = Engine::open(dir, Access::ReadWrite, "kalamctl backup restore")?;
     engine.set_offline();
     let relocated = relocate(engine.sql(), &manifest.source.data_dir)?;
@@ -263,7 +278,21 @@ pub(crate) fn check_restored(
     let job = Job::start(&engine, job_type::RESTORE, "", params)?;
     let job_id = job.id().to_string();
     let check = || -> Result<(u64, u64, Option<String>)> {
-        let report = engine.verify(false, &|_, _, _| {})?;
+        let sst_bytes: u64 = manifest
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with("rocksdb/") && f.path.ends_with(".sst"))
+            .map(|f| f.size)
+            .sum();
+        let report = engine.verify(false, &|done, total, bytes| {
+            report_phase(Transfer {
+                phase: Phase::Verifying,
+                files_done: done,
+                files_total: total,
+                bytes_done: bytes,
+                bytes_total: sst_bytes.max(bytes),
+            })
+        })?;
         let first = report
             .findings
             .iter()
@@ -276,7 +305,14 @@ pub(crate) fn check_restored(
                 manifest.id, report.summary.errors,
             )));
         }
-        let counts = count_tables(&engine)?;
+        let counts = count_tables(&engine, &|done, total| {
+            report_phase(Transfer {
+                phase: Phase::Counting,
+                files_done: done,
+                files_total: total,
+                ..Transfer::default()
+            })
+        })?;
         let mismatches = compare_counts(&manifest.tables, &counts);
         if !mismatches.is_empty() {
             return Err(CoreError::BackupDamaged(format!(
@@ -314,9 +350,16 @@ pub(crate) fn check_restored(
 }
 
 /// Every table's physical counts, finding its Parquet files through the catalog.
-pub(crate) fn count_tables(engine: &Engine) -> Result<BTreeMap<String, TableRows>> {
+/// `progress(tables done, tables)` before each table and at the end.
+pub(crate) fn count_tables(
+    engine: &Engine,
+    progress: &dyn Fn(u64, u64),
+) -> Result<BTreeMap<String, TableRows>> {
     let mut out = BTreeMap::new();
-    for record in engine.catalog().tables(None)? {
+    let tables = engine.catalog().tables(None)?;
+    let total = tables.len() as u64;
+    for (done, record) in tables.into_iter().enumerate() {
+        progress(done as u64, total);
         let Some(kind) = kind_of(record.table_type) else {
             continue;
         };
@@ -336,6 +379,7 @@ pub(crate) fn count_tables(engine: &Engine) -> Result<BTreeMap<String, TableRows
         )?;
         out.insert(format!("{}.{}", record.namespace, record.table_name), rows);
     }
+    progress(total, total);
     Ok(out)
 }
 

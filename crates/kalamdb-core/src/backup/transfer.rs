@@ -17,13 +17,28 @@ use crate::{CoreError, Result};
 const CHUNK: usize = 1 << 20;
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 
-/// How far a transfer has come.
+/// How far a run has come.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Transfer {
+    pub phase: Phase,
+    /// Files; column families while verifying; tables while counting.
     pub files_done: u64,
     pub files_total: u64,
     pub bytes_done: u64,
     pub bytes_total: u64,
+}
+
+/// What a run is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Reading, hashing or writing file contents.
+    #[default]
+    Copying,
+    /// `verify` over a restored copy: column families, and the bytes scanned of its SST files.
+    Verifying,
+    /// Counting every table's rows, to compare with the manifest.
+    Counting,
 }
 
 /// Called with progress (from any thread, at most every 100 ms, and once at the end).
@@ -60,6 +75,7 @@ impl<'a> Meter<'a> {
 
     pub fn now(&self) -> Transfer {
         Transfer {
+            phase: Phase::Copying,
             files_done: self.files_done.load(Ordering::Relaxed),
             files_total: self.files_total,
             bytes_done: self.bytes_done.load(Ordering::Relaxed),

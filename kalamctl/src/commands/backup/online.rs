@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kalamdb_core::backup::{CreateReport, Transfer};
+use kalamdb_core::backup::{CreateReport, Phase, Transfer};
 use serde_json::{Value, json};
 
 use super::create_pairs;
@@ -80,6 +80,7 @@ fn follow(
             .unwrap_or(Value::Null);
         if let Some(o) = observer {
             o(Transfer {
+                phase: Phase::Copying,
                 files_done: progress["items_done"].as_u64().unwrap_or(0),
                 files_total: progress["items_total"].as_u64().unwrap_or(0),
                 bytes_done: progress["bytes_done"].as_u64().unwrap_or(0),

@@ -6,9 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Db, Run, files_under, kalamctl, kalamctl_env};
+use common::{Db, Run, files_under, kalamctl, kalamctl_env, kalamctl_killed_after};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -22,6 +21,15 @@ fn ok(args: &[&str]) -> Value {
     let r = run(args);
     assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
     r.json()
+}
+
+/// A [`populated`] database with one backup, in a repository next to it.
+fn backed_up() -> (tempfile::TempDir, Db, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = populated(&tmp.path().join("cold"));
+    let repo = tmp.path().join("repo");
+    create(&db, &repo);
+    (tmp, db, repo)
 }
 
 /// `backup create` of `db` into `repo`; expects exit 0.
@@ -257,10 +265,7 @@ fn backup_then_restore_gives_equal_rows_in_every_table() {
 
 #[test]
 fn a_flipped_byte_in_any_backup_file_is_found_and_named() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let db = populated(&tmp.path().join("cold"));
-    let repo = tmp.path().join("repo");
-    create(&db, &repo);
+    let (tmp, _db, repo) = backed_up();
     assert_eq!(
         ok(&["backup", "verify", s(&repo)])["problems"],
         Value::Array(vec![])
@@ -540,8 +545,8 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let mut completed_runs = 0;
     for delay_ms in (0..400).step_by(25) {
         let before = complete_backups(&repo);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
-            .args([
+        let status = kalamctl_killed_after(
+            &[
                 "backup",
                 "create",
                 "--data-dir",
@@ -550,14 +555,9 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
                 s(&repo),
                 "--format",
                 "json",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let status = child.wait().expect("wait");
+            ],
+            delay_ms,
+        );
         let after = complete_backups(&repo);
         if status.success() {
             completed_runs += 1;
@@ -772,10 +772,7 @@ fn on_a_terminal(args: &[&str]) -> String {
 
 #[test]
 fn a_terminal_gets_a_progress_bar_and_json_never_does() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let db = populated(&tmp.path().join("cold"));
-    let repo = tmp.path().join("repo");
-    create(&db, &repo);
+    let (tmp, _db, repo) = backed_up();
 
     let to = tmp.path().join("a");
     let shown = on_a_terminal(&["backup", "restore", s(&repo), "--to", s(&to)]);

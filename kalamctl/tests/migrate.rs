@@ -6,8 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use common::{Run, kalamctl, kalamctl_env, snapshot};
 use kalamdb_core::data_dir::{DataDir, DirLock};
@@ -495,15 +493,10 @@ fn real_kill_9_at_many_moments_resumes_or_leaves_the_original() {
     for delay_ms in (0..400).step_by(25) {
         let db = Legacy::new(Generation::G2);
         let original = db.outcome();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
-            .args(["migrate", "apply", "--data-dir", db.path(), "--quiet"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        common::kalamctl_killed_after(
+            &["migrate", "apply", "--data-dir", db.path(), "--quiet"],
+            delay_ms,
+        );
         let state = db.migrate(&["status"]).json()["state"]
             .as_str()
             .unwrap_or("")

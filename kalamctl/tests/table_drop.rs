@@ -251,15 +251,10 @@ fn kill_at_each_step_then_resume() {
 fn kill_9_at_random_moments_then_resume() {
     for delay_ms in [30u64, 80, 140, 200, 300, 450] {
         let db = setup("USER", "t", 40);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
-            .args(["table", "drop", "app.t", "--data-dir", db.path()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        common::kalamctl_killed_after(
+            &["table", "drop", "app.t", "--data-dir", db.path()],
+            delay_ms,
+        );
         let jobs = db.cmd_ok(&["jobs", "list", "--type", "table_deletion"])["jobs"].clone();
         match jobs.as_array().and_then(|j| j.first()) {
             // Killed before the job row: the table is untouched and drops normally.

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -191,4 +192,19 @@ impl Db {
         .expect("open rocksdb read-only");
         storage.column_families().expect("list column families")
     }
+}
+
+/// Starts kalamctl with `args`, kills it (-9) after `delay_ms`, and returns how it ended: a
+/// run that finished first exits as usual.
+pub fn kalamctl_killed_after(args: &[&str], delay_ms: u64) -> ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args(args)
+        .env_remove("KALAMDB_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kalamctl");
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    child.wait().expect("wait for kalamctl")
 }

@@ -32,17 +32,21 @@ fn backed_up() -> (tempfile::TempDir, Db, std::path::PathBuf) {
     (tmp, db, repo)
 }
 
+/// The arguments of `backup create` of `db` into `repo`, then `extra`.
+fn create_args<'a>(db: &'a Db, repo: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["backup", "create", "--data-dir", db.path(), "--to", s(repo)];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `backup create` of `db` into `repo`; expects exit 0.
 fn create(db: &Db, repo: &Path) -> Value {
-    ok(&["backup", "create", "--data-dir", db.path(), "--to", s(repo)])
+    ok(&create_args(db, repo, &[]))
 }
 
 /// `backup create` that kills itself (-9) at fail point `point`.
 fn create_killed_at(db: &Db, repo: &Path, point: &str) -> Run {
-    kalamctl_env(
-        &["backup", "create", "--data-dir", db.path(), "--to", s(repo)],
-        &[("KALAMDB_FAIL_AT", point)],
-    )
+    kalamctl_env(&create_args(db, repo, &[]), &[("KALAMDB_FAIL_AT", point)])
 }
 
 fn s(p: &Path) -> &str {
@@ -410,15 +414,7 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
         "incremental read {read} of {total} bytes"
     );
     // --rehash reads everything, but still writes only what is new.
-    let rehashed = ok(&[
-        "backup",
-        "create",
-        "--data-dir",
-        db.path(),
-        "--to",
-        s(&repo),
-        "--rehash",
-    ]);
+    let rehashed = ok(&create_args(&db, &repo, &["--rehash"]));
     assert!(rehashed["bytes_read"].as_u64().expect("read") >= total);
     assert!(
         rehashed["new_bytes"].as_u64().expect("new") * 50 < total,
@@ -545,19 +541,8 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let mut completed_runs = 0;
     for delay_ms in (0..400).step_by(25) {
         let before = complete_backups(&repo);
-        let status = kalamctl_killed_after(
-            &[
-                "backup",
-                "create",
-                "--data-dir",
-                db.path(),
-                "--to",
-                s(&repo),
-                "--format",
-                "json",
-            ],
-            delay_ms,
-        );
+        let status =
+            kalamctl_killed_after(&create_args(&db, &repo, &["--format", "json"]), delay_ms);
         let after = complete_backups(&repo);
         if status.success() {
             completed_runs += 1;

@@ -35,7 +35,8 @@ pub enum Phase {
     /// Reading, hashing or writing file contents.
     #[default]
     Copying,
-    /// `verify` over a restored copy: column families, and the bytes scanned of its SST files.
+    /// `verify` over a restored copy: column families, and the key and value bytes read
+    /// (no total: it is not known ahead).
     Verifying,
     /// Counting every table's rows, to compare with the manifest.
     Counting,
@@ -181,8 +182,24 @@ pub fn threads() -> usize {
 
 /// Copies `from` to a new file `to` (synced), returning its SHA-256 and size.
 pub fn copy_hashing(from: &Path, to: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
-    let mut src = File::open(from).map_err(|e| CoreError::io(from, e))?;
     let mut dst = File::create(to).map_err(|e| CoreError::io(to, e))?;
+    let hashed = read_hashing(from, Some((to, &mut dst)), meter)?;
+    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
+    Ok(hashed)
+}
+
+/// The SHA-256 and size of a file.
+pub fn hash_file(path: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
+    read_hashing(path, None, meter)
+}
+
+/// Reads `from` in chunks, hashing it and writing each chunk to `copy` if given.
+fn read_hashing(
+    from: &Path,
+    mut copy: Option<(&Path, &mut File)>,
+    meter: &Meter<'_>,
+) -> Result<(String, u64)> {
+    let mut src = File::open(from).map_err(|e| CoreError::io(from, e))?;
     let mut buf = vec![0u8; CHUNK];
     let mut hasher = Sha256::new();
     let mut size = 0u64;
@@ -192,26 +209,9 @@ pub fn copy_hashing(from: &Path, to: &Path, meter: &Meter<'_>) -> Result<(String
             break;
         }
         hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(|e| CoreError::io(to, e))?;
-        size += n as u64;
-        meter.bytes(n as u64)?;
-    }
-    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
-    Ok((hex(&hasher.finalize()), size))
-}
-
-/// The SHA-256 and size of a file.
-pub fn hash_file(path: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
-    let mut src = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(|e| CoreError::io(path, e))?;
-        if n == 0 {
-            break;
+        if let Some((to, dst)) = copy.as_mut() {
+            dst.write_all(&buf[..n]).map_err(|e| CoreError::io(to, e))?;
         }
-        hasher.update(&buf[..n]);
         size += n as u64;
         meter.bytes(n as u64)?;
     }

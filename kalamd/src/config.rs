@@ -1,5 +1,11 @@
 //! Configuration: embedded defaults, then a YAML file, then `KALAMD_*` environment overrides.
 //! Unknown keys and bad values are refused with the key's name and the reason.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,7 +14,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
+use kalamdb_core::limits;
+
 use crate::error::DaemonError;
+
+/// The largest request body kalamd accepts: 1 GiB.
+const MAX_BODY_BYTES: usize = 1 << 30;
+/// Shutdown waits at most a day.
+const MAX_SHUTDOWN_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -259,38 +272,81 @@ impl Config {
                 ),
             );
         }
-        if self.shutdown.grace_seconds == 0 {
-            return bad("shutdown.grace_seconds", "must be at least 1".into());
+        // Every duration and count, with its range: a value past it would overflow the time
+        // arithmetic that uses it (and no operator means a retention of 10^17 days).
+        let max_body = u64::try_from(MAX_BODY_BYTES).unwrap_or(u64::MAX);
+        let body = u64::try_from(self.limits.max_body_bytes).unwrap_or(u64::MAX);
+        for (key, v, min, max, unit) in [
+            (
+                "shutdown.grace_seconds",
+                self.shutdown.grace_seconds,
+                1,
+                MAX_SHUTDOWN_SECONDS,
+                " seconds",
+            ),
+            (
+                "shutdown.drain_delay_seconds",
+                self.shutdown.drain_delay_seconds,
+                0,
+                MAX_SHUTDOWN_SECONDS,
+                " seconds",
+            ),
+            ("limits.max_body_bytes", body, 1024, max_body, " bytes"),
+            (
+                "limits.request_timeout_seconds",
+                self.limits.request_timeout_seconds,
+                1,
+                limits::MAX_SECONDS,
+                " seconds",
+            ),
+            (
+                "flush.check_interval_seconds",
+                self.flush.check_interval_seconds,
+                1,
+                limits::MAX_SECONDS,
+                " seconds",
+            ),
+            (
+                "eviction.interval_seconds",
+                self.eviction.interval_seconds,
+                1,
+                limits::MAX_SECONDS,
+                " seconds",
+            ),
+            (
+                "retention.check_interval_seconds",
+                self.retention.check_interval_seconds,
+                1,
+                limits::MAX_SECONDS,
+                " seconds",
+            ),
+            (
+                "retention.completed_jobs_days",
+                self.retention.completed_jobs_days,
+                0,
+                limits::MAX_DAYS,
+                " days",
+            ),
+            (
+                "retention.failed_jobs_days",
+                self.retention.failed_jobs_days,
+                0,
+                limits::MAX_DAYS,
+                " days",
+            ),
+        ] {
+            if v < min || v > max {
+                return bad(
+                    key,
+                    format!("{v} is out of range; use {min} to {max}{unit}"),
+                );
+            }
         }
         if self.shutdown.drain_delay_seconds >= self.shutdown.grace_seconds {
             return bad(
                 "shutdown.drain_delay_seconds",
                 "must be shorter than shutdown.grace_seconds".into(),
             );
-        }
-        if self.limits.max_body_bytes < 1024 {
-            return bad("limits.max_body_bytes", "must be at least 1024".into());
-        }
-        if self.limits.request_timeout_seconds == 0 {
-            return bad(
-                "limits.request_timeout_seconds",
-                "must be at least 1".into(),
-            );
-        }
-        for (key, v) in [
-            (
-                "flush.check_interval_seconds",
-                self.flush.check_interval_seconds,
-            ),
-            ("eviction.interval_seconds", self.eviction.interval_seconds),
-            (
-                "retention.check_interval_seconds",
-                self.retention.check_interval_seconds,
-            ),
-        ] {
-            if v == 0 {
-                return bad(key, "must be at least 1".into());
-            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.auth.tokens.iter().enumerate() {
@@ -576,5 +632,86 @@ mod tests {
             .expect_err("unknown env")
             .to_string();
         assert!(e.contains("KALAMD_NOPE"), "{e}");
+    }
+
+    #[allow(clippy::arithmetic_side_effects)]
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::load;
+
+        const VALID: &str = "data_dir: /var/lib/kalamdb\nlisten: 127.0.0.1:8080\nlogging:\n  level: info\n  format: json\nshutdown:\n  drain_delay_seconds: 1\n  grace_seconds: 30\nlimits:\n  max_body_bytes: 10485760\n  request_timeout_seconds: 30\nflush:\n  check_interval_seconds: 5\neviction:\n  interval_seconds: 10\nretention:\n  completed_jobs_days: 30\n  failed_jobs_days: 90\n  check_interval_seconds: 3600\nstorage:\n  sync_writes: true\nauth:\n  tokens:\n    - {token: aaaaaaaaaaaaaaaa, user_id: root, role: admin}\n";
+
+        const SPLICES: &[&str] = &[
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+            "1e308",
+            ".nan",
+            "~",
+            "[",
+            "{",
+            ":",
+            "- ",
+            "\t",
+            "'",
+            "\"",
+            "&a",
+            "*a",
+            "!!binary",
+            "\n  x: 1",
+            "3155760001",
+            "36526",
+        ];
+
+        fn mutated() -> impl Strategy<Value = String> {
+            (
+                any::<prop::sample::Index>(),
+                0usize..8,
+                prop::sample::select(SPLICES),
+                any::<bool>(),
+            )
+                .prop_map(|(at, len, splice, cut)| {
+                    let chars: Vec<char> = VALID.chars().collect();
+                    let at = at.index(chars.len() + 1);
+                    let end = (at + len).min(chars.len());
+                    let mut out: String = chars[..at].iter().collect();
+                    if !cut {
+                        out.push_str(splice);
+                    }
+                    out.extend(&chars[end..]);
+                    out
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any file: loaded, or refused with one line naming the problem; never a panic,
+            /// and never a value past its bound.
+            #[test]
+            fn mutated_files_load_or_are_refused_in_one_line(yaml in mutated()) {
+                match load(&yaml, &[]) {
+                    Ok(c) => {
+                        prop_assert!(c.retention.completed_jobs_days <= kalamdb_core::limits::MAX_DAYS);
+                        prop_assert!(c.retention.failed_jobs_days <= kalamdb_core::limits::MAX_DAYS);
+                        prop_assert!(c.eviction.interval_seconds <= kalamdb_core::limits::MAX_SECONDS);
+                        prop_assert!(c.shutdown.drain_delay_seconds < c.shutdown.grace_seconds);
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        prop_assert!(!text.trim().is_empty());
+                        prop_assert!(!text.contains('\n'), "one line: {text}");
+                    }
+                }
+            }
+
+            #[test]
+            fn random_text_never_panics(yaml in "\\PC{0,120}") {
+                if let Err(e) = load(&yaml, &[]) {
+                    prop_assert!(!e.to_string().contains('\n'), "one line: {e}");
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,11 @@
 //! Background work kalamd schedules: policy-driven flush, stream eviction and job retention.
 //! Each run that changes something is recorded in `system.jobs`.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::collections::HashMap;
 
@@ -8,6 +14,7 @@ use kalamdb_store::now_ms;
 use serde_json::json;
 
 use crate::jobs::{job_type, run_job};
+use crate::limits;
 use crate::{Engine, FlushReport, Result};
 
 /// Decides which tables are due for a policy-driven flush.
@@ -44,7 +51,7 @@ impl FlushScheduler {
             let by_rows = policy.row_limit().is_some_and(|n| hot >= n);
             let by_time = policy
                 .interval_seconds()
-                .is_some_and(|s| now - last >= (s as i64) * 1000);
+                .is_some_and(|s| limits::elapsed_at_least(now, last, limits::seconds_to_ms(s)));
             if by_rows || by_time {
                 reports.push(
                     engine
@@ -71,7 +78,7 @@ impl Engine {
     /// Evicts stream rows past their table's TTL, then the oldest rows beyond MAX_BUFFER.
     /// A run that evicts something is a `stream_eviction` job. Returns the rows evicted.
     pub async fn evict_streams(&self) -> Result<u64> {
-        let mut total = 0;
+        let mut total: u64 = 0;
         for table in self.catalog().tables(None)? {
             if table.table_type != TableType::Stream
                 || (table.ttl_seconds.is_none() && table.max_buffer.is_none())
@@ -82,17 +89,18 @@ impl Engine {
             let lock = self.table_lock(&ns, &t);
             let _guard = lock.lock().await;
             let by_ttl = match table.ttl_seconds {
-                Some(ttl) => {
-                    self.stream_store()
-                        .evict_older_than(&ns, &t, now_ms() - (ttl as i64) * 1000)?
-                }
+                Some(ttl) => self.stream_store().evict_older_than(
+                    &ns,
+                    &t,
+                    limits::cutoff(now_ms(), limits::seconds_to_ms(ttl)),
+                )?,
                 None => 0,
             };
             let by_buffer = match table.max_buffer {
                 Some(max) => self.stream_store().evict_beyond(&ns, &t, max)?,
                 None => 0,
             };
-            let evicted = by_ttl + by_buffer;
+            let evicted = by_ttl.saturating_add(by_buffer);
             if evicted == 0 {
                 continue;
             }
@@ -111,7 +119,7 @@ impl Engine {
                 },
             )?;
             self.stats().evicted(evicted);
-            total += evicted;
+            total = total.saturating_add(evicted);
         }
         Ok(total)
     }
@@ -126,8 +134,10 @@ impl Engine {
             .filter(|j| {
                 let ended = j.end_time.unwrap_or(j.start_time);
                 match j.status {
-                    JobStatus::Completed => now - ended > completed_ms,
-                    JobStatus::Failed | JobStatus::Cancelled => now - ended > failed_ms,
+                    JobStatus::Completed => ended < limits::cutoff(now, completed_ms),
+                    JobStatus::Failed | JobStatus::Cancelled => {
+                        ended < limits::cutoff(now, failed_ms)
+                    }
                     _ => false,
                 }
             })

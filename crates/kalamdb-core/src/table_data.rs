@@ -76,7 +76,7 @@ impl Engine {
                 let cutoff = def
                     .record
                     .ttl_seconds
-                    .map(|ttl| now_ms() - (ttl as i64).saturating_mul(1000));
+                    .map(|ttl| crate::limits::cutoff(now_ms(), crate::limits::seconds_to_ms(ttl)));
                 self.stream_store().scan_all(ns, t, |ts, id, row| {
                     if cutoff.is_none_or(|c| ts >= c) {
                         merged.insert(kalamdb_store::keys::stream_key(ts, id), row);

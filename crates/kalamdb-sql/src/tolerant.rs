@@ -3,6 +3,12 @@
 //! Timestamps arrive as epoch seconds, epoch milliseconds, decimal strings of either, or
 //! RFC 3339 strings; they are always read as milliseconds. JSON payloads arrive as text or as
 //! objects; they are always read as text. Absent or null strings read as `""`.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -12,20 +18,29 @@ use serde_json::Value;
 const SECONDS_LIMIT: i64 = 100_000_000_000;
 
 fn scale(n: i64) -> i64 {
-    if n.abs() < SECONDS_LIMIT {
+    // `unsigned_abs`: `i64::MIN.abs()` overflows.
+    if n.unsigned_abs() < SECONDS_LIMIT.unsigned_abs() {
         n.saturating_mul(1000)
     } else {
         n
     }
 }
 
+/// A float timestamp's whole part, if it is finite and fits an `i64` (`u64` values past
+/// `i64::MAX` arrive here too).
+fn whole(f: f64) -> Option<i64> {
+    // 2^63 is exactly representable; every finite float below it in magnitude fits.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    // Checked just above: the whole part fits, so the cast neither saturates nor wraps.
+    #[allow(clippy::cast_possible_truncation)]
+    let cast = |f: f64| f.trunc() as i64;
+    (f.is_finite() && f.abs() < LIMIT).then(|| cast(f))
+}
+
 /// Reads any timestamp spelling as epoch milliseconds; `None` for null or unreadable values.
 pub fn millis_from_json(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .map(scale),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(whole)).map(scale),
         Value::String(s) => {
             if let Ok(n) = s.trim().parse::<i64>() {
                 return Some(scale(n));
@@ -184,6 +199,15 @@ mod tests {
             Some(1_700_000_000_000)
         );
         assert_eq!(millis_from_json(&json!("yesterday")), None);
+        // The extremes: no overflow, no panic.
+        assert_eq!(millis_from_json(&json!(i64::MIN)), Some(i64::MIN));
+        assert_eq!(
+            millis_from_json(&json!(i64::MIN.to_string())),
+            Some(i64::MIN)
+        );
+        assert_eq!(millis_from_json(&json!(-1)), Some(-1000));
+        assert_eq!(millis_from_json(&json!(u64::MAX)), None);
+        assert_eq!(millis_from_json(&json!(1e300)), None);
         assert_eq!(millis_from_json(&json!(null)), None);
     }
 

@@ -56,7 +56,7 @@ impl DataStore {
                 row.insert(UPDATED.into(), Value::from(now));
                 row.entry(DELETED).or_insert(Value::Bool(false));
             }
-            batch.put(cf, key.into_bytes(), encode_row(&row));
+            batch.put(cf, key.into_bytes(), encode_row(cf, &row)?);
         }
         self.storage.write(batch)
     }
@@ -263,6 +263,9 @@ impl StreamTableStore {
     pub fn evict_older_than(&self, namespace: &str, table: &str, cutoff_ms: i64) -> Result<u64> {
         let cf = self.inner.cf(namespace, table);
         let mut expired = 0u64;
+        // The range deleted ends at the first key the scan did not count (or just past the
+        // last one it did): exactly the keys counted, whatever their timestamps' digit count.
+        let mut end: Option<Vec<u8>> = None;
         self.inner.storage.scan_prefix(&cf, b"", |k, _| {
             let ts = std::str::from_utf8(k)
                 .ok()
@@ -270,18 +273,20 @@ impl StreamTableStore {
                 .map(|(ts, _)| ts);
             Ok(match ts {
                 Some(ts) if ts < cutoff_ms => {
-                    expired += 1;
+                    expired = expired.saturating_add(1);
+                    let mut next = k.to_vec();
+                    next.push(0);
+                    end = Some(next);
                     ControlFlow::Continue(())
                 }
-                _ => ControlFlow::Break(()),
+                _ => {
+                    end = (expired > 0).then(|| k.to_vec());
+                    ControlFlow::Break(())
+                }
             })
         })?;
-        if expired > 0 {
-            // Keys start with a decimal timestamp of 13 digits (every time since 2001), so
-            // byte order is time order and [`0`, `{cutoff}`) holds exactly the expired rows.
-            self.inner
-                .storage
-                .delete_range(&cf, b"0", cutoff_ms.to_string().as_bytes())?;
+        if let Some(end) = end.filter(|_| expired > 0) {
+            self.inner.storage.delete_range(&cf, b"", &end)?;
         }
         Ok(expired)
     }
@@ -445,6 +450,44 @@ mod tests {
             store.evict_beyond("app", "ev", 4).expect("again"),
             0,
             "a second run evicts nothing"
+        );
+    }
+
+    #[test]
+    fn eviction_deletes_exactly_the_expired_keys_whatever_their_digit_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
+        let store = StreamTableStore::new(storage);
+        store.create_table("app", "ev").expect("create");
+        // A row from 1973 (12 digits, sorts first) and rows from 2023 (13 digits). A cutoff in
+        // 1995 (12 digits, "8...") sorts after every 13-digit key starting with 1..7 as bytes:
+        // deleting the byte range ["0", "8...") would take every current row with it.
+        let old = 100_000_000_000_i64;
+        let base = 1_700_000_000_000_i64;
+        let mut rows = vec![(old, "old".to_string(), row(&[("i", 0.into())]))];
+        rows.extend((1..4).map(|i| (base + i, format!("r{i}"), row(&[("i", i.into())]))));
+        store.put_batch("app", "ev", rows).expect("put");
+        assert_eq!(
+            store
+                .evict_older_than("app", "ev", 800_000_000_000)
+                .expect("ttl"),
+            1
+        );
+        let mut ids = Vec::new();
+        store
+            .scan_all("app", "ev", |_, id, _| {
+                ids.push(id.to_string());
+                Ok(ControlFlow::Continue(()))
+            })
+            .expect("scan");
+        assert_eq!(ids, vec!["r1", "r2", "r3"]);
+        assert_eq!(
+            store.evict_older_than("app", "ev", i64::MIN).expect("min"),
+            0
+        );
+        assert_eq!(
+            store.evict_older_than("app", "ev", i64::MAX).expect("max"),
+            3
         );
     }
 }

@@ -3,6 +3,12 @@
 //! KalamDB's own statements (namespaces, typed tables, SHOW, DESCRIBE, FLUSH) are parsed here
 //! with sqlparser's token-level API; INSERT, UPDATE and DELETE with sqlparser's statement
 //! parser; everything else is a query for DataFusion.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, DataType as SqlDataType, Expr, ObjectName, SqlOption, Statement, TableConstraint,
@@ -17,6 +23,7 @@ use kalamdb_store::TableKind;
 use crate::catalog::names::{validate_column, validate_name};
 use crate::catalog::types::{ColumnDef, ColumnType};
 use crate::catalog::{NewTable, is_system_column};
+use crate::limits;
 use crate::{CoreError, Result};
 
 /// One parsed statement.
@@ -392,10 +399,22 @@ fn parse_create_table(p: &mut Parser, kind: TableKind) -> Result<Command> {
                 table.deleted_retention_hours = Some(parse_duration_hours(&value)?)
             }
             "ttl_seconds" if kind == TableKind::Stream => {
-                table.ttl_seconds = Some(parse_count(&key, &value)?)
+                table.ttl_seconds = Some(limits::parse_bounded(
+                    "TTL_SECONDS",
+                    &value,
+                    false,
+                    limits::MAX_SECONDS,
+                    " seconds",
+                )?)
             }
             "max_buffer" if kind == TableKind::Stream => {
-                table.max_buffer = Some(parse_count(&key, &value)?)
+                table.max_buffer = Some(limits::parse_bounded(
+                    "MAX_BUFFER",
+                    &value,
+                    false,
+                    limits::MAX_COUNT,
+                    " rows",
+                )?)
             }
             "ttl_seconds" | "max_buffer" => {
                 return Err(CoreError::InvalidInput(format!(
@@ -432,15 +451,6 @@ fn column_type(ty: &SqlDataType, col: &str) -> Result<ColumnType> {
     })
 }
 
-fn parse_count(key: &str, value: &str) -> Result<u64> {
-    value.trim().parse().map_err(|_| {
-        CoreError::InvalidInput(format!(
-            "{} = '{value}' must be a whole number",
-            key.to_uppercase()
-        ))
-    })
-}
-
 /// `rows:N`, `interval:S`, or `rows:N,interval:S`.
 pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
     let bad = || {
@@ -451,13 +461,25 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
     let (mut rows, mut interval) = (None, None);
     for part in text.split(',') {
         let (k, v) = part.trim().split_once(':').ok_or_else(bad)?;
-        let n: u64 = v.trim().parse().map_err(|_| bad())?;
-        if n == 0 {
-            return Err(bad());
-        }
         match k.trim().to_ascii_lowercase().as_str() {
-            "rows" if rows.is_none() => rows = Some(n),
-            "interval" if interval.is_none() => interval = Some(n),
+            "rows" if rows.is_none() => {
+                rows = Some(limits::parse_bounded(
+                    "FLUSH_POLICY rows",
+                    v,
+                    false,
+                    limits::MAX_COUNT,
+                    "",
+                )?)
+            }
+            "interval" if interval.is_none() => {
+                interval = Some(limits::parse_bounded(
+                    "FLUSH_POLICY interval",
+                    v,
+                    false,
+                    limits::MAX_SECONDS,
+                    " seconds",
+                )?)
+            }
             _ => return Err(bad()),
         }
     }
@@ -481,12 +503,30 @@ pub fn parse_duration_hours(text: &str) -> Result<u64> {
         ))
     };
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "d" => n * 24,
-        "h" | "" => n,
-        "m" => n.div_ceil(60),
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let per_unit: u64 = match unit {
+        "d" => 24,
+        "h" | "" => 1,
+        "m" => 0,
         _ => return Err(bad()),
+    };
+    let max_in_unit = match per_unit {
+        0 => limits::MAX_HOURS.saturating_mul(60),
+        n => limits::MAX_HOURS
+            .checked_div(n)
+            .unwrap_or(limits::MAX_HOURS),
+    };
+    let unit_name = match unit {
+        "d" => " days",
+        "m" => " minutes",
+        _ => " hours",
+    };
+    let n = limits::parse_bounded("DELETED_RETENTION", num, true, max_in_unit, unit_name)?;
+    Ok(match per_unit {
+        0 => n.div_ceil(60),
+        per => n.saturating_mul(per),
     })
 }
 

@@ -111,6 +111,10 @@ pub enum CoreError {
     #[error("parquet file {path}: {reason}")]
     Parquet { path: String, reason: String },
 
+    /// A value to be stored could not be serialised; nothing was written.
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: String, reason: String },
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -163,6 +167,25 @@ impl CoreError {
         }
     }
 
+    /// `value` as JSON text for storage; an error (never empty text) if it cannot be.
+    pub fn encode_json<T: serde::Serialize + ?Sized>(what: &str, value: &T) -> Result<String> {
+        serde_json::to_string(value).map_err(|e| CoreError::Encode {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `value` as JSON bytes for storage; an error (never empty bytes) if it cannot be.
+    pub fn encode_json_bytes<T: serde::Serialize + ?Sized>(
+        what: &str,
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|e| CoreError::Encode {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         CoreError::Io {
             path: path.as_ref().display().to_string(),
@@ -197,6 +220,7 @@ impl CoreError {
             CoreError::Store(_)
             | CoreError::Catalog(_)
             | CoreError::Query(_)
+            | CoreError::Encode { .. }
             | CoreError::Io { .. } => ErrorKind::Internal,
         }
     }

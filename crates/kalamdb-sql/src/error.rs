@@ -15,6 +15,14 @@ pub enum SqlError {
     #[error("system.{table}: '{id}' does not exist")]
     NotFound { table: &'static str, id: String },
 
+    /// A record could not be serialised; nothing was written.
+    #[error("system.{table}: cannot encode '{id}': {reason}")]
+    Encode {
+        table: &'static str,
+        id: String,
+        reason: String,
+    },
+
     /// A stored record cannot be read even by the tolerant reader.
     #[error("system.{table}: record at key '{key}' is malformed: {reason}")]
     Malformed {

@@ -82,9 +82,17 @@ impl FormatMarker {
 
     /// Adds this marker to `batch`: the directory is marked exactly when the batch's other
     /// writes land.
-    pub fn put_in(&self, batch: &mut Batch) {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        batch.put(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes(), bytes);
+    pub fn put_in(&self, batch: &mut Batch) -> Result<()> {
+        batch.put(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes(), self.encode()?);
+        Ok(())
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| crate::SqlError::Encode {
+            table: "format marker",
+            id: FORMAT_MARKER_KEY.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Writes a marker for the current format, keeping the original creation time.
@@ -100,8 +108,7 @@ impl FormatMarker {
             created_at,
             updated_at: now,
         };
-        let bytes = serde_json::to_vec(&marker).unwrap_or_default();
-        storage.put(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes(), &bytes)?;
+        storage.put(DEFAULT_CF, FORMAT_MARKER_KEY.as_bytes(), &marker.encode()?)?;
         Ok(())
     }
 }

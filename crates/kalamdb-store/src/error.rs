@@ -27,6 +27,10 @@ pub enum StoreError {
     #[error("RocksDB reported corruption: {0}")]
     Corruption(String),
 
+    /// A value could not be serialised; nothing was written.
+    #[error("cannot encode a value for column family '{cf}': {reason}")]
+    Encode { cf: String, reason: String },
+
     /// Any other RocksDB failure.
     #[error("RocksDB error: {0}")]
     Rocks(String),

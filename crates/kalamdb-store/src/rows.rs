@@ -28,7 +28,10 @@ pub(crate) fn decode_row(cf: &str, key: &[u8], value: &[u8]) -> crate::Result<Ro
     }
 }
 
-pub(crate) fn encode_row(row: &Row) -> Vec<u8> {
-    // Serialising a map of JSON values cannot fail.
-    serde_json::to_vec(row).unwrap_or_default()
+/// A row as stored bytes. Never empty bytes in place of a row: a failure is an error.
+pub(crate) fn encode_row(cf: &str, row: &Row) -> crate::Result<Vec<u8>> {
+    serde_json::to_vec(row).map_err(|e| crate::StoreError::Encode {
+        cf: cf.to_string(),
+        reason: e.to_string(),
+    })
 }

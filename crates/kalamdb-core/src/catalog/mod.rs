@@ -261,10 +261,10 @@ impl Catalog {
             table_type: table_type_of(t.kind),
             created_at: now,
             storage_location: storage,
-            flush_policy: t
-                .flush_policy
-                .map(|p| serde_json::to_string(&p).unwrap_or_default())
-                .unwrap_or_default(),
+            flush_policy: match t.flush_policy {
+                Some(p) => CoreError::encode_json("a flush policy", &p)?,
+                None => String::new(),
+            },
             schema_version: 1,
             deleted_retention_hours: t.deleted_retention_hours,
             ttl_seconds: t.ttl_seconds,
@@ -275,19 +275,21 @@ impl Catalog {
             schema_id: TableSchemaRecord::id_for(&table_id, 1),
             table_id,
             version: 1,
-            arrow_schema: serde_json::to_string(&schema).unwrap_or_default(),
+            arrow_schema: CoreError::encode_json("a table schema", &schema)?,
             created_at: now,
             changes: "[\"created\"]".into(),
         };
         let mut batch = Batch::new();
-        self.sql.tables().put_in(&mut batch, &record);
-        self.sql.table_schemas().put_in(&mut batch, &schema_record);
+        self.sql.tables().put_in(&mut batch, &record)?;
+        self.sql
+            .table_schemas()
+            .put_in(&mut batch, &schema_record)?;
         ns.table_count = self.tables(Some(&t.namespace))?.len() as u64 + 1;
-        self.sql.namespaces().put_in(&mut batch, &ns);
+        self.sql.namespaces().put_in(&mut batch, &ns)?;
         if let Some(loc) = location.as_mut() {
             loc.usage_count += 1;
             loc.updated_at = now;
-            self.sql.storage_locations().put_in(&mut batch, loc);
+            self.sql.storage_locations().put_in(&mut batch, loc)?;
         }
         self.sql.storage().write(batch)?;
         Ok(record)

@@ -84,10 +84,8 @@ pub fn applied(image: &Image) -> Vec<AppliedRecord> {
         .collect()
 }
 
-pub fn put<T: Serialize>(batch: &mut Batch, key: &str, value: &T) {
-    batch.put(
-        DEFAULT_CF,
-        key.as_bytes(),
-        serde_json::to_vec(value).unwrap_or_default(),
-    );
+pub fn put<T: Serialize>(batch: &mut Batch, key: &str, value: &T) -> crate::Result<()> {
+    let bytes = crate::CoreError::encode_json_bytes(&format!("migration journal {key}"), value)?;
+    batch.put(DEFAULT_CF, key.as_bytes(), bytes);
+    Ok(())
 }

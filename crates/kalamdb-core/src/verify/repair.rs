@@ -38,7 +38,7 @@ impl<'a> Repair<'a> {
                             f.object, ns.table_count
                         ));
                         ns.table_count = real;
-                        sql.namespaces().put_in(&mut batch, &ns);
+                        sql.namespaces().put_in(&mut batch, &ns)?;
                     }
                 }
                 Code::UsageCountMismatch => {
@@ -50,7 +50,7 @@ impl<'a> Repair<'a> {
                         ));
                         loc.usage_count = real;
                         loc.updated_at = now_ms();
-                        sql.storage_locations().put_in(&mut batch, &loc);
+                        sql.storage_locations().put_in(&mut batch, &loc)?;
                     }
                 }
                 Code::StaleLiveQuery => {

@@ -66,12 +66,11 @@ fn rekey<R: SystemRecord>(image: &Image, out: &mut Outcome, fix: impl Fn(&mut R)
             );
             continue;
         }
+        let Some(bytes) = out.encode(R::CF, key, &record) else {
+            continue;
+        };
         out.delete(R::CF, key);
-        out.put(
-            R::CF,
-            &new_key,
-            serde_json::to_vec(&record).unwrap_or_default(),
-        );
+        out.put(R::CF, &new_key, bytes);
         out.count(entity, "rekeyed and reshaped");
     }
 }

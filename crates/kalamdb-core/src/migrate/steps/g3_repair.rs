@@ -151,7 +151,10 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         .contains_key(kalamdb_sql::FORMAT_MARKER_KEY)
     {
         let now = now_ms();
-        let marker = serde_json::to_vec(&FormatMarker::current(now, now)).unwrap_or_default();
+        let marker = crate::CoreError::encode_json_bytes(
+            "the format marker",
+            &FormatMarker::current(now, now),
+        )?;
         out.put(DEFAULT_CF, kalamdb_sql::FORMAT_MARKER_KEY, marker);
     }
     Ok(out)

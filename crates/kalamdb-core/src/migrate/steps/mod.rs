@@ -89,14 +89,34 @@ impl Outcome {
 
     /// Writes `record` under its key unless the image already holds exactly these bytes;
     /// returns whether it wrote.
+    /// A record that cannot be encoded is reported as invalid (so `apply` refuses it like any
+    /// other), never written as empty bytes.
     pub(crate) fn put_record<R: SystemRecord>(&mut self, image: &Image, record: &R) -> bool {
         let key = format!("{}{}", R::KEY_PREFIX, record.id());
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        let Some(bytes) = self.encode(R::CF, &key, record) else {
+            return false;
+        };
         if image.records(R::CF).get(&key) == Some(&bytes) {
             return false;
         }
         self.put(R::CF, &key, bytes);
         true
+    }
+
+    /// `value` as JSON bytes; on failure, reports `cf`/`key` as invalid and gives `None`.
+    pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+        &mut self,
+        cf: &str,
+        key: &str,
+        value: &T,
+    ) -> Option<Vec<u8>> {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.invalid(cf, key, format!("cannot be encoded: {e}"));
+                None
+            }
+        }
     }
 
     pub(crate) fn invalid(&mut self, cf: &str, key: &str, reason: impl Into<String>) {

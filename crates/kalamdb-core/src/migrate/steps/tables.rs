@@ -102,11 +102,18 @@ pub fn infer_missing(image: &Image, ctx: &Ctx<'_>, jobs: &[JobRecord], out: &mut
             },
         };
         let schema = schema_json(data.cf.kind, &columns, None);
+        let schema_key = format!("{}{table_id}", TableSchemaRecord::KEY_PREFIX);
+        let Some(arrow_schema) = out
+            .encode(TableSchemaRecord::CF, &schema_key, &schema)
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
         let schema = TableSchemaRecord {
             schema_id: TableSchemaRecord::id_for(&table_id, 1),
             table_id: table_id.clone(),
             version: 1,
-            arrow_schema: serde_json::to_string(&schema).unwrap_or_default(),
+            arrow_schema,
             created_at: record.created_at,
             changes: r#"["inferred from rows by kalamctl migrate"]"#.to_string(),
         };

@@ -15,6 +15,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    kalamdb_core::fail::setup();
     let cli = cli::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Db, files_under, kalamctl_env};
 use serde_json::Value;
 
-/// Steps a drop records; `KALAMDB_FAIL_AT` kills the process right after each.
+/// Steps a drop records; the fail point `{step}=return` kills the process right after each.
 const FAIL_POINTS: [&str; 6] = [
     "table_deletion.recorded",
     "table_deletion.uncataloged",
@@ -287,7 +287,7 @@ fn kill_9_at_random_moments_then_resume() {
 fn crash_drop_at(db: &Db, point: &str) -> String {
     let run = kalamctl_env(
         &["table", "drop", "app.t", "--data-dir", db.path()],
-        &[("KALAMDB_FAIL_AT", point)],
+        &[("FAILPOINTS", &format!("{point}=return"))],
     );
     assert_eq!(
         run.code, -1,

@@ -22,7 +22,7 @@ fn an_online_backup_during_inserts_and_flushes_restores_a_consistent_state() {
     let d = Daemon::start_with_env(
         tmp.path(),
         "",
-        &[("KALAMDB_PAUSE_AT", "backup.checkpointed:300")],
+        &[("FAILPOINTS", "backup.checkpointed=sleep(300)")],
     );
     d.rows(
         ADMIN,

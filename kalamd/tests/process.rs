@@ -452,7 +452,7 @@ fn a_drop_killed_mid_way_is_finished_by_kalamd_at_startup() {
     let mut d = Daemon::start_with_env(
         tmp.path(),
         "",
-        &[("KALAMDB_FAIL_AT", "table_deletion.hot_dropped")],
+        &[("FAILPOINTS", "table_deletion.hot_dropped=return")],
     );
     let (status, _) = d.sql(ADMIN, "DROP TABLE app.t");
     assert_eq!(status, 0, "the connection dies with the process");

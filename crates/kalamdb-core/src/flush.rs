@@ -108,6 +108,8 @@ impl Engine {
             let ids: Vec<String> = rows.iter().map(|(k, _)| k.clone()).collect();
             let batch = rows_to_batch(&schema, &refs, &[(ROW_ID, ids.clone())])?;
             let (_, size) = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
+            // Between the two tiers: the rows are in the file and still in RocksDB.
+            crate::fail::point("flush.file_written");
             // The file is durable: now the keys may go.
             match def.kind {
                 TableKind::User => self.user_store().remove(

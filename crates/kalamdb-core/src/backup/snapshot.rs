@@ -70,7 +70,7 @@ impl Engine {
             let taken_at = kalamdb_store::now_ms();
             let checkpoint = staging.path().join("rocksdb");
             self.storage().checkpoint(&checkpoint)?;
-            crate::jobs::fail_point("backup.checkpointed");
+            crate::fail::point("backup.checkpointed");
             let tables = link_parquet(&checkpoint, root, staging.path())?;
             (taken_at, tables, held.elapsed().as_millis() as u64)
         };

@@ -35,6 +35,16 @@ pub mod job_type {
     pub const RESTORE: &str = "restore";
 }
 
+/// Where a job of type `kind` stops when it is cancelled, or `None` for a type that has no
+/// safe point and always runs to its end (flush, eviction, retention, migration, restore).
+pub fn cancel_point(kind: &str) -> Option<&'static str> {
+    match kind {
+        job_type::TABLE_DELETION => Some("before the table leaves the catalog"),
+        job_type::BACKUP => Some("between files, before the manifest is written"),
+        _ => None,
+    }
+}
+
 /// Called with the job's row each time it reports progress (a progress bar, say).
 pub type Observer = Arc<dyn Fn(&JobRecord) + Send + Sync>;
 
@@ -185,14 +195,20 @@ impl Job {
 
     /// Records a completed step and what the job needs to finish, in `batch`: the step is
     /// durable exactly when the work written with it is.
-    pub fn step_in(&mut self, batch: &mut Batch, step: &str, resume_state: Option<String>) {
+    pub fn step_in(
+        &mut self,
+        batch: &mut Batch,
+        step: &str,
+        resume_state: Option<String>,
+    ) -> Result<()> {
         self.record.step = Some(step.to_string());
         if resume_state.is_some() {
             self.record.resume_state = resume_state;
         }
         self.record.heartbeat_at = Some(now_ms());
-        self.sql.jobs().put_in(batch, &self.record);
+        self.sql.jobs().put_in(batch, &self.record)?;
         self.notify();
+        Ok(())
     }
 
     /// Replaces what the job needs to finish; written with the next progress or step.
@@ -208,7 +224,7 @@ impl Job {
         resume_state: Option<String>,
     ) -> Result<()> {
         let mut batch = Batch::new();
-        self.step_in(&mut batch, step, resume_state);
+        self.step_in(&mut batch, step, resume_state)?;
         engine.storage().write(batch)?;
         self.last_write = Instant::now();
         Ok(())
@@ -261,11 +277,11 @@ impl Job {
 
     /// Marks the job completed in `batch`: it completes exactly when the batch's other writes
     /// land.
-    pub fn complete_in(mut self, batch: &mut Batch, result: Value) -> JobRecord {
+    pub fn complete_in(mut self, batch: &mut Batch, result: Value) -> Result<JobRecord> {
         self.mark_completed(result);
-        self.sql.jobs().put_in(batch, &self.record);
+        self.sql.jobs().put_in(batch, &self.record)?;
         self.notify();
-        self.record
+        Ok(self.record)
     }
 
     /// Ends the job with an error: `cancelled` for [`CoreError::Cancelled`]; `paused` when it
@@ -329,25 +345,5 @@ pub(crate) fn finish_with<T>(
             let _ = job.fail(&e);
             Err(e)
         }
-    }
-}
-
-/// Test hook for crash safety: with `KALAMDB_FAIL_AT=<point>` in the environment, the
-/// process kills itself with SIGKILL on reaching that point, exactly as `kill -9` would.
-///
-/// With `KALAMDB_PAUSE_AT=<point>:<ms>`, it sleeps there instead: races (a backup between a
-/// flush's Parquet write and its key removal, say) become reliable to test.
-pub(crate) fn fail_point(point: &str) {
-    if std::env::var_os("KALAMDB_FAIL_AT").is_some_and(|v| v == point) {
-        // SAFETY: getpid and kill have no preconditions; SIGKILL does not return.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-    if let Some(pause) = std::env::var("KALAMDB_PAUSE_AT").ok().and_then(|v| {
-        let (at, ms) = v.split_once(':')?;
-        (at == point).then(|| ms.parse::<u64>().ok()).flatten()
-    }) {
-        std::thread::sleep(std::time::Duration::from_millis(pause));
     }
 }

@@ -8,7 +8,6 @@ use kalamdb_store::Storage;
 
 use crate::data_dir::DataDir;
 pub use crate::fs::{copy_tree, remove_tree, sync_dir};
-use crate::jobs::fail_point;
 use crate::{CoreError, Result};
 
 /// Files inside the RocksDB directory that are not RocksDB's own.
@@ -80,7 +79,7 @@ pub fn roll_back(dir: &DataDir) -> Result<()> {
             remove_tree(&trash)?;
             std::fs::rename(&live, &trash).map_err(|e| CoreError::io(&live, e))?;
             sync_dir(dir.root())?;
-            fail_point("migrate.rollback");
+            crate::fail::point("migrate.rollback");
         }
         std::fs::rename(&cp, &live).map_err(|e| CoreError::io(&cp, e))?;
         sync_dir(dir.root())?;

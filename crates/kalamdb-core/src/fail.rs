@@ -1,0 +1,36 @@
+//! Fail points for crash and fault tests, on the `fail` crate (TiKV's fail-rs).
+//!
+//! They exist only in a build with the `failpoints` cargo feature, which the test suites turn
+//! on; a build without it (every release binary) compiles them to nothing and ignores
+//! `FAILPOINTS`. In a test build, `FAILPOINTS=point=action;...` configures them with fail-rs's
+//! actions (`sleep(ms)`, `panic(msg)`, `1*panic`, ...), and `return` means: kill this
+//! process with SIGKILL right here, exactly as `kill -9` would. Every point is listed in
+//! `specs/format.md`.
+
+/// Reads `FAILPOINTS`; the binaries call this once, first thing. Without the feature it does
+/// nothing.
+pub fn setup() {
+    #[cfg(feature = "failpoints")]
+    {
+        // The scenario holds a process-wide guard; it lives as long as the process.
+        std::mem::forget(fail::FailScenario::setup());
+    }
+}
+
+/// A fail point named `name`.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+pub fn point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name, |_| kill_self());
+}
+
+/// Whether this build honours fail points.
+pub const ENABLED: bool = cfg!(feature = "failpoints");
+
+#[cfg(feature = "failpoints")]
+fn kill_self() {
+    // SAFETY: getpid and kill have no preconditions; SIGKILL does not return.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -15,6 +16,7 @@ use kalamdb_core::{CoreError, Engine, ErrorKind, Session};
 use serde_json::json;
 
 use crate::auth::{ACT_AS_HEADER, AuthError, Tokens};
+use crate::background::Health;
 use crate::metrics::Metrics;
 
 /// What `/ready` reports.
@@ -34,6 +36,8 @@ pub struct AppState {
     pub tokens: Arc<OnceLock<Tokens>>,
     pub metrics: Metrics,
     pub phase: Arc<AtomicU8>,
+    /// The background loops' health, for `/ready` and `/metrics`.
+    pub health: Arc<Health>,
 }
 
 impl AppState {
@@ -149,7 +153,11 @@ fn auth_error(e: AuthError) -> Response {
     }
 }
 
-async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(engine) = state.serving_engine().cloned() else {
         return state.unavailable();
     };
@@ -162,6 +170,17 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     struct Body {
         sql: String,
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is larger than limits.max_body_bytes; send fewer statements per request",
+            );
+        }
+        Err(e) => return error(e.status(), "bad_request", &e.body_text()),
+    };
     let Ok(Body { sql }) = serde_json::from_slice::<Body>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -197,7 +216,20 @@ async fn health() -> Response {
 
 async fn ready(State(state): State<AppState>) -> Response {
     match state.phase() {
-        Phase::Ready => Json(json!({"status": "ready"})).into_response(),
+        Phase::Ready => {
+            // Queries are still served while a background loop is failing, so this stays 200:
+            // the body names each failing loop and its error until a later run succeeds.
+            let down = state.health.down();
+            if down.is_empty() {
+                Json(json!({"status": "ready"})).into_response()
+            } else {
+                let tasks: serde_json::Map<String, serde_json::Value> = down
+                    .into_iter()
+                    .map(|(name, why)| (name.to_string(), json!(why)))
+                    .collect();
+                Json(json!({"status": "degraded", "failing": tasks})).into_response()
+            }
+        }
         Phase::Opening => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "opening"})),
@@ -218,8 +250,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if let Err(e) = authenticate(&state, &headers) {
         return auth_error(e);
     }
-    let metrics = state.metrics.clone();
-    let text = tokio::task::spawn_blocking(move || metrics.render(&engine))
+    let (metrics, health) = (state.metrics.clone(), state.health.clone());
+    let text = tokio::task::spawn_blocking(move || metrics.render(&engine, &health))
         .await
         .unwrap_or_default();
     (

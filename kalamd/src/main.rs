@@ -36,6 +36,7 @@ struct Args {
 }
 
 fn main() {
+    kalamdb_core::fail::setup();
     let args = Args::parse();
     let env = std::env::vars().collect();
     let code = match Config::load(args.config.as_deref(), &env) {
@@ -120,6 +121,7 @@ async fn serve(
         tokens: Arc::new(OnceLock::new()),
         metrics: metrics::Metrics::default(),
         phase: Arc::new(AtomicU8::new(Phase::Opening as u8)),
+        health: Arc::new(background::Health::default()),
     };
     let app = http::router(
         state.clone(),
@@ -176,7 +178,12 @@ async fn serve(
     };
     let _ = state.tokens.set(tokens);
     let _ = state.engine.set(engine.clone());
-    let workers = background::spawn(engine.clone(), &config, drain_rx.clone());
+    let workers = background::spawn(
+        engine.clone(),
+        &config,
+        state.health.clone(),
+        drain_rx.clone(),
+    );
     state.set_phase(Phase::Ready);
     tracing::info!(listen = %local, "ready");
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);

@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use kalamdb_core::Engine;
+
+use crate::background::{Health, TASKS};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +22,11 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,7 +78,7 @@ impl Metrics {
     }
 
     /// Renders every metric.
-    pub fn render(&self, engine: &Engine) -> String {
+    pub fn render(&self, engine: &Engine, health: &Health) -> String {
         let mut reg = Registry::with_prefix("kalamdb");
         reg.register(
             "http_requests",
@@ -112,6 +119,30 @@ impl Metrics {
             c.inc_by(value);
             reg.register(name, help, c);
         }
+
+        let failures = Family::<TaskLabels, Counter>::default();
+        let up = Family::<TaskLabels, Gauge>::default();
+        let down = health.down();
+        for task in TASKS {
+            let labels = TaskLabels {
+                task: task.to_string(),
+            };
+            failures
+                .get_or_create(&labels)
+                .inc_by(health.failures(task));
+            up.get_or_create(&labels)
+                .set(i64::from(!down.iter().any(|(name, _)| *name == task)));
+        }
+        reg.register(
+            "background_failures",
+            "Failed or panicked runs of kalamd's background loops",
+            failures,
+        );
+        reg.register(
+            "background_up",
+            "1 when the background loop's last run succeeded (or it has not run yet), else 0",
+            up,
+        );
 
         let jobs = Family::<JobLabels, Gauge>::default();
         if let Ok((records, _)) = engine.sql().jobs().scan_lenient() {

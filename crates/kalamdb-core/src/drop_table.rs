@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::catalog::kind_of;
 use crate::cold::paths::{StorageTemplate, batch_files};
-use crate::jobs::{Job, Observer, fail_point, finish_with, job_type};
+use crate::jobs::{Job, Observer, finish_with, job_type};
 use crate::{CoreError, Engine, Result};
 
 /// What a drop removed.
@@ -155,8 +155,8 @@ impl Engine {
             cold_rows: 0,
             hot_bytes: 0,
         };
-        job.step(self, Step::Recorded.as_str(), Some(encode(&state)))?;
-        fail_point("table_deletion.recorded");
+        job.step(self, Step::Recorded.as_str(), Some(encode(&state)?))?;
+        crate::fail::point("table_deletion.recorded");
         let mut report = self.run_deletion(job, state, Step::Recorded)?;
         report.stale_subscriptions_cleared = cleared;
         Ok(Some(report))
@@ -249,9 +249,9 @@ impl Engine {
                 job.checkpoint("before removing the table from the catalog")?;
                 let mut batch = Batch::new();
                 self.sql().tables().delete_in(&mut batch, &t.table_id);
-                job.step_in(&mut batch, Step::Uncataloged.as_str(), None);
+                job.step_in(&mut batch, Step::Uncataloged.as_str(), None)?;
                 self.storage().write(batch)?;
-                fail_point("table_deletion.uncataloged");
+                crate::fail::point("table_deletion.uncataloged");
             }
             if done < Step::HotDropped {
                 let cf = TableCf::new(kind, &t.namespace, &t.table_name).name();
@@ -260,8 +260,8 @@ impl Engine {
                     state.hot_bytes = self.storage().sst_bytes(&cf)?;
                     self.storage().drop_cf(&cf)?;
                 }
-                job.step(self, Step::HotDropped.as_str(), Some(encode(&state)))?;
-                fail_point("table_deletion.hot_dropped");
+                job.step(self, Step::HotDropped.as_str(), Some(encode(&state)?))?;
+                crate::fail::point("table_deletion.hot_dropped");
             }
             if done < Step::ColdDeleted {
                 let cold = ColdFiles::list(self, &template)?;
@@ -273,7 +273,7 @@ impl Engine {
                         files += 1;
                         bytes += size;
                         state.cold_rows += rows;
-                        job.set_resume_state(encode(&state));
+                        job.set_resume_state(encode(&state)?);
                     }
                     // Throttled: a crash may lose the last few counts (they are lower bounds),
                     // never a file, which the resumed step lists again.
@@ -284,18 +284,18 @@ impl Engine {
                         bytes_done: bytes,
                         ..JobProgress::default()
                     })?;
-                    fail_point("table_deletion.cold_file");
+                    crate::fail::point("table_deletion.cold_file");
                 }
                 cold.remove_empty_dirs(self, &template);
                 job.step(self, Step::ColdDeleted.as_str(), None)?;
-                fail_point("table_deletion.cold_deleted");
+                crate::fail::point("table_deletion.cold_deleted");
             }
             if done < Step::MetadataDeleted {
                 let mut batch = Batch::new();
                 self.delete_metadata_in(&mut batch, &t)?;
-                job.step_in(&mut batch, Step::MetadataDeleted.as_str(), None);
+                job.step_in(&mut batch, Step::MetadataDeleted.as_str(), None)?;
                 self.storage().write(batch)?;
-                fail_point("table_deletion.metadata_deleted");
+                crate::fail::point("table_deletion.metadata_deleted");
             }
             let report = DropReport {
                 job_id: job.id().to_string(),
@@ -337,7 +337,7 @@ impl Engine {
                 .iter()
                 .filter(|r| r.table_id != t.table_id)
                 .count() as u64;
-            self.sql().namespaces().put_in(batch, &nsr);
+            self.sql().namespaces().put_in(batch, &nsr)?;
         }
         let location = match t.storage_location.trim() {
             "" => crate::catalog::DEFAULT_LOCATION,
@@ -346,14 +346,14 @@ impl Engine {
         if let Some(mut loc) = self.sql().storage_locations().get(location)? {
             loc.usage_count = loc.usage_count.saturating_sub(1);
             loc.updated_at = kalamdb_store::now_ms();
-            self.sql().storage_locations().put_in(batch, &loc);
+            self.sql().storage_locations().put_in(batch, &loc)?;
         }
         Ok(())
     }
 }
 
-fn encode(state: &ResumeState) -> String {
-    serde_json::to_string(state).unwrap_or_default()
+fn encode(state: &ResumeState) -> Result<String> {
+    CoreError::encode_json("a table deletion's resume state", state)
 }
 
 /// The table's Parquet batch files (never anything else), for every user.

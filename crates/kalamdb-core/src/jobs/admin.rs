@@ -85,6 +85,13 @@ impl Engine {
                 job.status
             )));
         }
+        let Some(safe_point) = super::cancel_point(&job.job_type) else {
+            return Err(CoreError::Conflict(format!(
+                "job {id} is a {} job, which has no safe point to stop at: it runs to its end on its own; nothing was changed",
+                job.job_type
+            )));
+        };
+        tracing::debug!(job = id, safe_point, "cancel requested");
         if job.job_type == job_type::TABLE_DELETION && !deletion_cancellable(&job) {
             return Err(CoreError::Conflict(format!(
                 "job {id} can no longer be cancelled: {} is already out of the catalog, and stopping now would leave its data behind; finish it with `kalamctl jobs resume {id}`",

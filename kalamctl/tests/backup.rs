@@ -46,7 +46,8 @@ fn create(db: &Db, repo: &Path) -> Value {
 
 /// `backup create` that kills itself (-9) at fail point `point`.
 fn create_killed_at(db: &Db, repo: &Path, point: &str) -> Run {
-    kalamctl_env(&create_args(db, repo, &[]), &[("KALAMDB_FAIL_AT", point)])
+    let kill = format!("{point}=return");
+    kalamctl_env(&create_args(db, repo, &[]), &[("FAILPOINTS", &kill)])
 }
 
 fn s(p: &Path) -> &str {
@@ -656,7 +657,9 @@ fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
             "--token",
         ),
     ];
-    let before = common::snapshot(tmp.path());
+    // Both trees, byte for byte: the scratch directory and the whole data directory (RocksDB
+    // files included), since a refusal must not even open the database for writing.
+    let before = (common::snapshot(tmp.path()), common::snapshot(&db.dir));
     for (args, code, needle) in cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = kalamctl(&refs);
@@ -669,11 +672,13 @@ fn bad_input_gets_one_line_its_exit_code_and_changes_nothing() {
             r.stderr
         );
     }
+    let after = (common::snapshot(tmp.path()), common::snapshot(&db.dir));
+    assert!(before.1.iter().any(|(f, _)| f.starts_with("rocksdb/")));
     assert_eq!(
-        before,
-        common::snapshot(tmp.path()),
-        "nothing changed on disk"
+        before.0, after.0,
+        "nothing changed in the scratch directory"
     );
+    assert_eq!(before.1, after.1, "nothing changed in the data directory");
     assert!(!db.dir.join("inside").exists());
 }
 

@@ -309,6 +309,7 @@ fn a_malformed_record_refuses_with_3_until_skip_invalid() {
     let db = Legacy::new(Generation::G2);
     db.put_raw("system_users", "u_broken", b"{not json");
     let before = db.dump();
+    let files_before = snapshot(&db.dir);
     let plan = db.migrate(&["plan"]);
     assert_eq!(plan.code, 3, "{}", plan.stderr);
     let invalid = &plan.json()["steps"][0]["invalid"][0];
@@ -323,6 +324,11 @@ fn a_malformed_record_refuses_with_3_until_skip_invalid() {
     );
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
     assert_eq!(db.dump(), before, "a refused apply changed the database");
+    assert_eq!(
+        snapshot(&db.dir),
+        files_before,
+        "a refused apply changed a file (it must not even open RocksDB for writing)"
+    );
     assert!(
         !db.dir.join("migration").exists(),
         "a refused apply left a checkpoint"
@@ -383,11 +389,17 @@ fn bad_inputs_get_one_line_and_their_exit_code() {
         br#"{"user_id":"u_zed","username":"zed","email":"","created_at":1}"#,
     );
     let before = mixed.dump();
+    let files_before = snapshot(&mixed.dir);
     let run = mixed.migrate(&["apply"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("mixes generations"), "{}", run.stderr);
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
     assert_eq!(mixed.dump(), before);
+    assert_eq!(
+        snapshot(&mixed.dir),
+        files_before,
+        "every byte is unchanged"
+    );
 
     // A newer format: exit 6, naming the writer.
     let newer = Legacy::new(Generation::G3);
@@ -396,11 +408,17 @@ fn bad_inputs_get_one_line_and_their_exit_code() {
         kalamdb_sql::FORMAT_MARKER_KEY,
         br#"{"format_version":7,"written_by":"kalamdb 7.0.0","created_at":1,"updated_at":1}"#,
     );
+    let files_before = snapshot(&newer.dir);
     for cmd in [&["status"][..], &["plan"], &["apply"]] {
         let run = newer.migrate(cmd);
         assert_eq!(run.code, 6, "{cmd:?}: {}", run.stderr);
         assert!(run.stderr.contains("kalamdb 7.0.0"), "{}", run.stderr);
     }
+    assert_eq!(
+        snapshot(&newer.dir),
+        files_before,
+        "every byte is unchanged"
+    );
 
     // Rollback with nothing to roll back to.
     let run = newer.migrate(&["rollback"]);
@@ -445,7 +463,8 @@ fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
     for point in points {
         let db = Legacy::new(Generation::G1);
         let original = db.outcome();
-        let run = db.migrate_env(&["apply"], &[("KALAMDB_FAIL_AT", point)]);
+        let kill = format!("{point}=return");
+        let run = db.migrate_env(&["apply"], &[("FAILPOINTS", &kill)]);
         assert_eq!(
             run.code, -1,
             "{point}: the process should die by SIGKILL: {}",
@@ -539,9 +558,9 @@ fn rollback_restores_the_original_byte_for_byte() {
     // Also from an interrupted run, and a rollback killed between its renames finishes.
     let db = Legacy::new(Generation::G1);
     let original = db.dump();
-    let run = db.migrate_env(&["apply"], &[("KALAMDB_FAIL_AT", "migrate.step.0001")]);
+    let run = db.migrate_env(&["apply"], &[("FAILPOINTS", "migrate.step.0001=return")]);
     assert_eq!(run.code, -1);
-    let run = db.migrate_env(&["rollback"], &[("KALAMDB_FAIL_AT", "migrate.rollback")]);
+    let run = db.migrate_env(&["rollback"], &[("FAILPOINTS", "migrate.rollback=return")]);
     assert_eq!(run.code, -1);
     let refused = db.migrate(&["apply"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);

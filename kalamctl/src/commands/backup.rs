@@ -64,6 +64,9 @@ fn interruptible() -> &'static AtomicBool {
 
 fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {
     let dir = data_dir(cli)?;
+    // Refusals about the repository come before the database is opened for writing.
+    kalamdb_core::data_dir::DataDir::new(dir).check_is_database()?;
+    backup::check_repository(dir, repo)?;
     let engine = open_offline(dir, "backup create").map_err(|e| match e {
         CliError::Core(kalamdb_core::CoreError::Locked { path, holder }) => CliError::Core(
             kalamdb_core::CoreError::Locked {

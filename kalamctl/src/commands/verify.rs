@@ -4,6 +4,7 @@ use std::path::Path;
 
 use kalamdb_core::Engine;
 use kalamdb_core::verify::Report;
+
 use serde_json::json;
 
 use crate::cli::{Cli, Format};
@@ -31,19 +32,15 @@ pub fn run(cli: &Cli, dir: &Path, repair: bool) -> Result<ExitCode, CliError> {
         Format::Json => print_json(&json!(report)),
         Format::Table => print_text(cli, &report),
     }
+    // After --repair the findings are those of a second scan: the exit code says what is
+    // left, never what was fixed.
     Ok(if report.has_errors() {
-        // Repairs never touch errors: they still stand.
         ExitCode::Integrity
-    } else if report.has_warnings() && !all_repaired(&report) {
+    } else if report.has_warnings() {
         ExitCode::Warnings
     } else {
         ExitCode::Ok
     })
-}
-
-/// Whether a repair ran and every finding was of a class it fixes.
-fn all_repaired(report: &Report) -> bool {
-    !report.repaired.is_empty() && report.findings.iter().all(|f| f.code.repairable())
 }
 
 fn print_text(cli: &Cli, report: &Report) {
@@ -59,6 +56,9 @@ fn print_text(cli: &Cli, report: &Report) {
     }
     for change in &report.repaired {
         println!("repaired: {change}");
+    }
+    for skipped in &report.skipped {
+        println!("skipped: {skipped}");
     }
     if cli.quiet {
         return;

@@ -148,14 +148,36 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
-/// A snapshot of every file's name, size and content under `dir`.
+/// Every directory below `dir`, relative, with a trailing `/`, sorted.
+pub fn dirs_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push(format!(
+                    "{}/",
+                    p.strip_prefix(dir).expect("prefix").display()
+                ));
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A snapshot of every file's name, size and content under `dir`, and of every directory
+/// (an empty one made by a refusal is a change too).
 pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    files_under(dir)
+    dirs_under(dir)
         .into_iter()
-        .map(|f| {
+        .map(|d| (d, Vec::new()))
+        .chain(files_under(dir).into_iter().map(|f| {
             let bytes = std::fs::read(dir.join(&f)).unwrap_or_default();
             (f, bytes)
-        })
+        }))
         .collect()
 }
 

@@ -14,7 +14,7 @@ use super::repo::{LockMode, Repo, RepoLock};
 use super::snapshot::{Snapshot, StagedFile};
 use super::transfer::{self, Meter, Observer, Transfer};
 use crate::fs::sync_dir;
-use crate::jobs::{Job, fail_point, job_type};
+use crate::jobs::{Job, job_type};
 use crate::{CoreError, Engine, Result};
 
 /// What `backup create` is asked to do.
@@ -77,14 +77,7 @@ impl Engine {
         }
         let root = std::fs::canonicalize(self.data_dir().root())
             .map_err(|e| CoreError::io(self.data_dir().root(), e))?;
-        let repo_path = absolute(&options.repo)?;
-        if repo_path.starts_with(&root) {
-            return Err(CoreError::InvalidInput(format!(
-                "the repository {} is inside the data directory {}, and would be lost with it; pick a path outside",
-                repo_path.display(),
-                root.display()
-            )));
-        }
+        let repo_path = check_repository(&root, &options.repo)?;
         let repo = Repo::open_or_create(&repo_path)?;
         let lock = repo.lock(LockMode::Write)?;
         repo.clean_debris()?;
@@ -137,7 +130,7 @@ impl Started {
 
     fn work(&mut self, started: Instant) -> Result<CreateReport> {
         let snapshot = self.engine.snapshot(&self.root)?;
-        fail_point("backup.snapshot");
+        crate::fail::point("backup.snapshot");
         // A checkpoint gets an IDENTITY of its own; the database's is the live one.
         let identity = std::fs::read_to_string(self.engine.data_dir().rocksdb().join("IDENTITY"))
             .map(|s| s.trim().to_string())
@@ -150,7 +143,7 @@ impl Started {
             .filter_map(|l| l.manifest.ok())
             .find(|m| !identity.is_empty() && m.source.db_identity == identity);
         let (entries, read) = self.copy_files(&snapshot, parent.as_ref())?;
-        fail_point("backup.copied");
+        crate::fail::point("backup.copied");
 
         let new_files = entries.iter().filter(|(_, new)| *new).count() as u64;
         let new_bytes = entries
@@ -181,7 +174,7 @@ impl Started {
             checksum: String::new(),
         };
         self.repo.commit(&mut manifest)?;
-        fail_point("backup.committed");
+        crate::fail::point("backup.committed");
         Ok(CreateReport {
             backup_id: self.id,
             job_id: self.job.id().to_string(),
@@ -335,6 +328,24 @@ fn object_size(repo: &Repo, sha256: &str) -> Option<u64> {
 /// Files nobody rewrites in place once written: RocksDB's SST files and Parquet batches.
 pub fn is_immutable(path: &str) -> bool {
     path.ends_with(".sst") || path.ends_with(".parquet")
+}
+
+/// Decides, without writing anything, whether `repo` can take a backup of the data directory
+/// `data_dir`: not inside it, and a repository or a new or empty directory. kalamctl calls it
+/// before it opens the database, so a refusal changes nothing. Returns the repository's
+/// absolute path.
+pub fn check_repository(data_dir: &Path, repo: &Path) -> Result<PathBuf> {
+    let root = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let repo_path = absolute(repo)?;
+    if repo_path.starts_with(&root) {
+        return Err(CoreError::InvalidInput(format!(
+            "the repository {} is inside the data directory {}, and would be lost with it; pick a path outside",
+            repo_path.display(),
+            root.display()
+        )));
+    }
+    Repo::check_usable(&repo_path)?;
+    Ok(repo_path)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-pub use create::{CreateOptions, CreateReport, Started};
+pub use create::{CreateOptions, CreateReport, Started, check_repository};
 pub(crate) use job_row::{committed, mark_completed};
 pub use manifest::{FileEntry, Manifest, TableRows};
 pub use restore::{RestoreOptions, RestoreReport, restore};
@@ -195,6 +195,14 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
     if let Some(id) = options.id.filter(|_| report.backups_checked.is_empty()) {
         return Err(CoreError::NotFound(format!(
             "{} has no backup {id}; `kalamctl backup list {}` shows them",
+            options.repo.display(),
+            options.repo.display()
+        )));
+    }
+    // Checking nothing is not a pass: a CI gate on an empty (or wrong) repository must fail.
+    if report.backups_checked.is_empty() {
+        return Err(CoreError::NotFound(format!(
+            "{} holds no backup, so there is nothing to verify; check the path, or create one with `kalamctl backup create --to {}`",
             options.repo.display(),
             options.repo.display()
         )));

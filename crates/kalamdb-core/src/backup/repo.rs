@@ -15,13 +15,12 @@
 //! `tmp/` and `*.partial`, which the next writer removes.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
-use crate::fs::{remove_tree, sync_dir};
+use crate::fs::{remove_tree, sync_dir, write_atomically};
 use crate::{CoreError, Result};
 
 const MARKER: &str = "kalamdb-backup.json";
@@ -106,13 +105,14 @@ impl Repo {
     fn write_marker(&self, marker: &Marker) -> Result<()> {
         let bytes =
             serde_json::to_vec_pretty(marker).map_err(|e| CoreError::Query(e.to_string()))?;
-        write_atomically(&self.tmp(), &self.root.join(MARKER), &bytes)
+        write_atomically(&self.tmp(), &self.root.join(MARKER), &bytes, 0o644)
     }
 
-    /// Opens a repository, creating it in a new or empty directory.
-    pub fn open_or_create(path: &Path) -> Result<Repo> {
+    /// Whether [`Repo::open_or_create`] would accept `path`, decided without writing: a
+    /// repository this build reads, or a new or empty directory.
+    pub fn check_usable(path: &Path) -> Result<()> {
         if path.join(MARKER).exists() {
-            return Self::open(path);
+            return Self::open(path).map(|_| ());
         }
         if path.exists() {
             let mut entries = std::fs::read_dir(path).map_err(|e| CoreError::io(path, e))?;
@@ -123,6 +123,15 @@ impl Repo {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Opens a repository, creating it in a new or empty directory.
+    pub fn open_or_create(path: &Path) -> Result<Repo> {
+        if path.join(MARKER).exists() {
+            return Self::open(path);
+        }
+        Self::check_usable(path)?;
         let repo = Repo {
             root: path.to_path_buf(),
         };
@@ -295,7 +304,7 @@ impl Repo {
     /// Completes a backup: the manifest appears, atomically, and the partial marker goes.
     pub fn commit(&self, manifest: &mut Manifest) -> Result<()> {
         let bytes = manifest.seal()?;
-        write_atomically(&self.tmp(), &self.manifest_path(manifest.id), &bytes)?;
+        write_atomically(&self.tmp(), &self.manifest_path(manifest.id), &bytes, 0o644)?;
         self.abandon(manifest.id)
     }
 
@@ -351,24 +360,4 @@ impl Repo {
         }
         Ok(out)
     }
-}
-
-/// Writes a file so that it appears complete or not at all: a synced temporary file in
-/// `tmp`, renamed into place, and the directory synced.
-pub fn write_atomically(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::create_dir_all(tmp).map_err(|e| CoreError::io(tmp, e))?;
-    let part = tmp.join(format!(
-        "{}.{}.tmp",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = File::create(&part).map_err(|e| CoreError::io(&part, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| CoreError::io(&part, e))?;
-    std::fs::rename(&part, dest).map_err(|e| CoreError::io(dest, e))?;
-    if let Some(parent) = dest.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
 }

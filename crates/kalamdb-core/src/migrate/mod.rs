@@ -37,7 +37,7 @@ pub use steps::{Leftovers, StepReport};
 pub use upgrade_check::{Check, UpgradeCheck, upgrade_check};
 
 use crate::data_dir::{DataDir, DirLock};
-use crate::jobs::{self, Job, Observer, fail_point, job_type};
+use crate::jobs::{self, Job, Observer, job_type};
 use crate::{CoreError, Engine, Result};
 use detect::Unrecognised;
 use image::{G1_COLUMN_FAMILIES, Image, Op};
@@ -439,8 +439,54 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
 }
 
 /// `kalamctl migrate apply`.
+///
+/// Whether to refuse is decided first, read-only, exactly as `plan` decides it: a refusal
+/// (unrecognised, mixed or newer directory, invalid records, a changed plan) opens nothing
+/// for writing, not even the lock file. The read-write run then checks that the directory
+/// still plans the same.
 pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> {
     let started = Instant::now();
+    let decided = plan(root)?;
+    if let Some(expected) = &opts.plan_hash
+        && *expected != decided.hash
+    {
+        return Err(CoreError::PlanChanged {
+            expected: expected.clone(),
+            actual: decided.hash,
+        });
+    }
+    if decided.generation.is_none() {
+        return Ok(ApplyReport {
+            data_dir: decided.data_dir,
+            state: "up_to_date",
+            generation: None,
+            job_id: None,
+            resumed: false,
+            steps: Vec::new(),
+            skipped_invalid: 0,
+            checkpoint: None,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    if let Some(first) = decided
+        .steps
+        .iter()
+        .flat_map(|s| &s.report.invalid)
+        .next()
+        .filter(|_| !opts.skip_invalid)
+    {
+        return Err(CoreError::InvalidRecords {
+            count: decided.invalid,
+            first: format!(
+                "{} key {:?}: {}",
+                first.column_family, first.key, first.reason
+            ),
+        });
+    }
+    let opts = ApplyOptions {
+        plan_hash: Some(decided.hash),
+        ..opts
+    };
     let mut o = open(root, Some("kalamctl migrate apply"))?;
     let path = o.path();
     let (origin, run) = match o.standing()? {
@@ -502,7 +548,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
                 });
             }
             checkpoint::create(&o.storage, &o.dir)?;
-            fail_point("migrate.checkpoint");
+            crate::fail::point("migrate.checkpoint");
             let run = RunRecord {
                 job_id: format!("{}-{}", job_type::MIGRATION, uuid::Uuid::now_v7().simple()),
                 origin: origin.as_str().to_string(),
@@ -513,9 +559,9 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
                 steps_done: Vec::new(),
             };
             let mut batch = Batch::new();
-            journal::put(&mut batch, journal::RUN_KEY, &run);
+            journal::put(&mut batch, journal::RUN_KEY, &run)?;
             o.storage.write(batch)?;
-            fail_point("migrate.journal");
+            crate::fail::point("migrate.journal");
             // The outcomes just computed are what the steps would compute again: the job row
             // written next is the only difference, and steps leave it alone.
             (run, Some(outcomes))
@@ -636,7 +682,7 @@ fn run_steps(
             &mut batch,
             &format!("{}{}", journal::APPLIED_PREFIX, d.id),
             &record,
-        );
+        )?;
         run.steps_done.push(d.id.clone());
         let last = pending.peek().is_none();
         if last {
@@ -647,11 +693,11 @@ fn run_steps(
                 "duration_ms": started.elapsed().as_millis() as u64,
             });
             if let Some(job) = job.take() {
-                job.complete_in(&mut batch, result);
+                job.complete_in(&mut batch, result)?;
             }
             o.storage.write(batch)?;
         } else {
-            journal::put(&mut batch, journal::RUN_KEY, &run);
+            journal::put(&mut batch, journal::RUN_KEY, &run)?;
             o.storage.write(batch)?;
             if let Some(job) = job.as_mut() {
                 job.progress_now(JobProgress {
@@ -666,7 +712,7 @@ fn run_steps(
         if precomputed.is_none() {
             image.apply(&outcome.ops);
         }
-        fail_point(&format!("migrate.step.{}", d.id));
+        crate::fail::point(&format!("migrate.step.{}", d.id));
         done.push(PlannedStep {
             step: d.into(),
             report: outcome.report,
@@ -804,7 +850,7 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
             at: now_ms(),
             removed: removed.clone(),
         },
-    );
+    )?;
     o.storage.write(batch)?;
     Ok(Cleanup {
         data_dir: path,

@@ -65,6 +65,10 @@ pub struct Report {
     /// With `repair`: one line per change made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    /// With `repair`: findings of a repairable class that are still there after the repair
+    /// (the scan runs again after repairing), each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl Report {
@@ -96,9 +100,46 @@ impl Scan<'_> {
 
 impl Engine {
     /// Runs every check. Read-only unless `repair`, in which case the safe classes are fixed
-    /// afterwards (the engine must then be open read-write).
+    /// afterwards (the engine must then be open read-write) and the scan runs again: the
+    /// report's findings are what is left after the repair, never what was there before it.
     pub fn verify(&self, repair: bool, progress: Progress<'_>) -> Result<Report> {
         let started = std::time::Instant::now();
+        let (mut findings, mut summary) = self.scan_once(progress)?;
+        let (mut repaired, mut skipped) = (Vec::new(), Vec::new());
+        if repair {
+            repaired = Repair::new(self).apply(&findings)?;
+            let before = findings;
+            (findings, summary) = self.scan_once(&|_, _, _| {})?;
+            for f in before.iter().filter(|f| f.code.repairable()) {
+                if findings
+                    .iter()
+                    .any(|g| g.code == f.code && g.object == f.object)
+                {
+                    skipped.push(format!(
+                        "{} {}: still present after the repair ({})",
+                        f.code.as_str(),
+                        f.object,
+                        f.message
+                    ));
+                }
+            }
+        }
+        summary.errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count() as u64;
+        summary.warnings = (findings.len() as u64).saturating_sub(summary.errors);
+        summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(Report {
+            findings,
+            summary,
+            repaired,
+            skipped,
+        })
+    }
+
+    /// One scan of every layer: the findings, sorted, and the counts.
+    fn scan_once(&self, progress: Progress<'_>) -> Result<(Vec<Finding>, Summary)> {
         let mut scan = Scan {
             engine: self,
             findings: Vec::new(),
@@ -112,27 +153,12 @@ impl Engine {
 
         let Scan {
             mut findings,
-            mut summary,
+            summary,
             ..
         } = scan;
         findings.sort_by(|a, b| {
             (a.severity, a.code.as_str(), &a.object).cmp(&(b.severity, b.code.as_str(), &b.object))
         });
-        let repaired = if repair {
-            Repair::new(self).apply(&findings)?
-        } else {
-            Vec::new()
-        };
-        summary.errors = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count() as u64;
-        summary.warnings = findings.len() as u64 - summary.errors;
-        summary.duration_ms = started.elapsed().as_millis() as u64;
-        Ok(Report {
-            findings,
-            summary,
-            repaired,
-        })
+        Ok((findings, summary))
     }
 }

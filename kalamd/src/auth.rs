@@ -82,21 +82,9 @@ fn bootstrap_token(data_dir: &Path) -> Result<String, DaemonError> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    write_private(&path, &format!("{token}\n"))
+    // Private (0600), and complete or absent: a crash never leaves a truncated token.
+    kalamdb_core::fs::write_atomically(data_dir, &path, format!("{token}\n").as_bytes(), 0o600)
         .map_err(|e| DaemonError::Runtime(format!("cannot write {}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "no auth.tokens configured: created an admin token");
     Ok(token)
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()
 }

@@ -41,9 +41,13 @@ fn key_of<R: SystemRecord>(id: &str) -> String {
     format!("{}{}", R::KEY_PREFIX, id)
 }
 
-fn encode<R: SystemRecord>(record: &R) -> Vec<u8> {
-    // The records are plain structs of strings, numbers and lists: serialisation cannot fail.
-    serde_json::to_vec(record).unwrap_or_default()
+/// A record as stored bytes; a failure is an error, never empty bytes.
+pub(crate) fn encode<R: SystemRecord>(record: &R) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| SqlError::Encode {
+        table: R::TABLE,
+        id: record.id(),
+        reason: e.to_string(),
+    })
 }
 
 fn decode<R: SystemRecord>(key: &str, bytes: &[u8]) -> Result<R> {
@@ -102,7 +106,7 @@ impl<R: SystemRecord> SystemTable<R> {
     /// Writes the record whether or not it exists.
     pub fn put(&self, record: &R) -> Result<()> {
         let key = key_of::<R>(&record.id());
-        self.storage.put(R::CF, key.as_bytes(), &encode(record))?;
+        self.storage.put(R::CF, key.as_bytes(), &encode(record)?)?;
         Ok(())
     }
 
@@ -116,8 +120,9 @@ impl<R: SystemRecord> SystemTable<R> {
     }
 
     /// Adds a write of `record` to `batch`, to commit with other changes atomically.
-    pub fn put_in(&self, batch: &mut Batch, record: &R) {
-        batch.put(R::CF, key_of::<R>(&record.id()), encode(record));
+    pub fn put_in(&self, batch: &mut Batch, record: &R) -> Result<()> {
+        batch.put(R::CF, key_of::<R>(&record.id()), encode(record)?);
+        Ok(())
     }
 
     /// Adds a delete of `id` to `batch`.
@@ -165,5 +170,158 @@ impl<R: SystemRecord> SystemTable<R> {
             Ok(ControlFlow::Continue(()))
         })?;
         Ok((records, invalid))
+    }
+}
+
+/// Property tests of the tolerant readers: any JSON a legacy writer (or a corrupt disk) left
+/// under a system-table key reads as a record or as a clear error, never a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::decode;
+    use crate::{
+        JobRecord, LiveQueryRecord, NamespaceRecord, StorageLocationRecord, SystemRecord,
+        TableRecord, TableSchemaRecord, UserRecord,
+    };
+
+    /// Every field name the seven record types use, plus a stranger.
+    const FIELDS: &[&str] = &[
+        "user_id",
+        "username",
+        "email",
+        "role",
+        "created_at",
+        "updated_at",
+        "namespace_id",
+        "name",
+        "table_count",
+        "options",
+        "location_name",
+        "location_type",
+        "path",
+        "credentials_ref",
+        "usage_count",
+        "live_id",
+        "connection_id",
+        "table_name",
+        "query_id",
+        "query",
+        "changes",
+        "node",
+        "job_id",
+        "job_type",
+        "status",
+        "start_time",
+        "end_time",
+        "parameters",
+        "result",
+        "owner",
+        "heartbeat_at",
+        "progress",
+        "step",
+        "resume_state",
+        "table_id",
+        "namespace",
+        "table_type",
+        "storage_location",
+        "flush_policy",
+        "schema_version",
+        "deleted_retention_hours",
+        "ttl_seconds",
+        "max_buffer",
+        "schema_id",
+        "version",
+        "arrow_schema",
+        "stranger",
+    ];
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            Just(json!(i64::MIN)),
+            Just(json!(u64::MAX)),
+            "\\PC{0,12}".prop_map(Value::from),
+            prop::sample::select(
+                &[
+                    "2023-11-14T22:13:20Z",
+                    "1700000000",
+                    "-9223372036854775808",
+                    "running",
+                    "USER",
+                    "Shared",
+                    "{\"type\":\"row_limit\",\"row_limit\":18446744073709551615}",
+                    "[\"a\"]"
+                ][..]
+            )
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An object with a random subset of the real field names, each with a random value.
+    fn record_like() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec((prop::sample::select(FIELDS), value()), 0..24).prop_map(|fields| {
+            let map: Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+        })
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<(), TestCaseError> {
+        fn one<R: SystemRecord>(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Err(e) = decode::<R>("k", bytes) {
+                let text = e.to_string();
+                prop_assert!(text.contains(R::TABLE), "{text}");
+                prop_assert!(!text.contains('\n'), "{text}");
+            }
+            Ok(())
+        }
+        one::<UserRecord>(bytes)?;
+        one::<NamespaceRecord>(bytes)?;
+        one::<StorageLocationRecord>(bytes)?;
+        one::<LiveQueryRecord>(bytes)?;
+        one::<JobRecord>(bytes)?;
+        one::<TableRecord>(bytes)?;
+        one::<TableSchemaRecord>(bytes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn record_shaped_json_never_panics(bytes in record_like()) {
+            read_all(&bytes)?;
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            read_all(&bytes)?;
+        }
+
+        #[test]
+        fn integer_timestamps_scale_without_overflow(n in any::<i64>()) {
+            // Seconds below 1e11 become milliseconds; anything else already is. i64::MIN
+            // included: its absolute value overflows an i64.
+            let expected = if n.unsigned_abs() < 100_000_000_000 { n * 1000 } else { n };
+            prop_assert_eq!(crate::tolerant::millis_from_json(&json!(n)), Some(expected));
+            prop_assert_eq!(crate::tolerant::millis_from_json(&json!(n.to_string())), Some(expected));
+        }
     }
 }

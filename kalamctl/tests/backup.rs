@@ -538,13 +538,26 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     let v = run(&["backup", "verify", s(&repo)]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 
-    // Real kill -9 at many moments.
+    // Real kill -9 at many moments. Where each kill landed is classified, and the kills must
+    // have landed at several distinct points, some of them mid-copy.
     let mut completed_runs = 0;
+    let mut landed: BTreeMap<&str, u32> = BTreeMap::new();
     for delay_ms in (0..400).step_by(25) {
         let before = complete_backups(&repo);
+        let jobs_before = jobs(&db.dir).len();
         let status =
             kalamctl_killed_after(&create_args(&db, &repo, &["--format", "json"]), delay_ms);
         let after = complete_backups(&repo);
+        let where_ = if status.success() {
+            "finished"
+        } else if after.len() > before.len() {
+            "after the manifest"
+        } else if jobs(&db.dir).len() > jobs_before {
+            "mid-copy (job recorded, no manifest)"
+        } else {
+            "before the job row"
+        };
+        *landed.entry(where_).or_insert(0) += 1;
         if status.success() {
             completed_runs += 1;
             assert_eq!(after.len(), before.len() + 1);
@@ -587,7 +600,12 @@ fn a_killed_create_never_leaves_a_backup_that_looks_complete() {
     // No job of the killed runs is reported running, and each reads as its backup ended.
     assert!(jobs(&db.dir).iter().all(|j| j["status"] != "running"));
     assert_backup_jobs_tell_the_truth(&db.dir, &repo);
-    eprintln!("{completed_runs} of 16 runs finished before their kill");
+    eprintln!("{completed_runs} of 16 runs finished before their kill; kills landed {landed:?}");
+    let killed: Vec<&&str> = landed.keys().filter(|k| **k != "finished").collect();
+    assert!(
+        killed.len() >= 2 && landed.contains_key("mid-copy (job recorded, no manifest)"),
+        "the kills must land at distinct points, mid-copy among them: {landed:?}"
+    );
 }
 
 #[test]
@@ -786,4 +804,19 @@ fn a_terminal_gets_a_progress_bar_and_json_never_does() {
     );
     let report: Value = serde_json::from_str(shown.trim()).expect("only JSON");
     assert_eq!(report["backup_id"], 1);
+}
+
+#[test]
+fn verifying_a_repository_that_holds_no_backup_is_not_a_pass() {
+    let (_tmp, _db, repo) = backed_up();
+    // The only manifest is gone: the repository holds no backup any more.
+    std::fs::remove_file(repo.join("backups/1.json")).expect("remove manifest");
+    for extra in [&[][..], &["--deep"]] {
+        let mut args = vec!["backup", "verify", s(&repo)];
+        args.extend_from_slice(extra);
+        let r = kalamctl(&args);
+        assert_eq!(r.code, 2, "{args:?}: checking nothing must fail: {}", r.stdout);
+        assert!(r.stderr.contains("nothing to verify"), "{}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    }
 }

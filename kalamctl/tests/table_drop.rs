@@ -246,17 +246,30 @@ fn kill_at_each_step_then_resume() {
     }
 }
 
-/// Real kill -9 at many moments of a drop with many files.
+/// Real kill -9 at many moments of a drop with many files; the kills must land at several
+/// distinct points, some of them mid-drop (a paused job).
 #[test]
 fn kill_9_at_random_moments_then_resume() {
-    for delay_ms in [30u64, 80, 140, 200, 300, 450] {
+    let mut landed: std::collections::BTreeMap<String, u32> = Default::default();
+    for delay_ms in [15u64, 25, 35, 45, 55, 65, 75, 85, 95, 110, 130, 160] {
         let db = setup("USER", "t", 40);
-        common::kalamctl_killed_after(
+        let status = common::kalamctl_killed_after(
             &["table", "drop", "app.t", "--data-dir", db.path()],
             delay_ms,
         );
         let jobs = db.cmd_ok(&["jobs", "list", "--type", "table_deletion"])["jobs"].clone();
-        match jobs.as_array().and_then(|j| j.first()) {
+        let job = jobs.as_array().and_then(|j| j.first());
+        let where_ = match (status.success(), job) {
+            (true, _) => "finished".to_string(),
+            (false, None) => "before the job row".to_string(),
+            (false, Some(j)) => format!(
+                "{} at {}",
+                j["status"].as_str().unwrap_or("?"),
+                j["step"].as_str().unwrap_or("no step")
+            ),
+        };
+        *landed.entry(where_).or_insert(0) += 1;
+        match job {
             // Killed before the job row: the table is untouched and drops normally.
             None => {
                 assert_eq!(db.rows("SHOW TABLES IN app").len(), 2, "{delay_ms} ms");
@@ -281,6 +294,13 @@ fn kill_9_at_random_moments_then_resume() {
         }
         assert_gone(&db, "t");
     }
+    eprintln!("kills landed: {landed:?}");
+    let mid_drop = landed.keys().filter(|k| k.starts_with("paused")).count();
+    let killed = landed.keys().filter(|k| *k != "finished").count();
+    assert!(
+        killed >= 2 && mid_drop >= 1,
+        "the kills must land at distinct points, mid-drop among them: {landed:?}"
+    );
 }
 
 /// Runs `kalamctl table drop app.t` killed at `point`; returns the paused job's id.

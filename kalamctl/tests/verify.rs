@@ -72,12 +72,15 @@ fn expect_only(db: &Db, code: &str, exit: i32) -> Value {
     report
 }
 
-/// `--repair` fixes it: it lists the change, and a second verify is clean.
+/// `--repair` fixes it: it lists the change, reports what is left after it (nothing), and a
+/// second verify is clean.
 fn expect_repaired(db: &Db, needle: &str) {
     let (status, report) = verify(db, &["--repair"]);
     assert_eq!(status, 0, "{report:#}");
     let repaired = report["repaired"].to_string();
     assert!(repaired.contains(needle), "{report:#}");
+    assert_eq!(report["findings"], json!([]), "what is left after the repair: {report:#}");
+    assert!(report.get("skipped").is_none(), "{report:#}");
     let (status, report) = verify(db, &[]);
     assert_eq!((status, codes(&report).len()), (0, 0), "{report:#}");
 }
@@ -219,6 +222,32 @@ fn catalog_namespace_missing() {
         .expect("delete");
     let report = expect_only(&db, "catalog.namespace_missing", 3);
     assert_object(&report, "other.x");
+}
+
+#[test]
+fn repair_exits_by_what_is_left_after_it() {
+    let db = setup();
+    db.ok("CREATE NAMESPACE other; CREATE SHARED TABLE other.x (id BIGINT PRIMARY KEY)");
+    // A repairable warning next to an error no repair touches.
+    edit(&db, "system_namespaces", "ns:app", |v| {
+        v["table_count"] = json!(7)
+    });
+    storage(&db)
+        .delete("system_namespaces", b"ns:other")
+        .expect("delete");
+    let (status, report) = verify(&db, &["--repair"]);
+    assert_eq!(status, 3, "the error is still there: {report:#}");
+    assert_eq!(
+        codes(&report),
+        BTreeSet::from(["catalog.namespace_missing".to_string()]),
+        "findings are those of the scan after the repair: {report:#}"
+    );
+    assert!(
+        report["repaired"].to_string().contains("table_count 7 -> 3"),
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["warnings"], 0, "{report:#}");
+    assert_eq!(report["summary"]["errors"], 1, "{report:#}");
 }
 
 #[test]

@@ -815,8 +815,58 @@ fn verifying_a_repository_that_holds_no_backup_is_not_a_pass() {
         let mut args = vec!["backup", "verify", s(&repo)];
         args.extend_from_slice(extra);
         let r = kalamctl(&args);
-        assert_eq!(r.code, 2, "{args:?}: checking nothing must fail: {}", r.stdout);
+        assert_eq!(
+            r.code, 2,
+            "{args:?}: checking nothing must fail: {}",
+            r.stdout
+        );
         assert!(r.stderr.contains("nothing to verify"), "{}", r.stderr);
         assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
     }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_a_backup_with_exit_5_and_no_debris() {
+    let (_tmp, db, repo) = backed_up();
+    let before = complete_backups(&repo);
+    let objects_before = files_under(&repo.join("objects"));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let jobs_before = jobs(&db.dir).len();
+        // The snapshot is taken, then the signal lands before any object is copied.
+        let run = common::kalamctl_signalled_after(
+            &create_args(&db, &repo, &["--rehash"]),
+            &[("FAILPOINTS", "backup.snapshot=sleep(1200)")],
+            signal,
+            500,
+        );
+        assert_eq!(run.code, 5, "signal {signal}: {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        let all = jobs(&db.dir);
+        assert_eq!(all.len(), jobs_before + 1, "the run recorded its job");
+        let newest = all
+            .iter()
+            .filter(|j| j["job_type"] == "backup")
+            .max_by_key(|j| j["start_time"].as_i64())
+            .expect("backup job");
+        assert_eq!(newest["status"], "cancelled", "{newest}");
+        assert_eq!(complete_backups(&repo), before, "no new backup listed");
+        assert!(
+            files_under(&repo.join("tmp")).is_empty(),
+            "no partial object"
+        );
+        assert_eq!(files_under(&repo.join("objects")), objects_before);
+        assert!(
+            !repo.join("backups").read_dir().expect("list").any(|e| e
+                .map(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+                .unwrap_or(false)),
+            "no partial marker"
+        );
+        assert!(
+            !db.dir.join("backup").exists(),
+            "the staging directory is gone"
+        );
+    }
+    // The repository is intact and takes the next backup.
+    assert_eq!(run(&["backup", "verify", s(&repo)]).code, 0);
+    create(&db, &repo);
 }

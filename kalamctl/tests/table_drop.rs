@@ -414,3 +414,96 @@ fn output_into_a_closed_pipe_ends_quietly() {
         "{stderr}"
     );
 }
+
+/// The deletion job of `app.t`.
+fn deletion_job(db: &Db) -> Value {
+    let jobs = db.cmd_ok(&["jobs", "list", "--type", "table_deletion"])["jobs"].clone();
+    jobs.as_array()
+        .and_then(|j| j.first())
+        .cloned()
+        .expect("a deletion job")
+}
+
+#[test]
+fn sigint_and_sigterm_stop_a_drop_cleanly_with_exit_5() {
+    let drop_args = |db: &Db| -> Vec<String> {
+        [
+            "table",
+            "drop",
+            "app.t",
+            "--data-dir",
+            db.path(),
+            "--format",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // Before the table leaves the catalog (its safe point): cancelled, nothing changed.
+    let db = setup("USER", "t", 40);
+    let files_before = common::snapshot(&db.storage());
+    let args = drop_args(&db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = common::kalamctl_signalled_after(
+        &args,
+        &[("FAILPOINTS", "table_deletion.recorded=sleep(1500)")],
+        libc::SIGINT,
+        400,
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("cancelled"), "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    assert_eq!(deletion_job(&db)["status"], "cancelled");
+    assert_eq!(
+        db.rows("SHOW TABLES IN app").len(),
+        2,
+        "the table is intact"
+    );
+    assert_eq!(
+        common::snapshot(&db.storage()),
+        files_before,
+        "no file touched"
+    );
+
+    // Mid-way through its Parquet files: paused where it stopped, exit 5, the fix named.
+    let db = setup("USER", "t", 40);
+    let args = drop_args(&db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let slow = [("FAILPOINTS", "table_deletion.cold_file=sleep(60)")];
+    let run = common::kalamctl_signalled_after(&args, &slow, libc::SIGTERM, 900);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let job = deletion_job(&db);
+    let id = job["job_id"].as_str().expect("id").to_string();
+    assert!(
+        run.stderr.contains(&format!("kalamctl jobs resume {id}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(job["status"], "paused", "{job}");
+    assert_eq!(job["step"], "hot_dropped", "stopped mid-step: {job}");
+    let done = job["progress"]["items_done"].as_u64().unwrap_or(0);
+    assert!(
+        done > 0 && done < 40,
+        "the signal landed mid-deletion: {job}"
+    );
+
+    // A resume interrupted in turn stays paused, and keeps its count.
+    let run = common::kalamctl_signalled_after(
+        &["jobs", "resume", &id, "--data-dir", db.path()],
+        &slow,
+        libc::SIGINT,
+        700,
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let job = deletion_job(&db);
+    assert_eq!(job["status"], "paused", "{job}");
+    assert!(
+        job["progress"]["items_done"].as_u64().unwrap_or(0) > done,
+        "{job}"
+    );
+    // Finished without a signal: everything is gone, and the counts add up.
+    let finished = db.cmd_ok(&["jobs", "resume", &id]);
+    assert_eq!(finished["report"]["files_deleted"], 40, "{finished}");
+    assert_gone(&db, "t");
+}

@@ -79,7 +79,11 @@ fn expect_repaired(db: &Db, needle: &str) {
     assert_eq!(status, 0, "{report:#}");
     let repaired = report["repaired"].to_string();
     assert!(repaired.contains(needle), "{report:#}");
-    assert_eq!(report["findings"], json!([]), "what is left after the repair: {report:#}");
+    assert_eq!(
+        report["findings"],
+        json!([]),
+        "what is left after the repair: {report:#}"
+    );
     assert!(report.get("skipped").is_none(), "{report:#}");
     let (status, report) = verify(db, &[]);
     assert_eq!((status, codes(&report).len()), (0, 0), "{report:#}");
@@ -243,7 +247,9 @@ fn repair_exits_by_what_is_left_after_it() {
         "findings are those of the scan after the repair: {report:#}"
     );
     assert!(
-        report["repaired"].to_string().contains("table_count 7 -> 3"),
+        report["repaired"]
+            .to_string()
+            .contains("table_count 7 -> 3"),
         "{report:#}"
     );
     assert_eq!(report["summary"]["warnings"], 0, "{report:#}");

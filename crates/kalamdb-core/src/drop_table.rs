@@ -49,6 +49,8 @@ pub struct DropOptions {
     pub if_exists: bool,
     /// Sees the job row at each step and progress report.
     pub observer: Option<Observer>,
+    /// Set by a SIGINT/SIGTERM handler: see [`Job::interruptible`].
+    pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// The steps, in order. A job's `step` is the last one completed.
@@ -149,6 +151,7 @@ impl Engine {
         ];
         let mut job = Job::start(self, job_type::TABLE_DELETION, &qualified, params)?;
         job.observe(options.observer.clone());
+        job.interruptible(options.interrupt);
         let state = ResumeState {
             table: def.record.clone(),
             hot_rows: 0,
@@ -167,6 +170,7 @@ impl Engine {
         &self,
         record: JobRecord,
         observer: Option<Observer>,
+        interrupt: Option<&'static std::sync::atomic::AtomicBool>,
     ) -> Result<DropReport> {
         let _ddl = self.ddl_guard().await;
         let corrupt = |reason: &str| {
@@ -187,6 +191,7 @@ impl Engine {
         let _cold = self.cold_gate().read().await;
         let mut job = Job::adopt(self, record)?;
         job.observe(observer);
+        job.interruptible(interrupt);
         self.run_deletion(job, state, step)
     }
 
@@ -252,6 +257,7 @@ impl Engine {
                 job.step_in(&mut batch, Step::Uncataloged.as_str(), None)?;
                 self.storage().write(batch)?;
                 crate::fail::point("table_deletion.uncataloged");
+                job.stop_point("after removing the table from the catalog")?;
             }
             if done < Step::HotDropped {
                 let cf = TableCf::new(kind, &t.namespace, &t.table_name).name();
@@ -262,6 +268,7 @@ impl Engine {
                 }
                 job.step(self, Step::HotDropped.as_str(), Some(encode(&state)?))?;
                 crate::fail::point("table_deletion.hot_dropped");
+                job.stop_point("after dropping the hot rows")?;
             }
             if done < Step::ColdDeleted {
                 let cold = ColdFiles::list(self, &template)?;
@@ -285,10 +292,22 @@ impl Engine {
                         ..JobProgress::default()
                     })?;
                     crate::fail::point("table_deletion.cold_file");
+                    if job.stop_point("while deleting Parquet files").is_err() {
+                        // The counts so far go with the job, so the resumed step adds to them.
+                        job.progress_now(JobProgress {
+                            fraction: files as f64 / total.max(1) as f64,
+                            items_done: files,
+                            items_total: total,
+                            bytes_done: bytes,
+                            ..JobProgress::default()
+                        })?;
+                        job.stop_point("while deleting Parquet files")?;
+                    }
                 }
                 cold.remove_empty_dirs(self, &template);
                 job.step(self, Step::ColdDeleted.as_str(), None)?;
                 crate::fail::point("table_deletion.cold_deleted");
+                job.stop_point("after deleting the Parquet files")?;
             }
             if done < Step::MetadataDeleted {
                 let mut batch = Batch::new();

@@ -48,6 +48,12 @@ pub enum CoreError {
     #[error("job {job_id} was cancelled at a safe point ({at})")]
     Cancelled { job_id: String, at: String },
 
+    /// A signal stopped a job between two of its steps; it is paused and can be finished.
+    #[error(
+        "interrupted {at}: job {job_id} is paused; finish it with `kalamctl jobs resume {job_id}`"
+    )]
+    Interrupted { job_id: String, at: String },
+
     #[error("{path} is not a KalamDB data directory: {reason}")]
     NotADatabase { path: String, reason: String },
 
@@ -202,7 +208,7 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             CoreError::Conflict(_) => ErrorKind::Conflict,
-            CoreError::Cancelled { .. } => ErrorKind::Cancelled,
+            CoreError::Cancelled { .. } | CoreError::Interrupted { .. } => ErrorKind::Cancelled,
             CoreError::Locked { .. } => ErrorKind::Locked,
             CoreError::PlanChanged { .. } => ErrorKind::Conflict,
             CoreError::NewerFormat { .. }

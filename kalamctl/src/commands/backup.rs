@@ -1,7 +1,6 @@
 //! `kalamctl backup create|list|verify|restore|prune`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use kalamdb_core::backup::{self, CreateOptions, RestoreOptions, VerifyOptions};
 use serde_json::json;
@@ -9,6 +8,7 @@ use serde_json::json;
 use super::{data_dir, open_offline};
 use crate::cli::{BackupCommand, Cli, Format};
 use crate::exit::{CliError, ExitCode};
+use crate::interrupt::interruptible;
 use crate::output::{human_bytes, human_time, print_json, render_pairs, render_rows};
 use crate::progress::bytes_bar;
 
@@ -38,28 +38,6 @@ pub fn run(cli: &Cli, command: &BackupCommand) -> Result<ExitCode, CliError> {
         } => restore(cli, repo, *id, to, *allow_verify_errors),
         BackupCommand::Prune { repo, keep } => prune(cli, repo, *keep),
     }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    // The first Ctrl-C stops the transfer at its next chunk, which then cleans up; a second
-    // one ends the process at once (the next run removes what is left).
-    if INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// Turns SIGINT and SIGTERM into a flag the transfer checks.
-fn interruptible() -> &'static AtomicBool {
-    let handler: extern "C" fn(libc::c_int) = on_interrupt;
-    // SAFETY: the handler only touches an atomic and calls _exit.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
-    &INTERRUPTED
 }
 
 fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {

@@ -149,7 +149,8 @@ fn resume(cli: &Cli, dir: &Path, id: &str) -> Result<ExitCode, CliError> {
     let engine = open_offline(dir, "jobs resume")?;
     let bar = job_bar(cli, &format!("resuming {id}"));
     let observer = bar.as_ref().map(|(_, o)| o.clone());
-    let outcome = block_on(engine.resume_job(id, observer));
+    let interrupt = Some(crate::interrupt::interruptible());
+    let outcome = block_on(engine.resume_job(id, observer, interrupt));
     if let Some((bar, _)) = &bar {
         bar.finish_and_clear();
     }

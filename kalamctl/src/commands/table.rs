@@ -46,6 +46,7 @@ fn drop(
         }),
         if_exists,
         observer: bar.as_ref().map(|(_, o)| o.clone()),
+        interrupt: Some(crate::interrupt::interruptible()),
     };
     let outcome = block_on(engine.drop_table(ns, name, &options));
     if let Some((bar, _)) = &bar {

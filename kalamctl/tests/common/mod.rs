@@ -230,3 +230,29 @@ pub fn kalamctl_killed_after(args: &[&str], delay_ms: u64) -> ExitStatus {
     let _ = child.kill();
     child.wait().expect("wait for kalamctl")
 }
+
+/// Starts kalamctl with `args` and `env`, sends it `signal` after `delay_ms`, and returns how
+/// it ended (its output captured).
+pub fn kalamctl_signalled_after(
+    args: &[&str],
+    env: &[(&str, &str)],
+    signal: i32,
+    delay_ms: u64,
+) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kalamctl"));
+    cmd.args(args)
+        .env_remove("KALAMDB_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn kalamctl");
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    // SAFETY: kill(2) on our own child with a valid signal number.
+    let pid = i32::try_from(child.id()).expect("pid");
+    unsafe {
+        libc::kill(pid, signal);
+    }
+    child.wait_with_output().expect("wait for kalamctl").into()
+}

@@ -121,7 +121,13 @@ impl Engine {
     }
 
     /// Finishes a paused job in this process.
-    pub async fn resume_job(&self, id: &str, observer: Option<Observer>) -> Result<ResumeOutcome> {
+    /// `interrupt`: see [`super::Job::interruptible`].
+    pub async fn resume_job(
+        &self,
+        id: &str,
+        observer: Option<Observer>,
+        interrupt: Option<&'static std::sync::atomic::AtomicBool>,
+    ) -> Result<ResumeOutcome> {
         let job = self.job(id)?;
         match job.status {
             JobStatus::Completed => return Ok(ResumeOutcome::AlreadyCompleted(job)),
@@ -149,7 +155,7 @@ impl Engine {
                 )));
             }
         }
-        let report = self.resume_table_deletion(job, observer).await?;
+        let report = self.resume_table_deletion(job, observer, interrupt).await?;
         let job = self.job(id)?;
         Ok(ResumeOutcome::Finished { job, report })
     }
@@ -163,7 +169,7 @@ impl Engine {
         })?;
         let mut outcomes = Vec::new();
         for job in paused.into_iter().rev() {
-            let outcome = self.resume_job(&job.job_id, None).await;
+            let outcome = self.resume_job(&job.job_id, None, None).await;
             outcomes.push((job.job_id, outcome));
         }
         Ok(outcomes)

@@ -10,6 +10,7 @@ mod admin;
 mod cancel;
 mod reconcile;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,9 @@ pub struct Job {
     record: JobRecord,
     cancel: CancelRequests,
     observer: Option<Observer>,
+    /// Set by the process's SIGINT/SIGTERM handler: the job stops at its next safe point
+    /// (cancelled) or step boundary (paused).
+    interrupt: Option<&'static AtomicBool>,
     last_write: Instant,
 }
 
@@ -150,6 +154,7 @@ impl Job {
             record,
             cancel: CancelRequests::new(engine.data_dir()),
             observer: None,
+            interrupt: None,
             last_write: Instant::now(),
         }
     }
@@ -159,6 +164,29 @@ impl Job {
     }
     pub fn record(&self) -> &JobRecord {
         &self.record
+    }
+
+    /// Makes the job stop when `flag` is set (by a signal handler): at its safe point it is
+    /// cancelled like `jobs cancel` would, later it stops at the next step boundary
+    /// ([`Job::stop_point`]) and is left paused.
+    pub fn interruptible(&mut self, flag: Option<&'static AtomicBool>) {
+        self.interrupt = flag;
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Stops here, with [`CoreError::Interrupted`], if the process was interrupted: for points
+    /// between idempotent steps, where a resumed job carries on.
+    pub fn stop_point(&self, at: &str) -> Result<()> {
+        if self.interrupted() {
+            return Err(CoreError::Interrupted {
+                job_id: self.id().to_string(),
+                at: at.to_string(),
+            });
+        }
+        Ok(())
     }
 
     pub fn observe(&mut self, observer: Option<Observer>) {
@@ -233,7 +261,7 @@ impl Job {
     /// Whether cancellation was asked for. The first time it is, the job reports
     /// `cancelling` until it stops.
     pub fn cancel_requested(&mut self) -> Result<bool> {
-        if !self.cancel.is_requested(self.id()) {
+        if !self.cancel.is_requested(self.id()) && !self.interrupted() {
             return Ok(false);
         }
         if self.record.status != JobStatus::Cancelling {
@@ -293,6 +321,10 @@ impl Job {
             (CoreError::Cancelled { .. }, _) => {
                 self.record.status = JobStatus::Cancelled;
                 self.record.end_time = Some(now);
+                self.record.error_message = Some(error.to_string());
+            }
+            (CoreError::Interrupted { .. }, Some(_)) => {
+                self.record.status = JobStatus::Paused;
                 self.record.error_message = Some(error.to_string());
             }
             (_, Some(step)) => {

@@ -80,6 +80,7 @@ impl Engine {
                         kind,
                         if_exists,
                         observer: None,
+                        interrupt: None,
                     },
                 )
                 .await?

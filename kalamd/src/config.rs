@@ -114,11 +114,18 @@ pub struct Retention {
     pub check_interval_seconds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
-    /// fsync the WAL on every write: survives power loss, not just a process crash.
+    /// fsync the WAL before a write is acknowledged: an acknowledged write survives power loss,
+    /// not only a process crash. On by default; `false` trades that for write throughput.
     pub sync_writes: bool,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { sync_writes: true }
+    }
 }
 
 impl Default for Config {

@@ -63,7 +63,7 @@ impl Engine {
                 path: dir.root().display().to_string(),
             });
         }
-        std::fs::create_dir_all(dir.root()).map_err(|e| CoreError::io(dir.root(), e))?;
+        crate::fs::create_dir_durable(dir.root())?;
         let lock = DirLock::acquire(&dir, who)?;
         let storage = Storage::open(&dir.rocksdb(), OpenMode::Create)?;
         let sql = KalamSql::new(storage.clone());
@@ -71,8 +71,10 @@ impl Engine {
         let engine = Self::assemble(dir, storage, Some(lock));
         engine.inner.catalog.bootstrap()?;
         engine.inner.catalog.sql().write_format_marker()?;
-        std::fs::create_dir_all(engine.inner.dir.storage())
-            .map_err(|e| CoreError::io(engine.inner.dir.storage(), e))?;
+        crate::fs::create_dir_durable(&engine.inner.dir.storage())?;
+        // `init` reports a database: its catalog and marker survive a power cut.
+        engine.inner.storage.sync_wal()?;
+        crate::fs::sync_dir(engine.inner.dir.root())?;
         Ok(engine)
     }
 

@@ -57,7 +57,8 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
     }
     match std::fs::create_dir(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        // Made meanwhile by someone else: fine if it is a directory.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(CoreError::io(dir, e)),
     }
     match dir.parent().filter(|p| !p.as_os_str().is_empty()) {

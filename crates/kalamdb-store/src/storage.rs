@@ -186,6 +186,14 @@ impl Storage {
         self.sync_writes = sync;
     }
 
+    /// fsyncs the WAL: every write made so far survives a power cut.
+    pub fn sync_wal(&self) -> Result<()> {
+        if !self.read_only {
+            self.db.flush_wal(true)?;
+        }
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

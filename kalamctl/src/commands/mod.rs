@@ -50,9 +50,10 @@ fn who(command: &str) -> String {
     format!("kalamctl {command}")
 }
 
-/// Opens the directory read-write, as an offline tool: no server runs meanwhile.
+/// Opens the directory read-write, as an offline tool: no server runs meanwhile. Every write
+/// fsyncs the WAL, so what kalamctl reports done survives a power cut.
 fn open_offline(dir: &Path, command: &str) -> Result<Engine, CliError> {
-    let engine = Engine::open(dir, Access::ReadWrite, &who(command))?;
+    let engine = Engine::open_with(dir, Access::ReadWrite, &who(command), true)?;
     engine.set_offline();
     Ok(engine)
 }

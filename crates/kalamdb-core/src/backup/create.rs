@@ -307,7 +307,7 @@ fn store(
     }
     set_read_only(&tmp)?;
     if let Some(dir) = object.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+        crate::fs::create_dir_durable(dir)?;
     }
     std::fs::rename(&tmp, &object).map_err(|e| CoreError::io(&object, e))?;
     Ok((entry(sha, size), true))

@@ -136,7 +136,7 @@ impl Repo {
             root: path.to_path_buf(),
         };
         for dir in [repo.objects(), repo.backups(), repo.tmp()] {
-            std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+            crate::fs::create_dir_durable(&dir)?;
         }
         repo.write_marker(&Marker {
             repository_version: REPO_VERSION,
@@ -329,7 +329,7 @@ impl Repo {
         }
         let tmp = self.tmp();
         remove_tree(&tmp)?;
-        std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        crate::fs::create_dir_durable(&tmp)?;
         Ok(removed)
     }
 

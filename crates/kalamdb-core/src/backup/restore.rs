@@ -83,7 +83,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
     let to = std::path::absolute(&options.to).map_err(|e| CoreError::io(&options.to, e))?;
     check_target(&to)?;
     let parent = to.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+    crate::fs::create_dir_durable(parent)?;
     let name = to
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -209,7 +209,7 @@ fn place(repo: &Repo, f: &FileEntry, dest: &Path, mode: Mode, meter: &Meter<'_>)
     }
     let to = dest.join(&f.path);
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+        crate::fs::create_dir_durable(parent)?;
     }
     if mode == Mode::Link && is_immutable(&f.path) {
         link_or_copy(&object, &to)?;
@@ -266,7 +266,8 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
             o(t);
         }
     };
-    let engine = Engine::open(dir, Access::ReadWrite, "kalamctl backup restore")?;
+    // Synced writes: the relocated catalog and job rows are durable before "restored" prints.
+    let engine = Engine::open_with(dir, Access::ReadWrite, "kalamctl backup restore", true)?;
     engine.set_offline();
     let relocated = relocate(engine.sql(), &manifest.source.data_dir)?;
     complete_backup_job(engine.sql(), manifest)?;

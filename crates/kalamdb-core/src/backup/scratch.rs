@@ -17,7 +17,7 @@ impl Scratch {
     /// Creates a fresh scratch directory, first removing those of dead processes.
     pub fn new(parent: &Path, prefix: &str) -> Result<Scratch> {
         remove_stale(parent, prefix)?;
-        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+        crate::fs::create_dir_durable(parent)?;
         let pid = std::process::id();
         for n in 0.. {
             let path = parent.join(format!("{prefix}-{pid}-{n}"));

@@ -28,7 +28,7 @@ fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
 
 /// Writes `batch` as a new batch file in `dir`; returns its path and size in bytes.
 pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64)> {
-    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    crate::fs::create_dir_durable(dir)?;
     let ms = kalamdb_store::now_ms();
     let tmp = dir.join(format!(".batch-{ms}-{}.parquet.tmp", std::process::id()));
     {

@@ -33,7 +33,7 @@ pub fn create(storage: &Storage, dir: &DataDir) -> Result<PathBuf> {
     for stale in [&tmp, &done] {
         remove_tree(stale)?;
     }
-    std::fs::create_dir_all(root(dir)).map_err(|e| CoreError::io(root(dir), e))?;
+    crate::fs::create_dir_durable(&root(dir))?;
     storage.checkpoint(&tmp)?;
     for name in FOREIGN {
         let src = dir.rocksdb().join(name);

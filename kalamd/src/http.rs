@@ -84,13 +84,28 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
                 "no such endpoint; see specs/http.md",
             )
         })
+        // Inside `observe`, so a 408 is counted in the metrics like any other answer.
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// Answers 408, in the same JSON shape as every other error, when a request runs longer than
+/// `limits.request_timeout_seconds`. Work that must not stop half-way (a backup) runs on its own
+/// thread and goes on.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            &format!(
+                "the request ran longer than limits.request_timeout_seconds ({} s); raise it, or send less work per request",
+                limit.as_secs()
+            ),
+        ),
+    }
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -202,7 +217,7 @@ async fn sql(
                     v
                 })
                 .collect();
-            let ms = started.elapsed().as_millis() as u64;
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             Json(json!({"status": "success", "results": results, "execution_time_ms": ms}))
                 .into_response()
         }

@@ -76,6 +76,7 @@ fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> 
 
 /// Opens the data directory, creating it first when it does not exist or is empty.
 fn open_engine(config: &Config) -> Result<Engine, DaemonError> {
+    kalamdb_core::fail::point("kalamd.opening");
     let dir = &config.data_dir;
     let empty = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{ADMIN, Daemon, agent, kalamctl_path};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WRITERS: i64 = 3;
 
@@ -197,15 +197,6 @@ fn kalamctl(args: &[&str]) -> (bool, String) {
 }
 
 fn post(agent: &ureq::Agent, port: u16, sql: &str) -> (u16, Value) {
-    match agent
-        .post(format!("http://127.0.0.1:{port}/v1/api/sql"))
-        .header("Authorization", format!("Bearer {ADMIN}"))
-        .send_json(json!({ "sql": sql }))
-    {
-        Ok(mut r) => (
-            r.status().as_u16(),
-            r.body_mut().read_json().unwrap_or(Value::Null),
-        ),
-        Err(_) => (0, Value::Null),
-    }
+    let url = format!("http://127.0.0.1:{port}/v1/api/sql");
+    common::post_sql(agent, &url, Some(ADMIN), None, sql)
 }

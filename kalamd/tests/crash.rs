@@ -3,26 +3,10 @@
 
 mod common;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, ALICE, Daemon, kalamctl_path};
+use common::{ADMIN, ALICE, Daemon, kalamctl_json as kalamctl};
 use serde_json::{Value, json};
-
-fn kalamctl(args: &[&str], data: &Path) -> (i32, Value, String) {
-    let out = std::process::Command::new(kalamctl_path())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--format", "json"])
-        .output()
-        .expect("kalamctl");
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn counts(d: &Daemon) -> Value {
     d.rows(

@@ -118,14 +118,12 @@ impl Engine {
         table: &str,
         options: &DropOptions,
     ) -> Result<Option<DropReport>> {
-        let _ddl = self.ddl_guard().await;
         let qualified = format!("{namespace}.{table}");
-        if let Some(job) = self.unfinished_deletion(&qualified)? {
-            return Err(CoreError::Conflict(format!(
-                "{qualified} is already being dropped by job {} ({}); finish it with `kalamctl jobs resume {}`",
-                job.job_id, job.status, job.job_id
-            )));
-        }
+        // Checked before waiting for the DDL lock too: a drop already running answers at
+        // once, instead of waiting for it to end.
+        self.refuse_if_being_dropped(&qualified)?;
+        let _ddl = self.ddl_guard().await;
+        self.refuse_if_being_dropped(&qualified)?;
         let Some(def) = self.catalog().find_table(namespace, table)? else {
             if options.if_exists {
                 return Ok(None);
@@ -159,8 +157,10 @@ impl Engine {
             hot_bytes: 0,
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)?))?;
-        crate::fail::point("table_deletion.recorded");
-        let mut report = self.run_deletion(job, state, Step::Recorded)?;
+        let mut report = crate::blocking::run(|| {
+            crate::fail::point("table_deletion.recorded");
+            self.run_deletion(job, state, Step::Recorded)
+        })?;
         report.stale_subscriptions_cleared = cleared;
         Ok(Some(report))
     }
@@ -192,7 +192,7 @@ impl Engine {
         let mut job = Job::adopt(self, record)?;
         job.observe(observer);
         job.interruptible(interrupt);
-        self.run_deletion(job, state, step)
+        crate::blocking::run(|| self.run_deletion(job, state, step))
     }
 
     /// The deletion job of `ns.t` that has not ended, if any.
@@ -204,6 +204,16 @@ impl Engine {
                 && !j.status.is_terminal()
                 && j.status != JobStatus::Queued
         }))
+    }
+
+    fn refuse_if_being_dropped(&self, qualified: &str) -> Result<()> {
+        match self.unfinished_deletion(qualified)? {
+            Some(job) => Err(CoreError::Conflict(format!(
+                "{qualified} is already being dropped by job {} ({}); finish it with `kalamctl jobs resume {}`",
+                job.job_id, job.status, job.job_id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses while live subscriptions target the table. Offline (no server running), every
@@ -282,25 +292,20 @@ impl Engine {
                         state.cold_rows += rows;
                         job.set_resume_state(encode(&state)?);
                     }
-                    // Throttled: a crash may lose the last few counts (they are lower bounds),
-                    // never a file, which the resumed step lists again.
-                    job.progress(JobProgress {
+                    let progress = JobProgress {
                         fraction: files as f64 / total.max(1) as f64,
                         items_done: files,
                         items_total: total,
                         bytes_done: bytes,
                         ..JobProgress::default()
-                    })?;
+                    };
+                    // Throttled: a crash may lose the last few counts (they are lower bounds),
+                    // never a file, which the resumed step lists again.
+                    job.progress(progress.clone())?;
                     crate::fail::point("table_deletion.cold_file");
                     if job.stop_point("while deleting Parquet files").is_err() {
                         // The counts so far go with the job, so the resumed step adds to them.
-                        job.progress_now(JobProgress {
-                            fraction: files as f64 / total.max(1) as f64,
-                            items_done: files,
-                            items_total: total,
-                            bytes_done: bytes,
-                            ..JobProgress::default()
-                        })?;
+                        job.progress_now(progress)?;
                         job.stop_point("while deleting Parquet files")?;
                     }
                 }

@@ -110,6 +110,11 @@ pub enum CoreError {
     #[error("query failed: {0}")]
     Query(String),
 
+    /// An engine error that came back through DataFusion (a table provider's scan): its
+    /// message and kind, so a corrupt file read by a query is still an integrity error.
+    #[error("{message}")]
+    Relayed { kind: ErrorKind, message: String },
+
     /// A backup repository or a restored copy that does not match its manifest.
     #[error("{0}")]
     BackupDamaged(String),
@@ -150,7 +155,10 @@ impl From<datafusion::error::DataFusionError> for CoreError {
                 CoreError::InvalidInput(first_line(&e.strip_backtrace()))
             }
             D::External(inner) => match inner.downcast_ref::<CoreError>() {
-                Some(core) => CoreError::Query(core.to_string()),
+                Some(core) => CoreError::Relayed {
+                    kind: core.kind(),
+                    message: core.to_string(),
+                },
                 None => CoreError::Query(first_line(&e.strip_backtrace())),
             },
             _ => CoreError::Query(first_line(&e.strip_backtrace())),
@@ -211,6 +219,7 @@ impl CoreError {
             CoreError::Cancelled { .. } | CoreError::Interrupted { .. } => ErrorKind::Cancelled,
             CoreError::Locked { .. } => ErrorKind::Locked,
             CoreError::PlanChanged { .. } => ErrorKind::Conflict,
+            CoreError::Relayed { kind, .. } => *kind,
             CoreError::NewerFormat { .. }
             | CoreError::UnrecognisedLayout { .. }
             | CoreError::Unmigrated { .. }

@@ -49,24 +49,27 @@ impl Engine {
             table.to_string(),
             def.kind.to_string(),
         ];
-        run_job(self, job_type::FLUSH, &def.qualified(), params, |job| {
-            let mut report = self.flush_locked(&def, |done, total, rows| {
-                job.progress(JobProgress {
-                    fraction: if total == 0 {
-                        1.0
-                    } else {
-                        done as f64 / total as f64
-                    },
-                    items_done: rows,
-                    items_total: 0,
-                    bytes_done: 0,
-                    ..JobProgress::default()
-                })
-            })?;
-            report.job_id = job.id().to_string();
-            self.stats().flushed(report.rows);
-            let result = json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
-            Ok((report, result))
+        crate::blocking::run(|| {
+            run_job(self, job_type::FLUSH, &def.qualified(), params, |job| {
+                let mut report = self.flush_locked(&def, |done, total, rows| {
+                    job.progress(JobProgress {
+                        fraction: if total == 0 {
+                            1.0
+                        } else {
+                            done as f64 / total as f64
+                        },
+                        items_done: rows,
+                        items_total: 0,
+                        bytes_done: 0,
+                        ..JobProgress::default()
+                    })
+                })?;
+                report.job_id = job.id().to_string();
+                self.stats().flushed(report.rows);
+                let result =
+                    json!({"files": report.files, "rows": report.rows, "bytes": report.bytes});
+                Ok((report, result))
+            })
         })
     }
 

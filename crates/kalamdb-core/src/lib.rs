@@ -9,6 +9,7 @@
 //! through `kalamdb-sql`, which share the process's one RocksDB handle.
 
 pub mod backup;
+mod blocking;
 pub mod catalog;
 pub mod cold;
 pub mod data_dir;

@@ -71,8 +71,13 @@ async fn concurrent_drops_of_one_table_one_wins_the_others_are_refused() {
     for t in tasks {
         match t.await.expect("task") {
             Ok(_) => ok += 1,
+            // Refused at once while the winner runs (conflict, naming its job), or not found
+            // once it has finished.
             Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+                assert!(
+                    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict),
+                    "{e}"
+                );
                 assert!(e.to_string().contains("app.t"), "{e}");
             }
         }

@@ -39,6 +39,31 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// POSTs SQL to `url`; returns the status and the JSON body (status 0 when the connection
+/// failed). Usable from any thread.
+pub fn post_sql(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    act_as: Option<&str>,
+    sql: &str,
+) -> (u16, Value) {
+    let mut req = agent.post(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(u) = act_as {
+        req = req.header("X-Kalam-User-Id", u);
+    }
+    match req.send_json(serde_json::json!({ "sql": sql })) {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_json().unwrap_or(Value::Null),
+        ),
+        Err(_) => (0, Value::Null),
+    }
+}
+
 pub struct Daemon {
     child: Option<Child>,
     pub port: u16,
@@ -63,6 +88,13 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra environment variables.
     pub fn start_with_env(dir: &Path, extra_yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Self::spawn_with_env(dir, extra_yaml, env);
+        d.wait_ready();
+        d
+    }
+
+    /// Starts kalamd without waiting for it to be ready.
+    pub fn spawn_with_env(dir: &Path, extra_yaml: &str, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let config = write_config(dir, port, extra_yaml);
         let log = dir.join(format!("kalamd-{port}.log"));
@@ -75,24 +107,32 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn kalamd");
-        let mut d = Daemon {
+        Daemon {
             child: Some(child),
             port,
             dir: dir.to_path_buf(),
             log,
-        };
+        }
+    }
+
+    /// Waits (up to a minute) until /ready answers 200; panics if kalamd exits first.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("kalamd exited early ({status}): {}", d.log_text());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("kalamd exited early ({status}): {}", self.log_text());
             }
-            if d.get("/ready", None).0 == 200 {
-                return d;
+            if self.get("/ready", None).0 == 200 {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
                 "kalamd never became ready: {}",
-                d.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -126,20 +166,7 @@ impl Daemon {
 
     /// POSTs SQL; returns the status and the JSON body (status 0 when the connection failed).
     pub fn sql_with(&self, token: Option<&str>, act_as: Option<&str>, sql: &str) -> (u16, Value) {
-        let mut req = agent().post(self.url("/v1/api/sql"));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        if let Some(u) = act_as {
-            req = req.header("X-Kalam-User-Id", u);
-        }
-        match req.send_json(serde_json::json!({ "sql": sql })) {
-            Ok(mut r) => (
-                r.status().as_u16(),
-                r.body_mut().read_json().unwrap_or(Value::Null),
-            ),
-            Err(_) => (0, Value::Null),
-        }
+        post_sql(&agent(), &self.url("/v1/api/sql"), token, act_as, sql)
     }
 
     pub fn sql(&self, token: &str, sql: &str) -> (u16, Value) {
@@ -196,6 +223,23 @@ impl Drop for Daemon {
 }
 
 /// The `kalamctl` binary built next to this test (needs `cargo test --workspace`).
+/// Runs kalamctl on `data` with `--format json`: exit code, the JSON on stdout (Null if none)
+/// and stderr.
+pub fn kalamctl_json(args: &[&str], data: &Path) -> (i32, Value, String) {
+    let out = Command::new(kalamctl_path())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--format", "json"])
+        .output()
+        .expect("kalamctl");
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn kalamctl_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");

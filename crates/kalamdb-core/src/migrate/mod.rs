@@ -141,6 +141,23 @@ pub struct ApplyReport {
     pub duration_ms: u64,
 }
 
+impl ApplyReport {
+    /// Nothing to do: the directory is already in the current format.
+    fn up_to_date(data_dir: String, started: std::time::Instant) -> ApplyReport {
+        ApplyReport {
+            data_dir,
+            state: "up_to_date",
+            generation: None,
+            job_id: None,
+            resumed: false,
+            steps: Vec::new(),
+            skipped_invalid: 0,
+            checkpoint: None,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
 /// `kalamctl migrate rollback` and `finalize`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cleanup {
@@ -456,17 +473,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
         });
     }
     if decided.generation.is_none() {
-        return Ok(ApplyReport {
-            data_dir: decided.data_dir,
-            state: "up_to_date",
-            generation: None,
-            job_id: None,
-            resumed: false,
-            steps: Vec::new(),
-            skipped_invalid: 0,
-            checkpoint: None,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
+        return Ok(ApplyReport::up_to_date(decided.data_dir, started));
     }
     if let Some(first) = decided
         .steps
@@ -491,17 +498,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
     let path = o.path();
     let (origin, run) = match o.standing()? {
         Standing::Current(_) => {
-            return Ok(ApplyReport {
-                data_dir: path,
-                state: "up_to_date",
-                generation: None,
-                job_id: None,
-                resumed: false,
-                steps: Vec::new(),
-                skipped_invalid: 0,
-                checkpoint: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
+            return Ok(ApplyReport::up_to_date(path, started));
         }
         Standing::Legacy { origin, run } => (origin, run),
     };

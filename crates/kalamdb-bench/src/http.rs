@@ -12,11 +12,16 @@ use serde_json::json;
 use crate::datagen::{self, COLUMNS, Shape, sql_row, user};
 use crate::report::{emit, micros, per_second, percentile};
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-admin-token-0123456789";
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
 
 /// The INSERT statements one worker sends: `statements` of `batch` rows with distinct ids.
-fn statements(table: &str, worker: usize, statements: usize, batch: usize) -> Vec<String> {
+pub(crate) fn statements(
+    table: &str,
+    worker: usize,
+    statements: usize,
+    batch: usize,
+) -> Vec<String> {
     (0..statements)
         .map(|s| {
             let base = (worker * statements + s) * batch;
@@ -26,7 +31,7 @@ fn statements(table: &str, worker: usize, statements: usize, batch: usize) -> Ve
         .collect()
 }
 
-fn kalamd_path() -> Result<PathBuf, String> {
+pub(crate) fn kalamd_path() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.with_file_name("kalamd");
     if path.exists() {
@@ -39,7 +44,7 @@ fn kalamd_path() -> Result<PathBuf, String> {
     }
 }
 
-struct Kalamd(Child);
+pub(crate) struct Kalamd(pub(crate) Child);
 impl Drop for Kalamd {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child; SIGTERM lets it close RocksDB cleanly.
@@ -48,7 +53,15 @@ impl Drop for Kalamd {
     }
 }
 
-fn start_kalamd(data: &Path) -> Result<(Kalamd, u16), String> {
+pub(crate) fn start_kalamd(data: &Path) -> Result<(Kalamd, u16), String> {
+    start_kalamd_with(data, &[])
+}
+
+/// Starts the release kalamd on `data` with extra `KALAMD_*` settings; waits until ready.
+pub(crate) fn start_kalamd_with(
+    data: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Kalamd, u16), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -58,6 +71,7 @@ fn start_kalamd(data: &Path) -> Result<(Kalamd, u16), String> {
         .env("KALAMD_LISTEN", format!("127.0.0.1:{port}"))
         .env("KALAMD_AUTH_TOKENS", format!("{TOKEN}:root:admin"))
         .env("KALAMD_LOGGING_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -80,14 +94,14 @@ fn start_kalamd(data: &Path) -> Result<(Kalamd, u16), String> {
     Ok((k, port))
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into()
 }
 
-fn post(
+pub(crate) fn post(
     agent: &ureq::Agent,
     port: u16,
     as_user: &str,

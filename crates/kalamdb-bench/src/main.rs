@@ -12,6 +12,8 @@ mod insert;
 mod migrate;
 mod point_select;
 mod report;
+mod soak;
+mod sync_writes;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -112,6 +114,27 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// A soak of the real kalamd: `clients` clients mixing INSERT, point SELECT, scans and
+    /// FLUSH, and an online backup every bucket; errors, p50/p99 and kalamd's RSS per bucket.
+    /// Needs `cargo build --release -p kalamd`. CI does not run it.
+    Soak {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        bucket_seconds: u64,
+    },
+    /// kalamd HTTP INSERT with `storage.sync_writes` on (the default) against off.
+    /// Needs `cargo build --release -p kalamd`.
+    SyncWrites {
+        #[arg(long, default_value_t = 100)]
+        statements_per_worker: usize,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table, vs a direct store get.
     PointSelect {
         #[command(flatten)]
@@ -188,6 +211,20 @@ fn main() {
                 })
                 .await
             }
+            Bench::Soak {
+                clients,
+                seconds,
+                bucket_seconds,
+            } => soak::run(soak::Plan {
+                clients,
+                seconds,
+                bucket_seconds,
+            }),
+            Bench::SyncWrites {
+                statements_per_worker,
+                batch,
+                repeat,
+            } => sync_writes::run(statements_per_worker, batch, repeat),
             Bench::PointSelect { data } => {
                 point_select::run(data.rows, data.users, data.queries).await
             }

@@ -1,5 +1,5 @@
 //! A directory laid out exactly as the original engine wrote G3 (see
-//! shared/reference/legacy-layouts.md) is read correctly once it carries a format marker.
+//! specs/legacy-layouts.md) is read correctly once it carries a format marker.
 //! Until then it is refused with exit 6 and a pointer to `kalamctl migrate`.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Test support: writes legacy KalamDB data directories, G1, G2 and the original engine's G3,
-//! exactly as `shared/reference/legacy-layouts.md` describes them: the same column families,
+//! exactly as `specs/legacy-layouts.md` describes them: the same column families,
 //! key prefixes, JSON spellings and timestamp units, including the original engine's known
 //! defects. Not a user command.
 //!

@@ -1,5 +1,5 @@
 //! Migration of legacy data directories (G1, G2 and the original engine's G3, described in
-//! `shared/reference/legacy-layouts.md`) to the current format, offline.
+//! `specs/legacy-layouts.md`) to the current format, offline.
 //!
 //! - [`status`] and [`plan`] only read. A plan lists every change per step and entity and
 //!   ends in a hash of everything the migration reads; `apply --plan HASH` refuses if it

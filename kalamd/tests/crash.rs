@@ -3,7 +3,7 @@
 
 mod common;
 use std::os::unix::process::ExitStatusExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ADMIN, ALICE, Daemon, kalamctl_json as kalamctl};
 use serde_json::{Value, json};
@@ -109,23 +109,7 @@ fn cancelling_a_job_with_no_safe_point_is_refused_and_it_runs_to_its_end() {
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        let (code, list, stderr) = kalamctl(&["jobs", "list", "--status", "running"], &data);
-        assert_eq!(code, 0, "{stderr}");
-        if let Some(id) = list["jobs"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["job_type"] == "flush"))
-            .and_then(|j| j["job_id"].as_str())
-        {
-            break id.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the flush was never seen running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let id = common::running_job(&data, "flush");
     let (code, out, stderr) = kalamctl(&["jobs", "cancel", &id], &data);
     assert_eq!(
         code, 2,

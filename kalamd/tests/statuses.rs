@@ -7,7 +7,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, Daemon, kalamctl_json};
+use common::{ADMIN, Daemon, kalamctl_json, running_job};
 use serde_json::{Value, json};
 
 /// `(status, error.code)` of an answer.
@@ -19,27 +19,6 @@ fn code(answer: &(u16, Value)) -> (u16, &str) {
 fn in_background(d: &Daemon, sql: &str) -> std::thread::JoinHandle<(u16, Value)> {
     let (url, sql) = (d.url("/v1/api/sql"), sql.to_string());
     std::thread::spawn(move || common::post_sql(&common::agent(), &url, Some(ADMIN), None, &sql))
-}
-
-/// Waits until a job of `job_type` is running and returns its id.
-fn running_job(data: &std::path::Path, job_type: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (code, list, stderr) = kalamctl_json(&["jobs", "list", "--status", "running"], data);
-        assert_eq!(code, 0, "{stderr}");
-        if let Some(id) = list["jobs"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["job_type"] == job_type))
-            .and_then(|j| j["job_id"].as_str())
-        {
-            return id.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {job_type} job was seen running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -16,12 +16,7 @@ pub(crate) const TOKEN: &str = "bench-admin-token-0123456789";
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
 
 /// The INSERT statements one worker sends: `statements` of `batch` rows with distinct ids.
-pub(crate) fn statements(
-    table: &str,
-    worker: usize,
-    statements: usize,
-    batch: usize,
-) -> Vec<String> {
+fn statements(table: &str, worker: usize, statements: usize, batch: usize) -> Vec<String> {
     (0..statements)
         .map(|s| {
             let base = (worker * statements + s) * batch;
@@ -29,6 +24,34 @@ pub(crate) fn statements(
             format!("INSERT INTO {table} VALUES {}", rows.join(", "))
         })
         .collect()
+}
+
+/// `clients` threads, each sending `per_worker` INSERTs of `batch` rows into `table` as its
+/// own user; returns rows per second.
+pub(crate) fn insert_over_http(
+    port: u16,
+    table: &str,
+    clients: usize,
+    per_worker: usize,
+    batch: usize,
+) -> Result<f64, String> {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|w| {
+            let stmts = statements(table, w, per_worker, batch);
+            std::thread::spawn(move || {
+                let agent = agent();
+                for s in stmts {
+                    post(&agent, port, &user(w), &s)?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| "client panicked".to_string())??;
+    }
+    Ok(per_second(clients * per_worker * batch, started.elapsed()))
 }
 
 pub(crate) fn kalamd_path() -> Result<PathBuf, String> {
@@ -214,23 +237,7 @@ pub async fn run(
             "root",
             &format!("CREATE USER TABLE {table} ({COLUMNS})"),
         )?;
-        let started = Instant::now();
-        let handles: Vec<_> = (0..c)
-            .map(|w| {
-                let stmts = statements(&table, w, per_worker, batch);
-                std::thread::spawn(move || {
-                    let agent = agent();
-                    for s in stmts {
-                        post(&agent, port, &user(w), &s)?;
-                    }
-                    Ok::<_, String>(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| "worker panicked".to_string())??;
-        }
-        let rps = per_second(c * per_worker * batch, started.elapsed());
+        let rps = insert_over_http(port, &table, c, per_worker, batch)?;
         figures.insert(format!("http_insert_c{c}_rows_per_s"), json!(rps.round()));
     }
     let agent = Arc::new(agent());

@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use crate::datagen::{COLUMNS, user};
-use crate::http::{agent, post, start_kalamd_with, statements};
-use crate::report::{emit, per_second};
+use crate::datagen::COLUMNS;
+use crate::http::{agent, insert_over_http, post, start_kalamd_with};
+use crate::report::emit;
 
 const CONCURRENCY: [usize; 2] = [1, 8];
 
@@ -23,23 +23,7 @@ fn run_once(sync: bool, c: usize, per_worker: usize, batch: usize) -> Result<f64
         "root",
         &format!("CREATE USER TABLE b.t ({COLUMNS})"),
     )?;
-    let started = std::time::Instant::now();
-    let handles: Vec<_> = (0..c)
-        .map(|w| {
-            let stmts = statements("b.t", w, per_worker, batch);
-            std::thread::spawn(move || {
-                let agent = agent();
-                for s in stmts {
-                    post(&agent, port, &user(w), &s)?;
-                }
-                Ok::<_, String>(())
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().map_err(|_| "client panicked".to_string())??;
-    }
-    let rps = per_second(c * per_worker * batch, started.elapsed());
+    let rps = insert_over_http(port, "b.t", c, per_worker, batch)?;
     drop(kalamd);
     Ok(rps)
 }

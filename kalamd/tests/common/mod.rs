@@ -240,6 +240,27 @@ pub fn kalamctl_json(args: &[&str], data: &Path) -> (i32, Value, String) {
     )
 }
 
+/// Waits until a job of `job_type` is running and returns its id.
+pub fn running_job(data: &Path, job_type: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, list, stderr) = kalamctl_json(&["jobs", "list", "--status", "running"], data);
+        assert_eq!(code, 0, "{stderr}");
+        if let Some(id) = list["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["job_type"] == job_type))
+            .and_then(|j| j["job_id"].as_str())
+        {
+            return id.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {job_type} job was seen running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn kalamctl_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");

@@ -18,7 +18,7 @@ type Db = DBWithThreadMode<MultiThreaded>;
 pub const DEFAULT_CF: &str = "default";
 
 /// How to open a database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// Read-write; refuse a path with no database.
     ReadWrite,
@@ -118,7 +118,29 @@ impl Storage {
     ///
     /// RocksDB refuses to open a database unless every existing column family is named, so
     /// the families are listed first and all of them are opened.
+    ///
+    /// A read-only open next to a live writer (`kalamctl jobs list` or `verify` while kalamd
+    /// runs) can find that a WAL or MANIFEST file it just listed was deleted by the writer
+    /// before it could read it; such an open is retried, a few times, from the start.
     pub fn open(path: &Path, mode: OpenMode) -> Result<Storage> {
+        const ATTEMPTS: u64 = 8;
+        let mut attempt = 1;
+        loop {
+            match Self::open_once(path, mode) {
+                Err(StoreError::Rocks(e))
+                    if mode == OpenMode::ReadOnly
+                        && attempt < ATTEMPTS
+                        && e.contains("No such file or directory") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, mode: OpenMode) -> Result<Storage> {
         let mut opts = db_options();
         let exists = is_database(path);
         if !exists && mode != OpenMode::Create {

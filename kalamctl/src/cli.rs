@@ -57,9 +57,14 @@ pub enum Command {
     )]
     Verify {
         /// Fix the safe classes (recounts, empty orphan column families, stale live queries,
-        /// abandoned jobs) and list every change. Needs the directory's lock (kalamd stopped).
+        /// abandoned jobs, batch files a dead flush left unrecorded) and list every change.
+        /// Needs the directory's lock (kalamd stopped).
         #[arg(long)]
         repair: bool,
+        /// Skip reading every byte of the Parquet batch files for their SHA-256 (sizes,
+        /// footers and schemas are still checked against the cold-tier manifest).
+        #[arg(long)]
+        fast: bool,
     },
     /// Take a legacy directory (G1, G2, or the original engine's G3) to the current format,
     /// offline, with a checkpoint to roll back to.

@@ -273,7 +273,7 @@ fn status_and_plan_change_nothing_and_the_plan_hash_guards_apply() {
         .iter()
         .map(|s| s["id"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(steps, ["0002", "0003"]);
+    assert_eq!(steps, ["0002", "0003", "0004"]);
     assert_eq!(
         plan["steps"][0]["changes"]["users"]["rekeyed and reshaped"],
         3
@@ -459,6 +459,7 @@ fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
         "migrate.step.0001",
         "migrate.step.0002",
         "migrate.step.0003",
+        "migrate.step.0004",
     ];
     for point in points {
         let db = Legacy::new(Generation::G1);
@@ -477,7 +478,7 @@ fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
                 assert_eq!(status["state"], "pending", "{point}");
                 assert_eq!(db.outcome(), original, "{point}");
             }
-            "migrate.step.0003" => assert_eq!(status["state"], "current", "{point}"),
+            "migrate.step.0004" => assert_eq!(status["state"], "current", "{point}"),
             _ => assert_eq!(status["state"], "interrupted", "{point}: {status}"),
         }
         // kalamd and SQL refuse the half-migrated directory, naming the fix.
@@ -635,4 +636,114 @@ fn upgrade_check_passes_on_every_generation_and_never_touches_the_original() {
     assert_eq!(report["ok"], false);
     assert_eq!(report["checks"][1]["name"], "migrate");
     assert_eq!(report["checks"][1]["ok"], false);
+}
+
+/// Makes a current directory what an earlier kalamdb wrote: format 1, no cold-tier manifest.
+fn as_format_1(dir: &Path) {
+    let storage = Storage::open(&dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+    storage
+        .drop_cf("system_cold_batches")
+        .expect("drop the manifest");
+    let marker =
+        br#"{"format_version":1,"written_by":"kalamdb 0.9.0","created_at":1,"updated_at":1}"#;
+    storage
+        .put("default", b"kalamdb:format", marker)
+        .expect("marker");
+}
+
+#[test]
+fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
+    let db = common::Db::new();
+    db.ok("CREATE NAMESPACE app; \
+           CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT); \
+           CREATE SHARED TABLE app.s (id BIGINT PRIMARY KEY, v TEXT)");
+    for u in [ALICE, BOB] {
+        db.ok_as(Some(u), "INSERT INTO app.t VALUES (1, 'a'), (2, 'b')");
+    }
+    db.ok("INSERT INTO app.s VALUES (1, 'x'), (2, 'y'); FLUSH TABLE app.t; FLUSH TABLE app.s");
+    db.ok_as(Some(ALICE), "INSERT INTO app.t VALUES (3, 'c')");
+    let alice_before = db.rows_as(Some(ALICE), "SELECT * FROM app.t ORDER BY id");
+    let shared_before = db.rows("SELECT * FROM app.s ORDER BY id");
+    assert_eq!((alice_before.len(), shared_before.len()), (3, 2));
+    as_format_1(&db.dir);
+
+    // Every command that opens it refuses, naming the fix.
+    let refused = db.sql_as(None, "SELECT * FROM app.s");
+    assert_eq!(refused.code, 6, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("kalamctl migrate apply"),
+        "{}",
+        refused.stderr
+    );
+
+    let migrate = |args: &[&str]| {
+        let mut all = vec!["migrate"];
+        all.extend_from_slice(args);
+        all.extend(["--data-dir", db.path(), "--format", "json"]);
+        kalamctl(&all)
+    };
+    let status = migrate(&["status"]).json();
+    assert_eq!(status["generation"], "format1", "{status}");
+    assert_eq!(status["state"], "pending", "{status}");
+    let plan = migrate(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan = plan.json();
+    assert_eq!(plan["steps"][0]["id"], "0004", "{plan}");
+    assert_eq!(plan["steps"].as_array().map(Vec::len), Some(1), "{plan}");
+    // Two users' files of app.t and one of app.s.
+    assert_eq!(
+        plan["steps"][0]["changes"]["cold_batches"]["recorded"], 3,
+        "{plan}"
+    );
+    let applied = migrate(&["apply"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+
+    let status = migrate(&["status"]).json();
+    assert_eq!(
+        (status["state"].as_str(), status["format_version"].as_u64()),
+        (Some("current"), Some(2)),
+        "{status}"
+    );
+    assert_eq!(
+        db.rows_as(Some(ALICE), "SELECT * FROM app.t ORDER BY id"),
+        alice_before
+    );
+    assert_eq!(db.rows("SELECT * FROM app.s ORDER BY id"), shared_before);
+    let recorded = db.rows(
+        "SELECT table_name, user_id, row_count, length(sha256) AS sha FROM system.cold_batches ORDER BY table_name, user_id",
+    );
+    let seen: Vec<(String, String, i64, i64)> = recorded
+        .iter()
+        .map(|r| {
+            (
+                r["table_name"].as_str().unwrap_or_default().to_string(),
+                r["user_id"].as_str().unwrap_or_default().to_string(),
+                r["row_count"].as_i64().unwrap_or(-1),
+                r["sha"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        ("s".to_string(), String::new(), 2, 64),
+        ("t".to_string(), ALICE.to_string(), 2, 64),
+        ("t".to_string(), BOB.to_string(), 2, 64),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    // Every file is recorded with its checksum: a full verify is clean, and a deleted file is
+    // now found.
+    let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    let shared_file = common::files_under(&db.storage().join("app/s"))
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .expect("app.s file");
+    std::fs::remove_file(db.storage().join("app/s").join(shared_file)).expect("delete");
+    let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+    assert_eq!(verify.code, 3, "{}", verify.stdout);
+    assert!(
+        verify.stdout.contains("cold.batch_missing"),
+        "{}",
+        verify.stdout
+    );
 }

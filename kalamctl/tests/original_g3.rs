@@ -111,12 +111,13 @@ fn an_original_engine_g3_directory_reads_correctly_once_marked() {
         run.stderr
     );
 
-    // The one step a G3 directory needs to open: the marker (kalamctl migrate writes it).
+    // What a G3 directory with no Parquet files needs to open: the cold-tier manifest's
+    // (empty) column family and the marker (kalamctl migrate writes both).
     {
         let s = Storage::open(&data.join("rocksdb"), OpenMode::ReadWrite).expect("open");
-        kalamdb_sql::KalamSql::new(s)
-            .write_format_marker()
-            .expect("marker");
+        let sql = kalamdb_sql::KalamSql::new(s);
+        sql.ensure_system_tables().expect("system column families");
+        sql.write_format_marker().expect("marker");
     }
     let sql = |user: Option<&str>, q: &str| {
         let mut args = vec!["sql", "--data-dir", path, "--format", "json"];

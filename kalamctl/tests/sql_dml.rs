@@ -236,6 +236,7 @@ fn every_system_table_is_queryable() {
         "jobs",
         "tables",
         "table_schemas",
+        "cold_batches",
     ] {
         let run = db.sql_as(None, &format!("SELECT * FROM system.{t}"));
         assert_eq!(run.code, 0, "system.{t}: {}", run.stderr);

@@ -46,6 +46,10 @@ fn fill(db: &Db, kind: &str, name: &str, users: usize) {
     }
     if kind != "STREAM" {
         db.ok(&format!("FLUSH TABLE app.{name}"));
+        let recorded = db.rows(&format!(
+            "SELECT file_name FROM system.cold_batches WHERE table_name = '{name}'"
+        ));
+        assert!(!recorded.is_empty(), "the flush recorded its files");
         let hot = format!("INSERT INTO app.{name} VALUES (4, 'hot')");
         match kind {
             "USER" => db.ok_as(Some("u0"), &hot),
@@ -67,6 +71,13 @@ fn assert_gone(db: &Db, name: &str) {
         "SELECT schema_id FROM system.table_schemas WHERE table_id = 'app:{name}'"
     ));
     assert!(schemas.is_empty(), "schema rows left: {schemas:?}");
+    let batches = db.rows(&format!(
+        "SELECT file_name FROM system.cold_batches WHERE namespace = 'app' AND table_name = '{name}'"
+    ));
+    assert!(
+        batches.is_empty(),
+        "cold-tier manifest entries left: {batches:?}"
+    );
     let cfs = db.column_families();
     assert!(
         !cfs.iter().any(|cf| cf.ends_with(&format!(":app:{name}"))),

@@ -134,6 +134,61 @@ fn t_file(db: &Db) -> PathBuf {
         .expect("app.t has a Parquet file")
 }
 
+fn s_file(db: &Db) -> PathBuf {
+    parquet_files(&db.storage().join("app/s"))
+        .into_iter()
+        .next()
+        .expect("app.s has a Parquet file")
+}
+
+/// The manifest key of a batch file of `app.{table}` on the default location.
+fn batch_key(db: &Db, table: &str, file: &Path) -> String {
+    let rel = file
+        .strip_prefix(db.storage().join("app").join(table))
+        .expect("under the table");
+    let (user, name) = match rel.parent().and_then(|p| p.to_str()) {
+        Some("") | None => ("", rel.to_str().expect("utf8")),
+        Some(user) => (
+            user,
+            rel.file_name().and_then(|n| n.to_str()).expect("utf8"),
+        ),
+    };
+    format!("batch:app:{table}:{user}:{name}")
+}
+
+/// Records `file` (in `app.{table}`'s directory) in the cold-tier manifest as a flush would.
+fn record_batch(db: &Db, table: &str, file: &Path) {
+    let (written, content) =
+        kalamdb_core::cold::manifest::describe(file, Some("id")).expect("describe");
+    let key = batch_key(db, table, file);
+    let rest = key
+        .strip_prefix(&format!("batch:app:{table}:"))
+        .expect("prefix");
+    let (user, name) = rest.split_once(':').expect("user:file");
+    let rel = file.strip_prefix(db.storage()).expect("under storage");
+    let record = kalamdb_sql::ColdBatchRecord {
+        namespace: "app".into(),
+        table_name: table.into(),
+        user_id: user.into(),
+        file_name: name.into(),
+        path: rel.to_str().expect("utf8").into(),
+        size: written.size,
+        row_count: content.row_count,
+        min_key: content.min_key,
+        max_key: content.max_key,
+        schema_version: Some(1),
+        job_id: "test".into(),
+        sha256: written.sha256,
+        created_at: 1,
+    };
+    put_raw(
+        db,
+        "system_cold_batches",
+        &key,
+        &serde_json::to_vec(&record).expect("json"),
+    );
+}
+
 #[test]
 fn a_clean_directory_exits_0_and_counts_rows() {
     let db = setup();
@@ -369,6 +424,17 @@ fn cold_parquet_unreadable() {
     let db = setup();
     let file = t_file(&db);
     std::fs::write(&file, b"PAR1 this is not a parquet file").expect("overwrite");
+    // Recorded as it now is (size and SHA-256), so only its footer is at fault.
+    let (sha, size) = kalamdb_core::checksum::sha256_file(&file).expect("hash");
+    edit(
+        &db,
+        "system_cold_batches",
+        &batch_key(&db, "t", &file),
+        |v| {
+            v["size"] = json!(size);
+            v["sha256"] = json!(sha);
+        },
+    );
     let report = expect_only(&db, "cold.parquet_unreadable", 3);
     assert_object(&report, file.display().to_string());
 }
@@ -385,6 +451,7 @@ fn cold_parquet_schema_mismatch() {
         .expect("app.o file");
     let target = t_file(&db).parent().expect("dir").join("batch-1-1.parquet");
     std::fs::copy(&other, &target).expect("copy");
+    record_batch(&db, "t", &target);
     let report = expect_only(&db, "cold.parquet_schema_mismatch", 3);
     assert_object(&report, target.display().to_string());
 }
@@ -412,8 +479,10 @@ fn cold_parquet_system_columns() {
     row.insert("v".into(), json!("z"));
     let batch =
         kalamdb_core::cold::arrow_rows::rows_to_batch(&schema, &[&row], &[]).expect("batch");
-    kalamdb_core::cold::parquet::write_batch_file(&db.storage().join("app/s"), &batch)
-        .expect("write");
+    let written =
+        kalamdb_core::cold::parquet::write_batch_file(&db.storage().join("app/s"), &batch)
+            .expect("write");
+    record_batch(&db, "s", &written.path);
     expect_only(&db, "cold.parquet_system_columns", 3);
 }
 
@@ -425,6 +494,171 @@ fn cold_parquet_orphan() {
     std::fs::copy(t_file(&db), &orphan).expect("copy");
     let report = expect_only(&db, "cold.parquet_orphan", 1);
     assert_object(&report, orphan.display().to_string());
+}
+
+#[test]
+fn cold_batch_missing_in_a_user_and_a_shared_table_is_an_error_and_fails_queries() {
+    for (table, user, rows) in [("t", Some("u1"), "(2 rows"), ("s", None, "(1 rows")] {
+        let db = setup();
+        let file = match user {
+            Some(u) => parquet_files(&db.storage().join("app/t").join(u))[0].clone(),
+            None => s_file(&db),
+        };
+        std::fs::remove_file(&file).expect("delete the batch file");
+        let report = expect_only(&db, "cold.batch_missing", 3);
+        assert_object(&report, file.display());
+        assert!(
+            report["findings"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(rows),
+            "{report:#}"
+        );
+        // The rows are not silently gone: a query of them fails, naming the file.
+        let run = db.sql_as(user, &format!("SELECT * FROM app.{table}"));
+        assert_eq!(run.code, 3, "{table}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(&file.display().to_string()),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// A fresh directory and one batch file of each table type that has files.
+fn each_table_type() -> Vec<(Db, &'static str, PathBuf)> {
+    ["t", "s"]
+        .into_iter()
+        .map(|table| {
+            let db = setup();
+            let file = if table == "t" {
+                t_file(&db)
+            } else {
+                s_file(&db)
+            };
+            (db, table, file)
+        })
+        .collect()
+}
+
+#[test]
+fn cold_batch_size_mismatch() {
+    for (db, _, file) in each_table_type() {
+        let len = std::fs::metadata(&file).expect("meta").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_len(len / 2))
+            .expect("truncate");
+        let report = expect_only(&db, "cold.batch_size_mismatch", 3);
+        assert_object(&report, file.display());
+    }
+}
+
+#[test]
+fn cold_batch_rows_mismatch() {
+    for (db, table, file) in each_table_type() {
+        edit(
+            &db,
+            "system_cold_batches",
+            &batch_key(&db, table, &file),
+            |v| {
+                v["row_count"] = json!(v["row_count"].as_u64().unwrap_or(0) + 1);
+            },
+        );
+        let report = expect_only(&db, "cold.batch_rows_mismatch", 3);
+        assert_object(&report, file.display());
+    }
+}
+
+#[test]
+fn cold_batch_checksum_mismatch_unless_fast() {
+    for (db, _, file) in each_table_type() {
+        let mut bytes = std::fs::read(&file).expect("read");
+        // A byte of the first data page (after the 4-byte magic): the footer stays readable.
+        bytes[8] ^= 0x55;
+        std::fs::write(&file, &bytes).expect("write");
+        let report = expect_only(&db, "cold.batch_checksum_mismatch", 3);
+        assert_object(&report, file.display());
+        // --fast does not read the bytes, as the spec says: the flip goes unseen.
+        let (status, report) = verify(&db, &["--fast"]);
+        assert_eq!((status, codes(&report).len()), (0, 0), "{report:#}");
+    }
+}
+
+#[test]
+fn cold_batch_unrecorded_after_a_killed_flush_is_repaired() {
+    let db = setup();
+    db.ok_as(
+        Some("u1"),
+        "INSERT INTO app.t VALUES (10, 'ten'), (11, 'eleven')",
+    );
+    let killed = common::kalamctl_env(
+        &["sql", "--data-dir", db.path(), "FLUSH TABLE app.t"],
+        &[("FAILPOINTS", "flush.file_written=return")],
+    );
+    assert_eq!(
+        killed.code, -1,
+        "the flush should die by SIGKILL: {}",
+        killed.stderr
+    );
+    // The file is durable but was never recorded: no query reads it, the rows are still hot.
+    // (This read-write open also settles the dead flush's job row.)
+    let ids: Vec<i64> = db
+        .rows_as(Some("u1"), "SELECT id FROM app.t ORDER BY id")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [1, 2, 10, 11]);
+    let report = expect_only(&db, "cold.batch_unrecorded", 1);
+    let file = PathBuf::from(report["findings"][0]["object"].as_str().expect("object"));
+    assert!(file.is_file(), "{report:#}");
+    expect_repaired(&db, "removed (never recorded");
+    assert!(!file.exists());
+    assert_eq!(db.rows_as(Some("u1"), "SELECT id FROM app.t").len(), 4);
+    // Flushing again records a file for the rows.
+    db.ok("FLUSH TABLE app.t");
+    let (status, report) = verify(&db, &[]);
+    assert_eq!((status, codes(&report).len()), (0, 0), "{report:#}");
+}
+
+#[test]
+fn an_unrecorded_file_with_rows_found_nowhere_else_is_never_removed() {
+    let db = setup();
+    // A copy of a flushed file: its rows are in no hot tier, so removing it could lose them.
+    let copy = t_file(&db).parent().expect("dir").join("batch-9.parquet");
+    std::fs::copy(t_file(&db), &copy).expect("copy");
+    expect_only(&db, "cold.batch_unrecorded", 1);
+    let (status, report) = verify(&db, &["--repair"]);
+    assert_eq!(status, 1, "{report:#}");
+    assert!(
+        report["skipped"].to_string().contains("batch-9.parquet"),
+        "{report:#}"
+    );
+    assert!(copy.is_file());
+}
+
+#[test]
+fn a_file_dropped_into_a_storage_location_outside_d_is_an_orphan() {
+    let db = setup();
+    let outside = tempfile::tempdir().expect("tempdir");
+    let base = outside.path().join("cold");
+    db.ok(&format!(
+        "CREATE SHARED TABLE app.far (id BIGINT PRIMARY KEY) WITH (STORAGE = '{}/${{namespace}}/${{table_name}}')",
+        base.display()
+    ));
+    db.ok("INSERT INTO app.far VALUES (1); FLUSH TABLE app.far");
+    let loc = base.join("stray/batch-1.parquet");
+    std::fs::create_dir_all(loc.parent().expect("dir")).expect("mkdir");
+    std::fs::copy(s_file(&db), &loc).expect("copy");
+    put_raw(
+        &db,
+        "system_storage_locations",
+        "loc:far",
+        json!({"location_name": "far", "location_type": "filesystem", "path": base.display().to_string(), "usage_count": 0, "created_at": 1, "updated_at": 1}).to_string().as_bytes(),
+    );
+    let report = expect_only(&db, "cold.parquet_orphan", 1);
+    assert_object(&report, loc.display());
 }
 
 #[test]

@@ -53,12 +53,24 @@ fn a_flush_killed_between_the_tiers_loses_and_doubles_nothing() {
         Some(libc::SIGKILL),
         "killed by the fail point"
     );
-    // The kill landed mid-operation: the Parquet file is there, and so are the hot rows.
+    // The kill landed mid-operation: the Parquet file is there but unrecorded (no read sees
+    // it), and the rows are still hot.
     let (code, report, stderr) = kalamctl(&["verify"], &data);
-    assert!(code == 0 || code == 1, "{stderr}");
+    assert_eq!(code, 1, "{stderr}{report:#}");
     let table = &report["summary"]["table_counts"]["app.n"];
-    assert_eq!(table["parquet_files"], 1, "{report:#}");
+    assert_eq!(table["parquet_files"], 0, "{report:#}");
     assert_eq!(table["hot_rows"], 100, "{report:#}");
+    let unrecorded: Vec<&Value> = report["findings"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter(|f| f["code"] == "cold.batch_unrecorded")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(unrecorded.len(), 1, "{report:#}");
+    let written = std::path::PathBuf::from(unrecorded[0]["object"].as_str().unwrap_or_default());
+    assert!(written.is_file(), "the file was durable before the kill");
     drop(d);
 
     // Restarted: every row once, whichever tier holds it.

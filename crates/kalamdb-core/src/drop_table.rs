@@ -4,7 +4,8 @@
 //! Steps, in order: refuse while live subscriptions exist (offline, clear the stale rows
 //! instead); record a `table_deletion` job; remove the `system.tables` row so no new query sees
 //! the table; drop the data column family (constant time in the row count); delete the
-//! table's Parquet files for every user; delete every schema version and fix the counts;
+//! table's Parquet files for every user and their cold-tier manifest entries; delete every
+//! schema version and fix the counts;
 //! finish the job with what was freed.
 //!
 //! The job records each step as it completes, together with the table's row, so a crash at any
@@ -15,7 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use kalamdb_sql::{JobProgress, JobRecord, JobStatus, TableRecord, TableSchemaRecord};
+use kalamdb_sql::{
+    JobProgress, JobRecord, JobStatus, SystemRecord as _, TableRecord, TableSchemaRecord,
+};
 use kalamdb_store::{Batch, TableCf, TableKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -282,10 +285,22 @@ impl Engine {
             }
             if done < Step::ColdDeleted {
                 let cold = ColdFiles::list(self, &template)?;
+                let recorded = self.sql().table_batches(&t.namespace, &t.table_name)?;
+                let recorded_rows: std::collections::HashMap<PathBuf, u64> = recorded
+                    .iter()
+                    .filter_map(|b| {
+                        let path = template.locate(self.data_dir(), &b.path).ok()?;
+                        Some((path, b.row_count))
+                    })
+                    .collect();
                 let total = files + cold.files.len() as u64;
                 for file in &cold.files {
-                    // A footer that cannot be read counts no rows: the file goes regardless.
-                    let rows = crate::cold::parquet::row_count(file).unwrap_or(0);
+                    // The manifest's count, else the footer's; a footer that cannot be read
+                    // counts no rows: the file goes regardless.
+                    let rows = recorded_rows
+                        .get(file)
+                        .copied()
+                        .unwrap_or_else(|| crate::cold::parquet::row_count(file).unwrap_or(0));
                     if let Some(size) = remove_counted(file)? {
                         files += 1;
                         bytes += size;
@@ -310,7 +325,13 @@ impl Engine {
                     }
                 }
                 cold.remove_empty_dirs(self, &template);
-                job.step(self, Step::ColdDeleted.as_str(), None)?;
+                // The entries go with the step record: a resumed step finds none left.
+                let mut batch = Batch::new();
+                for b in &recorded {
+                    self.sql().cold_batches().delete_in(&mut batch, &b.id());
+                }
+                job.step_in(&mut batch, Step::ColdDeleted.as_str(), None)?;
+                self.storage().write(batch)?;
                 crate::fail::point("table_deletion.cold_deleted");
                 job.stop_point("after deleting the Parquet files")?;
             }

@@ -94,6 +94,22 @@ impl Engine {
         who: &str,
         sync_writes: bool,
     ) -> Result<Engine> {
+        Self::open_inner(root, access, who, sync_writes, false)
+    }
+
+    /// Opens a restored copy read-write with synced writes, in the current format or the one
+    /// before it (a backup taken before an upgrade; the restore migrates it next).
+    pub(crate) fn open_restored(root: &std::path::Path, who: &str) -> Result<Engine> {
+        Self::open_inner(root, Access::ReadWrite, who, true, true)
+    }
+
+    fn open_inner(
+        root: impl Into<std::path::PathBuf>,
+        access: Access,
+        who: &str,
+        sync_writes: bool,
+        allow_format_1: bool,
+    ) -> Result<Engine> {
         let dir = DataDir::new(root);
         dir.check_is_database()?;
         let lock = match access {
@@ -106,7 +122,11 @@ impl Engine {
         };
         let mut storage = Storage::open(&dir.rocksdb(), mode)?;
         storage.set_sync_writes(sync_writes);
-        check_format(&dir, &KalamSql::new(storage.clone()))?;
+        let sql = KalamSql::new(storage.clone());
+        match sql.format_state()? {
+            FormatState::Older(m) if allow_format_1 && m.format_version == 1 => {}
+            _ => check_format(&dir, &sql)?,
+        }
         let engine = Self::assemble(dir, storage, lock);
         if access == Access::ReadWrite {
             let cancel = jobs::CancelRequests::new(engine.data_dir());

@@ -1,23 +1,27 @@
 //! Flush: moving a table's hot rows (RocksDB) into Parquet files.
 //!
 //! User tables get one file per user, under the storage path with `${user_id}` resolved;
-//! shared tables one file. Each file is written atomically (see [`crate::cold::parquet`]) and
-//! only then are the flushed keys removed from RocksDB. Soft-deleted rows are flushed too, so
-//! nothing is silently lost. The table's write lock is held throughout, so no write lands
-//! between reading a row and removing its key. Every flush is a `flush` job.
+//! shared tables one file. Each file is written durably (see [`crate::cold::parquet`]); then
+//! one RocksDB write records it in the cold-tier manifest and removes the flushed keys, so
+//! the rows move tiers atomically: a crash before that write leaves an unrecorded file that
+//! no read sees (`verify` reports it, `--repair` removes it), never a recorded file that does
+//! not exist. Soft-deleted rows are flushed too, so nothing is silently lost. The table's
+//! write lock is held throughout, so no write lands between reading a row and removing its
+//! key. Every flush is a `flush` job.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::{DataType, Field};
 use kalamdb_sql::JobProgress;
-use kalamdb_store::{Row, TableKind};
+use kalamdb_store::{Batch, Row, TableKind};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::catalog::TableDef;
 use crate::catalog::types::{ROW_ID, arrow_schema};
 use crate::cold::arrow_rows::rows_to_batch;
+use crate::cold::manifest::{self, Content, Owner};
 use crate::cold::parquet::write_batch_file;
 use crate::jobs::{job_type, run_job};
 use crate::{CoreError, Engine, Result};
@@ -51,7 +55,8 @@ impl Engine {
         ];
         crate::blocking::run(|| {
             run_job(self, job_type::FLUSH, &def.qualified(), params, |job| {
-                let mut report = self.flush_locked(&def, |done, total, rows| {
+                let job_id = job.id().to_string();
+                let mut report = self.flush_locked(&def, &job_id, |done, total, rows| {
                     job.progress(JobProgress {
                         fraction: if total == 0 {
                             1.0
@@ -76,6 +81,7 @@ impl Engine {
     fn flush_locked(
         &self,
         def: &TableDef,
+        job_id: &str,
         mut progress: impl FnMut(usize, usize, u64) -> Result<()>,
     ) -> Result<FlushReport> {
         let (ns, t) = (def.namespace(), def.name());
@@ -110,21 +116,34 @@ impl Engine {
             let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
             let ids: Vec<String> = rows.iter().map(|(k, _)| k.clone()).collect();
             let batch = rows_to_batch(&schema, &refs, &[(ROW_ID, ids.clone())])?;
-            let (_, size) = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
-            // Between the two tiers: the rows are in the file and still in RocksDB.
+            let file = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
+            // Between the two tiers: the rows are in an unrecorded file and still in RocksDB.
             crate::fail::point("flush.file_written");
-            // The file is durable: now the keys may go.
+            // The file is durable: record it and remove the keys in one write.
+            let owner = Owner {
+                namespace: ns,
+                table: t,
+                user_id: &user,
+            };
+            let content =
+                Content::of_keys(ids.iter().map(String::as_str), def.record.schema_version);
+            let record =
+                manifest::record_for(owner, &template, self.data_dir(), &file, content, job_id)?;
+            let mut write = Batch::new();
+            self.sql().cold_batches().put_in(&mut write, &record)?;
             match def.kind {
-                TableKind::User => self.user_store().remove(
+                TableKind::User => self.user_store().remove_in(
+                    &mut write,
                     ns,
                     t,
-                    ids.into_iter().map(|id| (user.clone(), id)).collect(),
-                )?,
-                _ => self.shared_store().remove(ns, t, ids)?,
+                    ids.into_iter().map(|id| (user.clone(), id)),
+                ),
+                _ => self.shared_store().remove_in(&mut write, ns, t, ids),
             }
+            self.storage().write(write)?;
             report.files += 1;
             report.rows += rows.len() as u64;
-            report.bytes += size;
+            report.bytes += file.size;
             progress(done + 1, total, report.rows)?;
         }
         Ok(report)

@@ -20,6 +20,19 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     }
 }
 
+/// Removes a file and makes the removal durable (its directory fsynced); a missing file is
+/// not an error.
+pub fn remove_file_durable(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => match path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CoreError::io(path, e)),
+    }
+}
+
 /// Writes a file so that it appears complete or not at all: written to a temporary file in
 /// `tmp` (on the same file system as `dest`), fsynced, renamed into place, and the directory
 /// fsynced. `mode` is its permission bits (`0o600` for a secret).

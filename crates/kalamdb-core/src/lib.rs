@@ -11,6 +11,7 @@
 pub mod backup;
 mod blocking;
 pub mod catalog;
+pub mod checksum;
 pub mod cold;
 pub mod data_dir;
 mod drop_table;

@@ -3,6 +3,9 @@
 //! Each row is returned once, keyed by its row key. Versions are applied oldest first: batch
 //! files in creation order, then the hot tier, so the newest version wins across any number of
 //! flushes. Soft-deleted rows are dropped unless asked for; expired stream rows never show.
+//!
+//! The batch files read are those the cold-tier manifest records (never a directory listing);
+//! a primary-key lookup skips every file whose recorded key range cannot hold the key.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -12,7 +15,8 @@ use serde_json::Value;
 
 use crate::catalog::TableDef;
 use crate::catalog::types::{DELETED, ROW_ID};
-use crate::cold::{parquet, paths};
+use crate::cold::parquet;
+use crate::cold::paths::StorageTemplate;
 use crate::{Engine, Result};
 
 /// What to read.
@@ -47,8 +51,7 @@ impl Engine {
         match def.kind {
             TableKind::User | TableKind::Shared => {
                 let user = (def.kind == TableKind::User).then_some(user_id);
-                let template = self.catalog().storage_template(&def.record, def.kind)?;
-                self.read_cold(def, &template.dir(self.data_dir(), user), opts, &mut merged)?;
+                self.read_cold(def, user.unwrap_or(""), opts, &mut merged)?;
                 match (&opts.key, def.kind) {
                     (Some(key), TableKind::User) => {
                         if let Some(row) = self.user_store().get(ns, t, user_id, key)? {
@@ -95,14 +98,50 @@ impl Engine {
         Ok(merged.into_iter().filter(|(_, row)| visible(row)).collect())
     }
 
+    /// The batch files the manifest records for one user (`""`: a shared table), in write
+    /// order, with their position in that order; for a key lookup, only those that may hold it.
+    fn cold_files(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        key: Option<&str>,
+    ) -> Result<Vec<(usize, std::path::PathBuf)>> {
+        let batches = self
+            .sql()
+            .batches_of(def.namespace(), def.name(), user_id)?;
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let template: StorageTemplate = self.catalog().storage_template(&def.record, def.kind)?;
+        let mut files = Vec::with_capacity(batches.len());
+        for (no, b) in batches.iter().enumerate() {
+            if key.is_some_and(|k| !b.may_hold(k)) {
+                continue;
+            }
+            let path = template.locate(self.data_dir(), &b.path)?;
+            if !path.is_file() {
+                return Err(crate::CoreError::Parquet {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "the cold-tier manifest records this batch of {} ({} rows) but the file is missing; run `kalamctl verify` and restore it from a backup",
+                        def.qualified(),
+                        b.row_count
+                    ),
+                });
+            }
+            files.push((no, path));
+        }
+        Ok(files)
+    }
+
     fn read_cold(
         &self,
         def: &TableDef,
-        dir: &std::path::Path,
+        user_id: &str,
         opts: &ReadOptions,
         merged: &mut BTreeMap<String, Row>,
     ) -> Result<()> {
-        for (file_no, file) in paths::batch_files(dir)?.into_iter().enumerate() {
+        for (file_no, file) in self.cold_files(def, user_id, opts.key.as_deref())? {
             for (row_no, mut row) in parquet::read_rows(&file, None)?.into_iter().enumerate() {
                 let key = match row.remove(ROW_ID) {
                     Some(Value::String(id)) => id,
@@ -132,10 +171,8 @@ impl Engine {
         user_id: Option<&str>,
         key: &str,
     ) -> Result<bool> {
-        let template = self.catalog().storage_template(&def.record, def.kind)?;
-        let dir = template.dir(self.data_dir(), user_id);
         let mut live = false;
-        for file in paths::batch_files(&dir)? {
+        for (_, file) in self.cold_files(def, user_id.unwrap_or(""), Some(key))? {
             for row in parquet::read_rows(&file, Some(&[ROW_ID, DELETED]))? {
                 if row.get(ROW_ID).and_then(Value::as_str) == Some(key) {
                     live = row.get(DELETED) != Some(&Value::Bool(true));

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Result, SqlError};
 
 /// The on-disk format this build reads and writes. See `specs/format.md`.
-pub const CURRENT_FORMAT_VERSION: u32 = 1;
+pub const CURRENT_FORMAT_VERSION: u32 = 2;
 
 /// The marker's key in RocksDB's `default` column family.
 pub const FORMAT_MARKER_KEY: &str = "kalamdb:format";
@@ -72,8 +72,13 @@ impl FormatMarker {
 
     /// A marker for the current format, written now.
     pub fn current(created_at: i64, now: i64) -> FormatMarker {
+        Self::version(CURRENT_FORMAT_VERSION, created_at, now)
+    }
+
+    /// A marker for `format_version` (a migration step that ends in an older format).
+    pub fn version(format_version: u32, created_at: i64, now: i64) -> FormatMarker {
         FormatMarker {
-            format_version: CURRENT_FORMAT_VERSION,
+            format_version,
             written_by: tool_version(),
             created_at,
             updated_at: now,

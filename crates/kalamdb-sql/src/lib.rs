@@ -3,7 +3,8 @@
 //! The seven system tables (`users`, `namespaces`, `storage_locations`, `live_queries`,
 //! `jobs`, `tables`, `table_schemas`) as typed records with get, insert, update, delete and
 //! scan, stored in the column families and under the key prefixes of the kalamdb-sql ("G3")
-//! layout. The format marker records which on-disk format a directory holds.
+//! layout, plus the cold-tier manifest (`system_cold_batches`, added in format 2: one record
+//! per Parquet batch file). The format marker records which on-disk format a directory holds.
 //!
 //! Readers are tolerant (missing optional fields, seconds or milliseconds, either spelling of
 //! an enum, JSON given as text or as an object); writers are consistent (milliseconds,
@@ -27,8 +28,8 @@ pub use system_table::{InvalidRecord, SystemRecord, SystemTable};
 
 use kalamdb_store::Storage;
 
-/// The column families of the seven system tables.
-pub const SYSTEM_COLUMN_FAMILIES: [&str; 7] = [
+/// The column families of the seven system tables and the cold-tier manifest.
+pub const SYSTEM_COLUMN_FAMILIES: [&str; 8] = [
     UserRecord::CF,
     NamespaceRecord::CF,
     StorageLocationRecord::CF,
@@ -36,6 +37,7 @@ pub const SYSTEM_COLUMN_FAMILIES: [&str; 7] = [
     JobRecord::CF,
     TableRecord::CF,
     TableSchemaRecord::CF,
+    ColdBatchRecord::CF,
 ];
 
 /// Entry point to the system tables over a shared [`Storage`] handle.
@@ -81,6 +83,29 @@ impl KalamSql {
     }
     pub fn table_schemas(&self) -> SystemTable<TableSchemaRecord> {
         SystemTable::new(self.storage.clone())
+    }
+    pub fn cold_batches(&self) -> SystemTable<ColdBatchRecord> {
+        SystemTable::new(self.storage.clone())
+    }
+
+    /// The manifest entries of one user's batches (`""` for a shared table), in write order.
+    pub fn batches_of(
+        &self,
+        namespace: &str,
+        table: &str,
+        user_id: &str,
+    ) -> Result<Vec<ColdBatchRecord>> {
+        let mut all = self
+            .cold_batches()
+            .scan_prefix(&ColdBatchRecord::user_prefix(namespace, table, user_id))?;
+        all.sort_by_key(ColdBatchRecord::write_order);
+        Ok(all)
+    }
+
+    /// Every manifest entry of a table, all users.
+    pub fn table_batches(&self, namespace: &str, table: &str) -> Result<Vec<ColdBatchRecord>> {
+        self.cold_batches()
+            .scan_prefix(&ColdBatchRecord::table_prefix(namespace, table))
     }
 
     /// Every schema version of one table, oldest first.

@@ -153,6 +153,11 @@ impl<R: SystemRecord> SystemTable<R> {
         self.scan_inner("")
     }
 
+    /// [`SystemTable::scan_lenient`] of the records whose id starts with `id_prefix`.
+    pub fn scan_prefix_lenient(&self, id_prefix: &str) -> Result<(Vec<R>, Vec<InvalidRecord>)> {
+        self.scan_inner(id_prefix)
+    }
+
     fn scan_inner(&self, id_prefix: &str) -> Result<(Vec<R>, Vec<InvalidRecord>)> {
         let prefix = key_of::<R>(id_prefix);
         let mut records = Vec::new();

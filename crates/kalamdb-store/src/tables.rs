@@ -63,9 +63,7 @@ impl DataStore {
 
     fn delete_keys(&self, cf: &str, keys: impl IntoIterator<Item = String>) -> Result<()> {
         let mut batch = Batch::new();
-        for key in keys {
-            batch.delete(cf, key.into_bytes());
-        }
+        delete_keys_in(&mut batch, cf, keys);
         self.storage.write(batch)
     }
 
@@ -105,6 +103,12 @@ macro_rules! table_lifecycle {
 table_lifecycle!(UserTableStore);
 table_lifecycle!(SharedTableStore);
 table_lifecycle!(StreamTableStore);
+
+fn delete_keys_in(batch: &mut Batch, cf: &str, keys: impl IntoIterator<Item = String>) {
+    for key in keys {
+        batch.delete(cf, key.into_bytes());
+    }
+}
 
 fn corrupt_key(cf: &str, key: &str, reason: &str) -> StoreError {
     StoreError::Corrupt {
@@ -155,11 +159,21 @@ impl UserTableStore {
         self.inner
             .put_all(&self.inner.cf(namespace, table), rows, true)
     }
-    /// Removes rows for good (used once they are safely in Parquet).
-    pub fn remove(&self, namespace: &str, table: &str, keys: Vec<(String, String)>) -> Result<()> {
+    /// Adds the removal of rows `(user_id, row_id)` to `batch`, to commit with other writes
+    /// (a flush removes rows together with the manifest entry of the file now holding them).
+    pub fn remove_in(
+        &self,
+        batch: &mut Batch,
+        namespace: &str,
+        table: &str,
+        keys: impl IntoIterator<Item = (String, String)>,
+    ) {
         let cf = self.inner.cf(namespace, table);
-        self.inner
-            .delete_keys(&cf, keys.into_iter().map(|(u, r)| keys::user_key(&u, &r)))
+        delete_keys_in(
+            batch,
+            &cf,
+            keys.into_iter().map(|(u, r)| keys::user_key(&u, &r)),
+        );
     }
     /// Every row of one user, in row-id order.
     pub fn scan_user<F>(&self, namespace: &str, table: &str, user_id: &str, mut f: F) -> Result<()>
@@ -208,9 +222,15 @@ impl SharedTableStore {
         self.inner
             .put_all(&self.inner.cf(namespace, table), rows, true)
     }
-    pub fn remove(&self, namespace: &str, table: &str, row_ids: Vec<String>) -> Result<()> {
-        let cf = self.inner.cf(namespace, table);
-        self.inner.delete_keys(&cf, row_ids)
+    /// Adds the removal of rows to `batch`, to commit with other writes.
+    pub fn remove_in(
+        &self,
+        batch: &mut Batch,
+        namespace: &str,
+        table: &str,
+        row_ids: impl IntoIterator<Item = String>,
+    ) {
+        delete_keys_in(batch, &self.inner.cf(namespace, table), row_ids);
     }
     pub fn scan_all<F>(&self, namespace: &str, table: &str, f: F) -> Result<()>
     where

@@ -8,6 +8,7 @@ mod sql;
 mod table;
 mod verify;
 
+use kalamdb_core::verify::VerifyOptions;
 use std::future::Future;
 use std::path::Path;
 
@@ -22,7 +23,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Sql { user, sql } => sql::run(cli, data_dir(cli)?, user.as_deref(), sql),
         Command::Jobs(command) => jobs::run(cli, data_dir(cli)?, command),
         Command::Table(command) => table::run(cli, data_dir(cli)?, command),
-        Command::Verify { repair } => verify::run(cli, data_dir(cli)?, *repair),
+        Command::Verify { repair, fast } => verify::run(
+            cli,
+            data_dir(cli)?,
+            VerifyOptions {
+                repair: *repair,
+                fast: *fast,
+            },
+        ),
         Command::Migrate(command) => migrate::run(cli, data_dir(cli)?, command),
         Command::Backup(command) => backup::run(cli, command),
         Command::UpgradeCheck {

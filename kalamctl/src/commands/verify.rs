@@ -1,9 +1,9 @@
-//! `kalamctl verify [--repair]`: one integrity scan across every layer.
+//! `kalamctl verify [--repair] [--fast]`: one integrity scan across every layer.
 
 use std::path::Path;
 
 use kalamdb_core::Engine;
-use kalamdb_core::verify::Report;
+use kalamdb_core::verify::{Report, VerifyOptions};
 
 use serde_json::json;
 
@@ -12,8 +12,8 @@ use crate::exit::{CliError, ExitCode};
 use crate::output::{human_bytes, print_json};
 use crate::progress::count_bar;
 
-pub fn run(cli: &Cli, dir: &Path, repair: bool) -> Result<ExitCode, CliError> {
-    let engine = Engine::open_for_verify(dir, repair)?;
+pub fn run(cli: &Cli, dir: &Path, opts: VerifyOptions) -> Result<ExitCode, CliError> {
+    let engine = Engine::open_for_verify(dir, opts.repair)?;
     // The scan reports the total with its first progress call.
     let bar = count_bar(cli, "verifying", 0);
     let progress = |done: u64, total: u64, bytes: u64| {
@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, dir: &Path, repair: bool) -> Result<ExitCode, CliError> {
             bar.set_message(format!("column families, {} read", human_bytes(bytes)));
         }
     };
-    let report = engine.verify(repair, &progress);
+    let report = engine.verify(opts, &progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

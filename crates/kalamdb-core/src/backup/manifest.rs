@@ -121,16 +121,7 @@ impl Manifest {
     }
 }
 
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+pub use crate::checksum::hex;
 
 /// A relative path with only normal components: joining it to a directory stays inside.
 pub fn is_safe_relative(path: &str) -> bool {

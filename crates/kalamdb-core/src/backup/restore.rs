@@ -22,7 +22,7 @@ use super::scratch::Scratch;
 use super::snapshot::{EXTERNAL, table_rows};
 use super::transfer::{self, Meter, Observer, Phase, Transfer};
 use crate::catalog::kind_of;
-use crate::cold::paths::batch_files;
+use crate::cold::manifest::recorded_files;
 use crate::fs::link_or_copy;
 use crate::fs::sync_dir;
 use crate::jobs::{Job, job_type};
@@ -267,10 +267,23 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
         }
     };
     // Synced writes: the relocated catalog and job rows are durable before "restored" prints.
-    let engine = Engine::open_with(dir, Access::ReadWrite, "kalamctl backup restore", true)?;
+    let who = "kalamctl backup restore";
+    let mut engine = Engine::open_restored(dir, who)?;
     engine.set_offline();
     let relocated = relocate(engine.sql(), &manifest.source.data_dir)?;
     complete_backup_job(engine.sql(), manifest)?;
+    if !matches!(
+        engine.sql().format_state()?,
+        kalamdb_sql::FormatState::Current(_)
+    ) {
+        // A backup from before the cold-tier manifest: the copy is migrated (its files,
+        // relocated above, recorded with their checksums) before it is checked.
+        drop(engine);
+        crate::migrate::apply(dir, crate::migrate::ApplyOptions::default())?;
+        crate::migrate::finalize_inside(dir)?;
+        engine = Engine::open_with(dir, Access::ReadWrite, who, true)?;
+        engine.set_offline();
+    }
     let params = vec![
         repo.display().to_string(),
         manifest.id.to_string(),
@@ -279,15 +292,18 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
     let job = Job::start(&engine, job_type::RESTORE, "", params)?;
     let job_id = job.id().to_string();
     let check = || -> Result<(u64, u64, Option<String>)> {
-        let report = engine.verify(false, &|done, total, bytes| {
-            report_phase(Transfer {
-                phase: Phase::Verifying,
-                files_done: done,
-                files_total: total,
-                bytes_done: bytes,
-                bytes_total: 0,
-            })
-        })?;
+        let report = engine.verify(
+            crate::verify::VerifyOptions::default(),
+            &|done, total, bytes| {
+                report_phase(Transfer {
+                    phase: Phase::Verifying,
+                    files_done: done,
+                    files_total: total,
+                    bytes_done: bytes,
+                    bytes_total: 0,
+                })
+            },
+        )?;
         let first = report
             .findings
             .iter()
@@ -361,9 +377,13 @@ pub(crate) fn count_tables(
         let mut files = Vec::new();
         if kind != kalamdb_store::TableKind::Stream {
             let template = engine.catalog().storage_template(&record, kind)?;
-            for (_, dir) in template.existing_dirs(engine.data_dir())? {
-                files.extend(batch_files(&dir)?);
-            }
+            files = recorded_files(
+                engine.sql(),
+                &template,
+                engine.data_dir(),
+                &record.namespace,
+                &record.table_name,
+            )?;
         }
         let rows = table_rows(
             engine.storage(),

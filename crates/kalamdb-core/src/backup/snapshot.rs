@@ -22,8 +22,8 @@ use super::manifest::TableRows;
 use super::scratch::Scratch;
 use super::transfer::{parallel, threads};
 use crate::catalog::{Catalog, kind_of};
+use crate::cold::manifest::recorded_files;
 use crate::cold::parquet::row_count;
-use crate::cold::paths::batch_files;
 use crate::data_dir::DataDir;
 use crate::fs::link_or_copy;
 use crate::{CoreError, Engine, Result};
@@ -93,7 +93,8 @@ impl Engine {
 fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables> {
     let storage = Storage::open(checkpoint, OpenMode::ReadOnly)?;
     let live = DataDir::new(root);
-    let catalog = Catalog::new(KalamSql::new(storage), live.clone());
+    let sql = KalamSql::new(storage);
+    let catalog = Catalog::new(sql.clone(), live.clone());
     let mut tables = Vec::new();
     for record in catalog.tables(None)? {
         let Some(kind) = kind_of(record.table_type) else {
@@ -103,12 +104,18 @@ fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables
         let mut staged = Vec::new();
         if kind != TableKind::Stream {
             let template = catalog.storage_template(&record, kind)?;
-            for (_, dir) in template.existing_dirs(&live)? {
-                for file in batch_files(&dir)? {
-                    let to = staging.join(backup_path(root, &file));
-                    link_or_copy(&file, &to)?;
-                    staged.push(to);
-                }
+            // The files the checkpoint's manifest records: exactly the snapshot's cold tier.
+            let files = recorded_files(
+                &sql,
+                &template,
+                &live,
+                &record.namespace,
+                &record.table_name,
+            )?;
+            for file in files {
+                let to = staging.join(backup_path(root, &file));
+                link_or_copy(&file, &to)?;
+                staged.push(to);
             }
         }
         tables.push((name, kind, staged));

@@ -2,19 +2,16 @@
 //! in bytes and a way to stop.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::manifest::hex;
 use crate::{CoreError, Result};
 
-const CHUNK: usize = 1 << 20;
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// How far a run has come.
@@ -199,21 +196,10 @@ fn read_hashing(
     mut copy: Option<(&Path, &mut File)>,
     meter: &Meter<'_>,
 ) -> Result<(String, u64)> {
-    let mut src = File::open(from).map_err(|e| CoreError::io(from, e))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(|e| CoreError::io(from, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    crate::checksum::sha256_chunks(from, |chunk| {
         if let Some((to, dst)) = copy.as_mut() {
-            dst.write_all(&buf[..n]).map_err(|e| CoreError::io(to, e))?;
+            dst.write_all(chunk).map_err(|e| CoreError::io(to, e))?;
         }
-        size += n as u64;
-        meter.bytes(n as u64)?;
-    }
-    Ok((hex(&hasher.finalize()), size))
+        meter.bytes(chunk.len() as u64)
+    })
 }

@@ -2,7 +2,8 @@
 //!
 //! Files are written atomically: to a hidden temporary file in the target directory, fsynced,
 //! renamed to `batch-{epoch_ms}.parquet` (a `-{n}` suffix when that name is taken), and the
-//! directory is fsynced. A crash leaves either no file or a complete one.
+//! directory is fsynced. A crash leaves either no file or a complete one. The file's SHA-256
+//! is computed as it is written, for the cold-tier manifest.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use kalamdb_store::Row;
 
 use super::arrow_rows::batch_to_rows;
+use crate::checksum::HashingWriter;
 use crate::{CoreError, Result};
 
 fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
@@ -26,29 +28,42 @@ fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
     }
 }
 
-/// Writes `batch` as a new batch file in `dir`; returns its path and size in bytes.
-pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<(PathBuf, u64)> {
+/// A batch file as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// Writes `batch` as a new batch file in `dir`, durably.
+pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> {
     crate::fs::create_dir_durable(dir)?;
     let ms = kalamdb_store::now_ms();
     let tmp = dir.join(format!(".batch-{ms}-{}.parquet.tmp", std::process::id()));
-    {
+    let (sha256, size) = {
         let file = File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .map_err(|e| parquet_err(&tmp, e))?;
+        let mut writer =
+            ArrowWriter::try_new(HashingWriter::new(file), batch.schema(), Some(props))
+                .map_err(|e| parquet_err(&tmp, e))?;
         writer.write(batch).map_err(|e| parquet_err(&tmp, e))?;
-        let file = writer.into_inner().map_err(|e| parquet_err(&tmp, e))?;
+        let hashing = writer.into_inner().map_err(|e| parquet_err(&tmp, e))?;
+        let (file, sha256, size) = hashing.finish();
         file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
-    }
+        (sha256, size)
+    };
     let target = free_name(dir, ms);
     std::fs::rename(&tmp, &target).map_err(|e| CoreError::io(&target, e))?;
     crate::fs::sync_dir(dir)?;
-    let size = std::fs::metadata(&target)
-        .map_err(|e| CoreError::io(&target, e))?
-        .len();
-    Ok((target, size))
+    Ok(WrittenFile {
+        path: target,
+        size,
+        sha256,
+    })
 }
 
 fn free_name(dir: &Path, ms: i64) -> PathBuf {

@@ -25,6 +25,9 @@ const TABLE_VAR: &str = "${table_name}";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageTemplate {
     template: String,
+    /// The leading path segments that hold no variable: the location's base, which the
+    /// cold-tier manifest's paths are relative to.
+    base: String,
 }
 
 impl StorageTemplate {
@@ -56,11 +59,42 @@ impl StorageTemplate {
     }
 
     fn substitute(t: String, namespace: &str, table: &str) -> Self {
+        let base = fixed_prefix(&t);
         StorageTemplate {
             template: t
                 .replace(NAMESPACE_VAR, namespace)
                 .replace(TABLE_VAR, table),
+            base,
         }
+    }
+
+    /// The base directory that manifest paths are relative to.
+    pub fn base_dir(&self, data_dir: &DataDir) -> PathBuf {
+        data_dir.resolve(&self.base)
+    }
+
+    /// A batch file's path relative to the base, as the manifest records it; `None` if the
+    /// file is not under the base.
+    pub fn relative(&self, data_dir: &DataDir, file: &Path) -> Option<String> {
+        let rel = file.strip_prefix(self.base_dir(data_dir)).ok()?;
+        let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+        Some(parts?.join("/"))
+    }
+
+    /// The file a manifest path names. A path that would leave the base (`..`, absolute) is
+    /// refused: a damaged record must not point anywhere else.
+    pub fn locate(&self, data_dir: &DataDir, relative: &str) -> Result<PathBuf> {
+        let escapes = relative.starts_with('/')
+            || relative.is_empty()
+            || relative.split('/').any(|seg| seg == ".." || seg.is_empty());
+        if escapes {
+            return Err(CoreError::Parquet {
+                path: relative.to_string(),
+                reason: "the cold-tier manifest records a path outside its storage location"
+                    .to_string(),
+            });
+        }
+        Ok(self.base_dir(data_dir).join(relative))
     }
 
     /// The directory of one user's files (user tables) or of the table's files (shared).
@@ -123,6 +157,20 @@ impl StorageTemplate {
     }
 }
 
+/// The leading segments of a template that hold no `${...}` variable.
+fn fixed_prefix(template: &str) -> String {
+    let fixed: Vec<&str> = template
+        .split('/')
+        .take_while(|seg| !seg.contains("${"))
+        .collect();
+    let joined = fixed.join("/");
+    if joined.is_empty() && template.starts_with('/') {
+        "/".to_string()
+    } else {
+        joined
+    }
+}
+
 fn validate_template(template: &str, kind: TableKind) -> Result<()> {
     let has_user = template.contains(USER_ID_VAR);
     match kind {
@@ -168,15 +216,11 @@ pub fn batch_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `batch-{ms}.parquet` and `batch-{ms}-{n}.parquet` sort by `(ms, n)`.
 fn batch_sort_key(path: &Path) -> (i64, u64) {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let rest = stem.trim_start_matches("batch-");
-    let mut parts = rest.splitn(2, '-');
-    let ms = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let n = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (ms, n)
+    kalamdb_sql::batch_order(
+        path.file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -192,6 +236,12 @@ mod tests {
             PathBuf::from("/d/storage/app/notes/u1")
         );
         assert_eq!(t.table_root(&dd), PathBuf::from("/d/storage/app/notes"));
+        let file = PathBuf::from("/d/storage/app/notes/u1/batch-1.parquet");
+        let rel = t.relative(&dd, &file).expect("under the base");
+        assert_eq!(rel, "app/notes/u1/batch-1.parquet");
+        assert_eq!(t.locate(&dd, &rel).expect("inside"), file);
+        assert!(t.locate(&dd, "../x/batch-1.parquet").is_err());
+        assert!(t.locate(&dd, "/etc/batch-1.parquet").is_err());
         let s = StorageTemplate::for_location("/mnt/x", TableKind::Shared, "app", "cfg");
         assert_eq!(s.dir(&dd, None), PathBuf::from("/mnt/x/app/cfg"));
     }
@@ -212,6 +262,7 @@ mod tests {
             ok.dir(&DataDir::new("/d"), Some("bob")),
             PathBuf::from("/data/a/bob/t")
         );
+        assert_eq!(ok.base_dir(&DataDir::new("/d")), PathBuf::from("/data"));
     }
 
     #[test]

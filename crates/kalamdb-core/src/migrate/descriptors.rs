@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::{CoreError, Result};
 
 /// The embedded descriptor files, in the order they apply.
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 4] = [
     (
         "0001_g1_catalog_into_column_families.yaml",
         include_str!("../../../../migrations/0001_g1_catalog_into_column_families.yaml"),
@@ -18,6 +18,10 @@ const FILES: [(&str, &str); 3] = [
     (
         "0003_repair_and_mark_format_1.yaml",
         include_str!("../../../../migrations/0003_repair_and_mark_format_1.yaml"),
+    ),
+    (
+        "0004_cold_manifest_and_mark_format_2.yaml",
+        include_str!("../../../../migrations/0004_cold_manifest_and_mark_format_2.yaml"),
     ),
 ];
 
@@ -93,7 +97,7 @@ mod tests {
             .iter()
             .map(|d| (d.from.as_str(), d.to.as_str()))
             .collect();
-        assert_eq!(chain, [("g1", "g2"), ("g2", "g3"), ("g3", "1")]);
+        assert_eq!(chain, [("g1", "g2"), ("g2", "g3"), ("g3", "1"), ("1", "2")]);
         for d in &all {
             assert!(d.file.starts_with(&d.id), "{} names its id first", d.file);
             assert!(d.checksum.starts_with("sha256:") && d.checksum.len() == 71);

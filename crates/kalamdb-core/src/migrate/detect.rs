@@ -14,6 +14,9 @@ pub enum Generation {
     G2,
     /// The kalamdb-sql layout written by the original engine, without a format marker.
     G3,
+    /// Format 1: marked, without the cold-tier manifest of format 2.
+    #[serde(rename = "format1")]
+    Format1,
 }
 
 impl Generation {
@@ -22,6 +25,7 @@ impl Generation {
             Generation::G1 => "g1",
             Generation::G2 => "g2",
             Generation::G3 => "g3",
+            Generation::Format1 => "format1",
         }
     }
 
@@ -30,6 +34,8 @@ impl Generation {
             "g1" => Some(Generation::G1),
             "g2" => Some(Generation::G2),
             "g3" => Some(Generation::G3),
+            // Descriptors name a marked format by its number.
+            "format1" | "1" => Some(Generation::Format1),
             _ => None,
         }
     }

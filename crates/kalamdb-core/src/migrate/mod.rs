@@ -221,26 +221,23 @@ impl Opened {
         match FormatMarker::state(&self.storage)? {
             FormatState::Current(m) => Ok(Standing::Current(m)),
             FormatState::Newer(m) => Err(CoreError::newer_format(path, m)),
+            // Format 1, or a run from a legacy generation that is under way (its step 0003
+            // writes the format-1 marker).
+            FormatState::Older(m) if m.format_version == 1 => match self.interrupted()? {
+                Some(standing) => Ok(standing),
+                None => Ok(Standing::Legacy {
+                    origin: Generation::Format1,
+                    run: None,
+                }),
+            },
             FormatState::Older(m) => Err(CoreError::UnrecognisedLayout {
                 path,
                 reason: format!("format {} has no migration in this build", m.format_version),
             }),
             FormatState::Unreadable(reason) => Err(CoreError::UnreadableFormat { path, reason }),
             FormatState::Unmarked => {
-                if let Some(run) = journal::run(&self.image) {
-                    let origin = Generation::parse(&run.origin).ok_or_else(|| {
-                        CoreError::UnrecognisedLayout {
-                            path: path.clone(),
-                            reason: format!(
-                                "the migration journal names generation {}",
-                                run.origin
-                            ),
-                        }
-                    })?;
-                    return Ok(Standing::Legacy {
-                        origin,
-                        run: Some(run),
-                    });
+                if let Some(standing) = self.interrupted()? {
+                    return Ok(standing);
                 }
                 match detect::detect(&self.image) {
                     Ok(origin) => Ok(Standing::Legacy { origin, run: None }),
@@ -254,6 +251,22 @@ impl Opened {
                 }
             }
         }
+    }
+
+    /// The unfinished run the journal records, if any.
+    fn interrupted(&self) -> Result<Option<Standing>> {
+        let Some(run) = journal::run(&self.image) else {
+            return Ok(None);
+        };
+        let origin =
+            Generation::parse(&run.origin).ok_or_else(|| CoreError::UnrecognisedLayout {
+                path: self.path(),
+                reason: format!("the migration journal names generation {}", run.origin),
+            })?;
+        Ok(Some(Standing::Legacy {
+            origin,
+            run: Some(run),
+        }))
     }
 }
 
@@ -434,7 +447,7 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
         }
         Standing::Legacy { origin, run } => (origin, run),
     };
-    if origin != Generation::G1 {
+    if matches!(origin, Generation::G2 | Generation::G3) {
         o.image.infer_tables(&o.storage)?;
     }
     let pending = pending(origin, run.as_ref())?;
@@ -502,7 +515,7 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
         }
         Standing::Legacy { origin, run } => (origin, run),
     };
-    if origin != Generation::G1 {
+    if matches!(origin, Generation::G2 | Generation::G3) {
         o.image.infer_tables(&o.storage)?;
     }
     let pending = pending(origin, run.as_ref())?;
@@ -750,6 +763,12 @@ pub fn rollback(root: &std::path::Path) -> Result<Cleanup> {
 /// `kalamctl migrate finalize`: deletes the checkpoint and what the old engine left.
 pub fn finalize(root: &std::path::Path) -> Result<Cleanup> {
     finalize_with(root, false)
+}
+
+/// [`finalize`], leaving files outside the data directory alone: for a copy (a scratch or a
+/// restore) whose leftovers may name the original's files.
+pub(crate) fn finalize_inside(root: &std::path::Path) -> Result<Cleanup> {
+    finalize_with(root, true)
 }
 
 /// Like [`finalize`]; with `inside_only`, files outside the data directory are left alone

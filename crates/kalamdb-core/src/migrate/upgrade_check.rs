@@ -127,19 +127,24 @@ fn run_checks(
     };
     report.generation = applied.generation;
     let repaired: usize = applied.steps.iter().map(|s| s.report.repaired.len()).sum();
+    let notes: Vec<&String> = applied.steps.iter().flat_map(|s| &s.report.notes).collect();
     super::finalize_with(copy, true)?;
+    let mut detail = format!(
+        "{} step(s) applied and finalized, {repaired} defect(s) repaired, {} invalid record(s) skipped",
+        applied.steps.len(),
+        applied.skipped_invalid
+    );
+    if let Some(first) = notes.first() {
+        detail.push_str(&format!("; {} note(s), the first: {first}", notes.len()));
+    }
     report.checks.push(Check {
         name: "migrate",
         ok: true,
-        detail: format!(
-            "{} step(s) applied and finalized, {repaired} defect(s) repaired, {} invalid record(s) skipped",
-            applied.steps.len(),
-            applied.skipped_invalid
-        ),
+        detail,
     });
 
     let engine = Engine::open_for_verify(copy, false)?;
-    let verify = engine.verify(false, &|_, _, _| {})?;
+    let verify = engine.verify(crate::verify::VerifyOptions::default(), &|_, _, _| {})?;
     drop(engine);
     let s = &verify.summary;
     let mut detail = format!("{} error(s), {} warning(s)", s.errors, s.warnings);

@@ -1,4 +1,5 @@
-//! Read-only DataFusion providers for the seven `system.*` tables.
+//! Read-only DataFusion providers for the seven `system.*` tables and `system.cold_batches`
+//! (the cold-tier manifest).
 
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use kalamdb_store::Row;
 
 use crate::cold::arrow_rows::rows_to_batch;
 
-/// The names of the seven system tables, as queried under `system.`.
-pub const SYSTEM_TABLES: [&str; 7] = [
+/// The names of the system tables, as queried under `system.`.
+pub const SYSTEM_TABLES: [&str; 8] = [
     "users",
     "namespaces",
     "storage_locations",
@@ -24,6 +25,7 @@ pub const SYSTEM_TABLES: [&str; 7] = [
     "jobs",
     "tables",
     "table_schemas",
+    "cold_batches",
 ];
 
 const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -106,6 +108,21 @@ fn columns(table: &str) -> Option<Vec<(&'static str, DataType)>> {
             ("created_at", TS),
             ("changes", Utf8),
         ],
+        "cold_batches" => vec![
+            ("namespace", Utf8),
+            ("table_name", Utf8),
+            ("user_id", Utf8),
+            ("file_name", Utf8),
+            ("path", Utf8),
+            ("size", Int64),
+            ("row_count", Int64),
+            ("min_key", Utf8),
+            ("max_key", Utf8),
+            ("schema_version", Int64),
+            ("job_id", Utf8),
+            ("sha256", Utf8),
+            ("created_at", TS),
+        ],
         _ => return None,
     })
 }
@@ -143,6 +160,7 @@ impl SystemTableProvider {
             "live_queries" => all(self.sql.live_queries()),
             "jobs" => all(self.sql.jobs()),
             "tables" => all(self.sql.tables()),
+            "cold_batches" => all(self.sql.cold_batches()),
             _ => all(self.sql.table_schemas()),
         }
     }

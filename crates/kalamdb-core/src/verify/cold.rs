@@ -1,10 +1,15 @@
-//! Cold-tier checks: every table's Parquet files (path template resolved for every user)
-//! open, carry the system columns and match a schema version; stream tables have none; no
-//! Parquet file under the storage directory belongs to no table.
+//! Cold-tier checks. In a current-format directory the cold-tier manifest is the truth: every
+//! recorded batch must exist with its recorded size, footer row count and (unless `fast`)
+//! SHA-256; a batch file in a table's directory that no entry records is reported (it was
+//! never visible: a flush that died before recording it). Every file then must open, carry
+//! the system columns and match a schema version; stream tables have none; and no Parquet
+//! file under the data directory's `storage/` or any storage location's base belongs to no
+//! table. A legacy (unmarked) directory has no manifest: its files are found by listing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use kalamdb_sql::{ColdBatchRecord, FormatState, SystemRecord as _};
 use kalamdb_store::TableKind;
 
 use super::catalog::{CatalogView, KnownTable};
@@ -12,11 +17,30 @@ use super::{Code, Scan};
 use crate::Result;
 use crate::catalog::is_system_column;
 use crate::catalog::types::ColumnType;
-use crate::cold::parquet::read_schema;
-use crate::cold::paths::batch_files;
+use crate::cold::parquet::{read_schema, row_count};
+use crate::cold::paths::{StorageTemplate, batch_files};
 
-pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
+pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> Result<()> {
     let dd = scan.engine.data_dir().clone();
+    let sql = scan.engine.sql().clone();
+    let with_manifest = matches!(sql.format_state()?, FormatState::Current(_));
+    let mut recorded: BTreeMap<(String, String), Vec<ColdBatchRecord>> = BTreeMap::new();
+    if with_manifest {
+        let (all, bad) = sql.cold_batches().scan_lenient()?;
+        for b in bad {
+            scan.report(
+                Code::RecordInvalid,
+                format!("{}:{}", b.cf, b.key),
+                format!("the record cannot be read: {}", b.reason),
+            );
+        }
+        for b in all {
+            recorded
+                .entry((b.namespace.clone(), b.table_name.clone()))
+                .or_default()
+                .push(b);
+        }
+    }
     let mut owned: BTreeSet<PathBuf> = BTreeSet::new();
     // Where files may belong to a table whose files cannot be listed: not orphans.
     let mut unknown: Vec<PathBuf> = Vec::new();
@@ -34,22 +58,30 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
                 continue;
             }
         };
-        let mut files = Vec::new();
+        let mut listed = Vec::new();
         for (_, dir) in template.existing_dirs(&dd)? {
-            files.extend(batch_files(&dir)?);
+            listed.extend(batch_files(&dir)?);
         }
-        for file in &files {
-            owned.insert(file.clone());
-            check_file(scan, t, file);
-        }
-        if let Some(c) = scan.summary.table_counts.get_mut(&t.qualified()) {
-            c.parquet_files = files.len() as u64;
-            c.parquet_bytes = files
+        owned.extend(listed.iter().cloned());
+        let key = (t.record.namespace.clone(), t.record.table_name.clone());
+        let entries = recorded.remove(&key).unwrap_or_default();
+        let (files, bytes) = if with_manifest && t.kind != TableKind::Stream {
+            check_recorded(scan, t, &template, &entries, &listed, fast, &mut owned)
+        } else {
+            for file in &listed {
+                check_file(scan, t, file);
+            }
+            let bytes = listed
                 .iter()
                 .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .sum();
+            (listed.len() as u64, bytes)
+        };
+        if let Some(c) = scan.summary.table_counts.get_mut(&t.qualified()) {
+            c.parquet_files = files;
+            c.parquet_bytes = bytes;
         }
-        scan.summary.parquet_files += files.len() as u64;
+        scan.summary.parquet_files += files;
     }
     // Files of tables being dropped are the deletion job's to remove. Any other Parquet file
     // that no table's template reaches is invisible to queries: an orphan.
@@ -58,8 +90,10 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
             unknown.push(dd.storage().join(ns).join(table));
         }
     }
-    let mut found = Vec::new();
-    parquet_under(&dd.storage(), &mut found);
+    let mut found = BTreeSet::new();
+    for root in orphan_roots(scan, &dd)? {
+        parquet_under(&root, &mut found);
+    }
     for file in found {
         if owned.contains(&file) || unknown.iter().any(|r| file.starts_with(r)) {
             continue;
@@ -74,6 +108,141 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Checks a table's recorded batches against the files; returns the recorded files and bytes.
+fn check_recorded(
+    scan: &mut Scan<'_>,
+    t: &KnownTable,
+    template: &StorageTemplate,
+    entries: &[ColdBatchRecord],
+    listed: &[PathBuf],
+    fast: bool,
+    owned: &mut BTreeSet<PathBuf>,
+) -> (u64, u64) {
+    let dd = scan.engine.data_dir().clone();
+    let name = t.qualified();
+    let mut recorded_paths = BTreeSet::new();
+    let mut bytes = 0u64;
+    for b in entries {
+        bytes = bytes.saturating_add(b.size);
+        let path = match template.locate(&dd, &b.path) {
+            Ok(p) => p,
+            Err(e) => {
+                scan.report(Code::BatchMissing, b.id(), e.to_string());
+                continue;
+            }
+        };
+        recorded_paths.insert(path.clone());
+        owned.insert(path.clone());
+        // A file that is not what the entry records is reported as that alone.
+        if check_batch(scan, &name, b, &path, fast) {
+            check_file(scan, t, &path);
+        }
+    }
+    for file in listed.iter().filter(|f| !recorded_paths.contains(*f)) {
+        scan.report(
+            Code::BatchUnrecorded,
+            file.display().to_string(),
+            format!(
+                "batch file {} of {name} is in no cold-tier manifest entry, so no query reads it",
+                file.display()
+            ),
+        );
+    }
+    (entries.len() as u64, bytes)
+}
+
+/// A recorded batch against its file: present, same size, same footer row count, same bytes.
+/// Returns whether it matched.
+fn check_batch(
+    scan: &mut Scan<'_>,
+    table: &str,
+    b: &ColdBatchRecord,
+    path: &Path,
+    fast: bool,
+) -> bool {
+    let object = path.display().to_string();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        _ => {
+            scan.report(
+                Code::BatchMissing,
+                object,
+                format!(
+                    "batch file {} of {table} is recorded ({} rows, {} bytes) but missing: its rows are lost to every query",
+                    path.display(),
+                    b.row_count,
+                    b.size
+                ),
+            );
+            return false;
+        }
+    };
+    if meta.len() != b.size {
+        scan.report(
+            Code::BatchSizeMismatch,
+            object,
+            format!(
+                "batch file {} of {table} has {} bytes; the manifest records {}",
+                path.display(),
+                meta.len(),
+                b.size
+            ),
+        );
+        return false;
+    }
+    if !fast {
+        match crate::checksum::sha256_file(path) {
+            Ok((sha, _)) if sha != b.sha256 => {
+                scan.report(
+                    Code::BatchChecksumMismatch,
+                    object,
+                    format!(
+                        "batch file {} of {table} has SHA-256 {sha}; the manifest records {}",
+                        path.display(),
+                        b.sha256
+                    ),
+                );
+                return false;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                scan.report(Code::BatchMissing, object, e.to_string());
+                return false;
+            }
+        }
+    }
+    match row_count(path) {
+        Ok(rows) if rows != b.row_count => {
+            scan.report(
+                Code::BatchRowsMismatch,
+                object,
+                format!(
+                    "batch file {} of {table} holds {rows} rows by its footer; the manifest records {}",
+                    path.display(),
+                    b.row_count
+                ),
+            );
+            false
+        }
+        // An unreadable footer is reported by the file checks.
+        _ => true,
+    }
+}
+
+/// Where to look for orphans: `D/storage` and the base of every storage location, except a
+/// base that contains the data directory itself (its other folders are not the cold tier's).
+fn orphan_roots(scan: &Scan<'_>, dd: &crate::data_dir::DataDir) -> Result<BTreeSet<PathBuf>> {
+    let mut roots = BTreeSet::from([dd.storage()]);
+    let (locations, _) = scan.engine.sql().storage_locations().scan_lenient()?;
+    for l in locations {
+        let base = StorageTemplate::for_location(&l.path, TableKind::Shared, "n", "t").base_dir(dd);
+        if !dd.root().starts_with(&base) {
+            roots.insert(base);
+        }
+    }
+    Ok(roots)
 }
 
 fn check_file(scan: &mut Scan<'_>, t: &KnownTable, file: &Path) {
@@ -138,7 +307,7 @@ fn check_file(scan: &mut Scan<'_>, t: &KnownTable, file: &Path) {
 }
 
 /// Every `*.parquet` file under `dir`.
-fn parquet_under(dir: &Path, out: &mut Vec<PathBuf>) {
+fn parquet_under(dir: &Path, out: &mut BTreeSet<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -146,7 +315,9 @@ fn parquet_under(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         match e.file_type() {
             Ok(t) if t.is_dir() => parquet_under(&p, out),
-            Ok(_) if p.extension().is_some_and(|x| x == "parquet") => out.push(p),
+            Ok(_) if p.extension().is_some_and(|x| x == "parquet") => {
+                out.insert(p);
+            }
             _ => {}
         }
     }

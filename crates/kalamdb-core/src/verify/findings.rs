@@ -77,6 +77,16 @@ codes! {
         "a Parquet file lacks _updated or _deleted, so versions and deletes cannot be resolved: restore it from a backup";
     ParquetOrphan = "cold.parquet_orphan", Warning, false,
         "a Parquet file belongs to no known table: move it away (or delete it) once you are sure nothing needs it";
+    BatchMissing = "cold.batch_missing", Error, false,
+        "the cold-tier manifest records a batch file that is gone: its rows are missing from every query; restore the file from a backup (`kalamctl backup restore`), then verify again";
+    BatchSizeMismatch = "cold.batch_size_mismatch", Error, false,
+        "a batch file's size differs from the manifest's: it was truncated or replaced; restore it from a backup";
+    BatchRowsMismatch = "cold.batch_rows_mismatch", Error, false,
+        "a batch file's footer counts other rows than the manifest records: it was replaced; restore it from a backup";
+    BatchChecksumMismatch = "cold.batch_checksum_mismatch", Error, false,
+        "a batch file's bytes differ from the SHA-256 the manifest records: it is corrupt; restore it from a backup";
+    BatchUnrecorded = "cold.batch_unrecorded", Warning, true,
+        "a batch file no manifest entry records is never read (a flush died before recording it, or it was copied in by hand): `kalamctl verify --repair` removes it when every row in it is still in the hot tier; otherwise move it away";
     StreamParquet = "cold.stream_parquet", Error, false,
         "stream tables are never flushed, yet this one has Parquet files: move them away";
     ChecksumMismatch = "rocksdb.checksum_mismatch", Error, false,

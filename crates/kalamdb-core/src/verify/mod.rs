@@ -12,6 +12,7 @@ mod findings;
 mod json_shape;
 mod repair;
 mod state;
+mod unrecorded;
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,16 @@ impl Report {
     }
 }
 
+/// How to scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Fix the safe classes of finding (the engine must be open read-write).
+    pub repair: bool,
+    /// Skip reading every byte of each Parquet batch file for its SHA-256 (sizes, footers
+    /// and schemas are still checked).
+    pub fast: bool,
+}
+
 /// Progress of a scan: called with (column families done, of how many, bytes so far).
 pub type Progress<'a> = &'a dyn Fn(u64, u64, u64);
 
@@ -102,14 +113,14 @@ impl Engine {
     /// Runs every check. Read-only unless `repair`, in which case the safe classes are fixed
     /// afterwards (the engine must then be open read-write) and the scan runs again: the
     /// report's findings are what is left after the repair, never what was there before it.
-    pub fn verify(&self, repair: bool, progress: Progress<'_>) -> Result<Report> {
+    pub fn verify(&self, opts: VerifyOptions, progress: Progress<'_>) -> Result<Report> {
         let started = std::time::Instant::now();
-        let (mut findings, mut summary) = self.scan_once(progress)?;
+        let (mut findings, mut summary) = self.scan_once(opts.fast, progress)?;
         let (mut repaired, mut skipped) = (Vec::new(), Vec::new());
-        if repair {
+        if opts.repair {
             repaired = Repair::new(self).apply(&findings)?;
             let before = findings;
-            (findings, summary) = self.scan_once(&|_, _, _| {})?;
+            (findings, summary) = self.scan_once(opts.fast, &|_, _, _| {})?;
             for f in before.iter().filter(|f| f.code.repairable()) {
                 if findings
                     .iter()
@@ -139,7 +150,7 @@ impl Engine {
     }
 
     /// One scan of every layer: the findings, sorted, and the counts.
-    fn scan_once(&self, progress: Progress<'_>) -> Result<(Vec<Finding>, Summary)> {
+    fn scan_once(&self, fast: bool, progress: Progress<'_>) -> Result<(Vec<Finding>, Summary)> {
         let mut scan = Scan {
             engine: self,
             findings: Vec::new(),
@@ -148,7 +159,7 @@ impl Engine {
         state::check_marker(&mut scan)?;
         let catalog = catalog::check(&mut scan)?;
         data::check(&mut scan, &catalog, progress)?;
-        cold::check(&mut scan, &catalog)?;
+        cold::check(&mut scan, &catalog, fast)?;
         state::check_leftovers(&mut scan, &catalog)?;
 
         let Scan {

@@ -57,6 +57,16 @@ impl<'a> Repair<'a> {
                     sql.live_queries().delete_in(&mut batch, &f.object);
                     done.push(format!("live query {}: deleted", f.object));
                 }
+                Code::BatchUnrecorded => {
+                    let path = std::path::Path::new(&f.object);
+                    if super::unrecorded::rows_all_hot(self.engine, path)? {
+                        crate::fs::remove_file_durable(path)?;
+                        done.push(format!(
+                            "batch file {}: removed (never recorded; its rows are in the hot tier)",
+                            f.object
+                        ));
+                    }
+                }
                 // Checked again under the lock: only an empty family is dropped.
                 Code::EmptyDataWithoutTable if self.engine.storage().is_cf_empty(&f.object)? => {
                     self.engine.storage().drop_cf(&f.object)?;

@@ -1,5 +1,7 @@
-//! The seven system tables' records, in their kalamdb-sql ("G3") shapes.
+//! The seven system tables' records, in their kalamdb-sql ("G3") shapes, and the cold-tier
+//! manifest added in format 2.
 
+mod cold_batch;
 mod job;
 mod live_query;
 mod namespace;
@@ -8,6 +10,7 @@ mod table;
 mod table_schema;
 mod user;
 
+pub use cold_batch::{ColdBatchRecord, batch_order};
 pub use job::{JobOwner, JobProgress, JobRecord, JobStatus};
 pub use live_query::LiveQueryRecord;
 pub use namespace::NamespaceRecord;

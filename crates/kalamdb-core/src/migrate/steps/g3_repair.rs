@@ -12,7 +12,7 @@ use kalamdb_store::{DEFAULT_CF, TableCf, now_ms};
 use super::{Ctx, Outcome, dropped_by_job, readable_jobs, tables};
 use crate::Result;
 use crate::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH, kind_of};
-use crate::cold::paths::{StorageTemplate, batch_files};
+use crate::cold::paths::batch_files;
 use crate::migrate::detect::Generation;
 use crate::migrate::image::Image;
 
@@ -153,7 +153,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         let now = now_ms();
         let marker = crate::CoreError::encode_json_bytes(
             "the format marker",
-            &FormatMarker::current(now, now),
+            &FormatMarker::version(1, now, now),
         )?;
         out.put(DEFAULT_CF, kalamdb_sql::FORMAT_MARKER_KEY, marker);
     }
@@ -335,13 +335,8 @@ fn leftover_files(
     kind: kalamdb_store::TableKind,
     locations: &[StorageLocationRecord],
 ) -> Result<Vec<String>> {
-    let location = crate::catalog::location_of(t);
-    let template = match locations.iter().find(|l| l.location_name == location) {
-        Some(l) => StorageTemplate::for_location(&l.path, kind, &t.namespace, &t.table_name),
-        None => match StorageTemplate::for_path(location, kind, &t.namespace, &t.table_name) {
-            Ok(t) => t,
-            Err(_) => return Ok(Vec::new()),
-        },
+    let Some(template) = super::template_of(t, kind, locations) else {
+        return Ok(Vec::new());
     };
     let mut files = Vec::new();
     for (_, dir) in template.existing_dirs(ctx.dir)? {

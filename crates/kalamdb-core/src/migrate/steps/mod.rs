@@ -1,6 +1,7 @@
 //! The steps, one per descriptor in `migrations/`. Each is a pure function of an [`Image`]:
 //! it returns the writes to make and a report, and never touches the disk itself.
 
+mod cold_manifest;
 mod g1_catalog;
 mod g2_records;
 mod g3_repair;
@@ -142,6 +143,7 @@ pub fn run(id: &str, image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         "0001" => Ok(g1_catalog::run(image, ctx)),
         "0002" => Ok(g2_records::run(image, ctx)),
         "0003" => g3_repair::run(image, ctx),
+        "0004" => cold_manifest::run(image, ctx),
         other => Err(CoreError::Query(format!(
             "migration {other} has a descriptor but no step in this build"
         ))),
@@ -151,10 +153,40 @@ pub fn run(id: &str, image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
 /// The ids of the steps that take `origin` to the current format, in order.
 pub fn chain(origin: Generation) -> &'static [&'static str] {
     match origin {
-        Generation::G1 => &["0001", "0002", "0003"],
-        Generation::G2 => &["0002", "0003"],
-        Generation::G3 => &["0003"],
+        Generation::G1 => &["0001", "0002", "0003", "0004"],
+        Generation::G2 => &["0002", "0003", "0004"],
+        Generation::G3 => &["0003", "0004"],
+        Generation::Format1 => &["0004"],
     }
+}
+
+/// Where a table's Parquet files live, from the image's locations; `None` for a template
+/// that cannot be used.
+pub(crate) fn template_of(
+    t: &kalamdb_sql::TableRecord,
+    kind: kalamdb_store::TableKind,
+    locations: &[kalamdb_sql::StorageLocationRecord],
+) -> Option<crate::cold::paths::StorageTemplate> {
+    use crate::cold::paths::StorageTemplate;
+    let location = crate::catalog::location_of(t);
+    match locations.iter().find(|l| l.location_name == location) {
+        Some(l) => Some(StorageTemplate::for_location(
+            &l.path,
+            kind,
+            &t.namespace,
+            &t.table_name,
+        )),
+        None => StorageTemplate::for_path(location, kind, &t.namespace, &t.table_name).ok(),
+    }
+}
+
+/// Every readable record of a system table in the image.
+pub(crate) fn readable<R: SystemRecord>(image: &Image) -> Vec<R> {
+    image
+        .records(R::CF)
+        .values()
+        .filter_map(|v| serde_json::from_slice(v).ok())
+        .collect()
 }
 
 /// Every job row the tolerant reader can read, for deciding which tables were dropped.

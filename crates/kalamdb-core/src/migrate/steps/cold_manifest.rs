@@ -151,10 +151,12 @@ fn matching_version(file: &Path, versions: &[(u32, SchemaJson)]) -> Option<u32> 
 }
 
 type Described = (WrittenFile, Content);
+/// A version of a file: its path, size and modification time.
+type FileVersion = (PathBuf, u64, SystemTime);
 
 /// [`manifest::describe`], once per file version in this process.
 fn describe_once(file: &Path, pk: Option<&str>) -> Result<Described> {
-    static SEEN: OnceLock<Mutex<HashMap<(PathBuf, u64, SystemTime), Described>>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<FileVersion, Described>>> = OnceLock::new();
     let meta = std::fs::metadata(file).map_err(|e| CoreError::io(file, e))?;
     let key = (
         file.to_path_buf(),

@@ -95,6 +95,52 @@ fn a_flush_killed_between_the_tiers_loses_and_doubles_nothing() {
 }
 
 #[test]
+fn a_read_racing_a_flush_sees_every_row_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Every read pauses between its two tiers, long enough for a whole flush to land.
+    let d = Daemon::start_with_env(
+        tmp.path(),
+        "",
+        &[("FAILPOINTS", "read.between_tiers=sleep(1500)")],
+    );
+    assert_eq!(
+        d.sql(
+            ADMIN,
+            "CREATE NAMESPACE app; CREATE USER TABLE app.n (id BIGINT PRIMARY KEY, v TEXT)"
+        )
+        .0,
+        200
+    );
+    let values: Vec<String> = (1..=50).map(|i| format!("({i}, 'v{i}')")).collect();
+    let insert = format!("INSERT INTO app.n VALUES {}", values.join(", "));
+    assert_eq!(d.sql(ALICE, &insert).0, 200);
+    let url = d.url("/v1/api/sql");
+    let reader = std::thread::spawn(move || {
+        common::agent()
+            .post(url)
+            .header("Authorization", format!("Bearer {ALICE}"))
+            .send_json(json!({"sql": "SELECT count(*) AS n FROM app.n"}))
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+    });
+    // The read is inside its pause: the flush moves every row to Parquet meanwhile.
+    std::thread::sleep(Duration::from_millis(400));
+    let started = std::time::Instant::now();
+    assert_eq!(d.sql(ADMIN, "FLUSH TABLE app.n").0, 200);
+    let took = started.elapsed();
+    let answer = reader.join().expect("reader").expect("an answer");
+    assert!(
+        took < Duration::from_millis(1000),
+        "the flush ran while the read was paused: it took {took:?}; the read answered {answer}"
+    );
+    assert_eq!(
+        answer["results"][0]["rows"],
+        json!([{"n": 50}]),
+        "rows moved by the flush were missed or doubled: {answer}"
+    );
+}
+
+#[test]
 fn cancelling_a_job_with_no_safe_point_is_refused_and_it_runs_to_its_end() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");

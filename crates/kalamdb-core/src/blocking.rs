@@ -1,4 +1,5 @@
-//! Long synchronous work (file I/O, fsyncs, deletes) called from async code.
+//! Long synchronous work (file I/O, fsyncs, deletes, reading a table's two tiers) called
+//! from async code.
 
 /// Runs `work` so that it does not stall the runtime's other tasks: on a multi-threaded
 /// runtime (kalamd) the worker hands its queue to another thread while `work` runs; on a

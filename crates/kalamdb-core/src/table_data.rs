@@ -51,29 +51,36 @@ impl Engine {
         match def.kind {
             TableKind::User | TableKind::Shared => {
                 let user = (def.kind == TableKind::User).then_some(user_id);
-                self.read_cold(def, user.unwrap_or(""), opts, &mut merged)?;
+                // The hot tier is read first, the manifest after it. A flush moves rows in one
+                // write (manifest entry in, hot keys out): read in this order, a row it moves
+                // meanwhile is seen in one tier or both, never in neither.
+                let mut hot: BTreeMap<String, Row> = BTreeMap::new();
                 match (&opts.key, def.kind) {
                     (Some(key), TableKind::User) => {
                         if let Some(row) = self.user_store().get(ns, t, user_id, key)? {
-                            merged.insert(key.clone(), row);
+                            hot.insert(key.clone(), row);
                         }
                     }
                     (Some(key), _) => {
                         if let Some(row) = self.shared_store().get(ns, t, key)? {
-                            merged.insert(key.clone(), row);
+                            hot.insert(key.clone(), row);
                         }
                     }
                     (None, TableKind::User) => {
                         self.user_store().scan_user(ns, t, user_id, |id, row| {
-                            merged.insert(id.to_string(), row);
+                            hot.insert(id.to_string(), row);
                             Ok(ControlFlow::Continue(()))
                         })?
                     }
                     (None, _) => self.shared_store().scan_all(ns, t, |id, row| {
-                        merged.insert(id.to_string(), row);
+                        hot.insert(id.to_string(), row);
                         Ok(ControlFlow::Continue(()))
                     })?,
                 }
+                crate::fail::point("read.between_tiers");
+                self.read_cold(def, user.unwrap_or(""), opts, &mut merged)?;
+                // Hot versions are newer than any flushed one of the same key.
+                merged.extend(hot);
             }
             TableKind::Stream => {
                 let cutoff = def

@@ -128,9 +128,9 @@ impl TableProvider for DataTableProvider {
             include_deleted: filters.iter().any(mentions_deleted),
             key: filters.iter().find_map(|f| self.key_filter(f)),
         };
-        let rows = self
-            .engine
-            .read_rows(&self.def, &self.user_id, &opts)
+        // Reading both tiers is synchronous I/O: off the runtime's queue, so a long scan does
+        // not stall kalamd's other requests.
+        let rows = crate::blocking::run(|| self.engine.read_rows(&self.def, &self.user_id, &opts))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let refs: Vec<&kalamdb_store::Row> = rows.iter().map(|(_, r)| r).collect();
         let keys: Vec<(&str, Vec<String>)> = if self.with_key {

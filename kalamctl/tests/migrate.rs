@@ -666,6 +666,28 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
     let shared_before = db.rows("SELECT * FROM app.s ORDER BY id");
     assert_eq!((alice_before.len(), shared_before.len()), (3, 2));
     as_format_1(&db.dir);
+    // Written before option bounds existed: values no CREATE TABLE accepts today.
+    {
+        let storage = Storage::open(&db.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+        let mut edit = |key: &str, change: &dyn Fn(&mut Value)| {
+            let bytes = storage
+                .get("system_tables", key.as_bytes())
+                .expect("get")
+                .expect("table row");
+            let mut v: Value = serde_json::from_slice(&bytes).expect("json");
+            change(&mut v);
+            storage
+                .put("system_tables", key.as_bytes(), v.to_string().as_bytes())
+                .expect("put");
+        };
+        edit("table:app:s", &|v| {
+            v["deleted_retention_hours"] = u64::MAX.into()
+        });
+        edit("table:app:t", &|v| {
+            v["flush_policy"] =
+                format!("{{\"type\":\"row_limit\",\"row_limit\":{}}}", u64::MAX).into()
+        });
+    }
 
     // Every command that opens it refuses, naming the fix.
     let refused = db.sql_as(None, "SELECT * FROM app.s");
@@ -695,8 +717,26 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
         plan["steps"][0]["changes"]["cold_batches"]["recorded"], 3,
         "{plan}"
     );
+    let repaired = plan["steps"][0]["repaired"].to_string();
+    assert!(
+        repaired.contains("table app.s: past its bound, clamped: DELETED_RETENTION hours")
+            && repaired.contains("table app.t: past its bound, clamped: FLUSH_POLICY"),
+        "{plan}"
+    );
     let applied = migrate(&["apply"]);
     assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let options = db.rows(
+        "SELECT table_name, deleted_retention_hours, flush_policy FROM system.tables ORDER BY table_name",
+    );
+    assert_eq!(
+        options[0]["deleted_retention_hours"], 876_600,
+        "{options:?}"
+    );
+    assert_eq!(
+        options[1]["flush_policy"],
+        format!("{{\"type\":\"row_limit\",\"row_limit\":{}}}", i64::MAX),
+        "{options:?}"
+    );
 
     let status = migrate(&["status"]).json();
     assert_eq!(

@@ -85,9 +85,17 @@ fn a_flush_killed_between_the_tiers_loses_and_doubles_nothing() {
         vec![json!({"status": "failed"})],
         "the dead flush is not shown running"
     );
-    // Flushing again settles it: still every row once, now all in Parquet.
+    // Flushing again settles it: still every row once, now all in Parquet, and the file the
+    // dead flush left is gone (its rows were all still hot).
     assert_eq!(d.sql(ADMIN, "FLUSH TABLE app.n").0, 200);
     assert_eq!(counts(&d), expected);
+    assert!(!written.exists(), "the dead flush's file was reclaimed");
+    let (code, report, stderr) = kalamctl(&["verify"], &data);
+    assert_eq!(code, 0, "{stderr}{report:#}");
+    assert_eq!(
+        report["summary"]["table_counts"]["app.n"]["parquet_files"], 1,
+        "{report:#}"
+    );
     assert_eq!(
         d.rows(ALICE, "SELECT v FROM app.n WHERE id = 42"),
         vec![json!({"v": "v42"})]

@@ -5,7 +5,8 @@
 //! one RocksDB write records it in the cold-tier manifest and removes the flushed keys, so
 //! the rows move tiers atomically: a crash before that write leaves an unrecorded file that
 //! no read sees (`verify` reports it, `--repair` removes it), never a recorded file that does
-//! not exist. Soft-deleted rows are flushed too, so nothing is silently lost. The table's
+//! not exist. The next flush of those rows removes such a file first (its rows are all still
+//! hot). Soft-deleted rows are flushed too, so nothing is silently lost. The table's
 //! write lock is held throughout, so no write lands between reading a row and removing its
 //! key. Every flush is a `flush` job.
 
@@ -21,6 +22,7 @@ use serde_json::json;
 use crate::catalog::TableDef;
 use crate::catalog::types::{ROW_ID, arrow_schema};
 use crate::cold::arrow_rows::rows_to_batch;
+use crate::cold::leftovers;
 use crate::cold::manifest::{self, Content, Owner};
 use crate::cold::parquet::write_batch_file;
 use crate::jobs::{job_type, run_job};
@@ -116,7 +118,12 @@ impl Engine {
             let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
             let ids: Vec<String> = rows.iter().map(|(k, _)| k.clone()).collect();
             let batch = rows_to_batch(&schema, &refs, &[(ROW_ID, ids.clone())])?;
-            let file = write_batch_file(&template.dir(self.data_dir(), user_id), &batch)?;
+            let dir = template.dir(self.data_dir(), user_id);
+            // What an earlier flush of these rows left unrecorded when it died goes first.
+            for file in leftovers::reclaim(self, def.kind, (ns, t), &user, &dir)? {
+                tracing::info!(file = %file.display(), "removed a batch file a killed flush left unrecorded");
+            }
+            let file = write_batch_file(&dir, &batch)?;
             // Between the two tiers: the rows are in an unrecorded file and still in RocksDB.
             crate::fail::point("flush.file_written");
             // The file is durable: record it and remove the keys in one write.

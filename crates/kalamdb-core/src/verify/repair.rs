@@ -59,7 +59,7 @@ impl<'a> Repair<'a> {
                 }
                 Code::BatchUnrecorded => {
                     let path = std::path::Path::new(&f.object);
-                    if super::unrecorded::rows_all_hot(self.engine, path)? {
+                    if super::unrecorded::rows_all_hot_in_place(self.engine, path)? {
                         crate::fs::remove_file_durable(path)?;
                         done.push(format!(
                             "batch file {}: removed (never recorded; its rows are in the hot tier)",

@@ -1,5 +1,6 @@
 //! Step 0004: record every Parquet batch file of every user and shared table in the
-//! cold-tier manifest, and write the format-2 marker.
+//! cold-tier manifest, bring table options within their bounds, and write the format-2
+//! marker.
 //!
 //! Reading a file for its SHA-256 is the costly part, and `apply` computes its plan more
 //! than once in one process; what a file yields is kept for the process's life, keyed by
@@ -32,7 +33,8 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
     let mut out = Outcome::default();
     out.create_missing_system_cfs(image);
     let locations: Vec<StorageLocationRecord> = readable(image);
-    let tables: Vec<TableRecord> = readable(image);
+    let mut tables: Vec<TableRecord> = readable(image);
+    super::bounds::clamp_options(image, &mut tables, &mut out);
     let schemas: Vec<TableSchemaRecord> = readable(image);
     let mut versions: BTreeMap<&str, Vec<(u32, SchemaJson)>> = BTreeMap::new();
     for s in &schemas {

@@ -1,6 +1,7 @@
 //! The steps, one per descriptor in `migrations/`. Each is a pure function of an [`Image`]:
 //! it returns the writes to make and a report, and never touches the disk itself.
 
+mod bounds;
 mod cold_manifest;
 mod g1_catalog;
 mod g2_records;

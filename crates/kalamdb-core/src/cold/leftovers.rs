@@ -1,0 +1,76 @@
+//! Batch files a flush wrote but did not record: it died between making the file durable and
+//! the one write that records it and removes its rows from the hot tier. No read ever sees
+//! such a file. It may be removed only when every row in it is still in the hot tier; a file
+//! holding any row found nowhere else (one copied in by hand, say) is left alone.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use kalamdb_store::TableKind;
+use serde_json::Value;
+
+use super::parquet::read_rows;
+use super::paths::batch_files;
+use crate::catalog::types::ROW_ID;
+use crate::{Engine, Result};
+
+/// Whether every row of `file` is in the hot tier of `ns.table` (for `user`, in a user
+/// table). A file whose rows carry no `_row_id`, or that cannot be read, is not.
+pub(crate) fn rows_all_hot(
+    engine: &Engine,
+    kind: TableKind,
+    (ns, table): (&str, &str),
+    user: &str,
+    file: &Path,
+) -> Result<bool> {
+    let Ok(rows) = read_rows(file, Some(&[ROW_ID])) else {
+        return Ok(false);
+    };
+    for row in rows {
+        let Some(Value::String(id)) = row.get(ROW_ID) else {
+            return Ok(false);
+        };
+        let hot = match kind {
+            TableKind::User => engine.user_store().get(ns, table, user, id)?,
+            _ => engine.shared_store().get(ns, table, id)?,
+        };
+        if hot.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes the unrecorded batch files in `dir` (one user's directory of `ns.table`) whose
+/// rows are all still hot; returns them. The caller holds the table's write lock.
+pub(crate) fn reclaim(
+    engine: &Engine,
+    kind: TableKind,
+    (ns, table): (&str, &str),
+    user: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let files = batch_files(dir)?;
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recorded: BTreeSet<String> = engine
+        .sql()
+        .batches_of(ns, table, user)?
+        .into_iter()
+        .map(|b| b.file_name)
+        .collect();
+    let mut removed = Vec::new();
+    for file in files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if recorded.contains(name) || !rows_all_hot(engine, kind, (ns, table), user, &file)? {
+            continue;
+        }
+        crate::fs::remove_file_durable(&file)?;
+        removed.push(file);
+    }
+    Ok(removed)
+}

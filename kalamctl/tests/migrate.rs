@@ -669,7 +669,7 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
     // Written before option bounds existed: values no CREATE TABLE accepts today.
     {
         let storage = Storage::open(&db.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
-        let mut edit = |key: &str, change: &dyn Fn(&mut Value)| {
+        let edit = |key: &str, change: &dyn Fn(&mut Value)| {
             let bytes = storage
                 .get("system_tables", key.as_bytes())
                 .expect("get")

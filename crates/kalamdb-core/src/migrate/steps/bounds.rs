@@ -37,11 +37,11 @@ pub fn clamp_options(image: &Image, tables: &mut [TableRecord], out: &mut Outcom
                     interval_seconds: interval_seconds.min(MAX_SECONDS),
                 },
             };
-            if clamped != policy {
-                if let Ok(text) = serde_json::to_string(&clamped) {
-                    fixed.push(format!("FLUSH_POLICY {} -> {text}", t.flush_policy));
-                    t.flush_policy = text;
-                }
+            if clamped != policy
+                && let Ok(text) = serde_json::to_string(&clamped)
+            {
+                fixed.push(format!("FLUSH_POLICY {} -> {text}", t.flush_policy));
+                t.flush_policy = text;
             }
         }
         if !fixed.is_empty() {

@@ -707,9 +707,26 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
     let status = migrate(&["status"]).json();
     assert_eq!(status["generation"], "format1", "{status}");
     assert_eq!(status["state"], "pending", "{status}");
+    // A Parquet file no table accounts for is reported, not recorded.
+    let stray = db.storage().join("lost/batch-1.parquet");
+    std::fs::create_dir_all(stray.parent().expect("dir")).expect("mkdir");
+    let any_file = common::files_under(&db.storage().join("app/s"))
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .expect("app.s file");
+    std::fs::copy(db.storage().join("app/s").join(any_file), &stray).expect("copy");
     let plan = migrate(&["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let plan = plan.json();
+    assert!(
+        plan["steps"][0]["notes"]
+            .to_string()
+            .contains("lost/batch-1.parquet belongs to no table"),
+        "{plan}"
+    );
+    std::fs::remove_file(&stray).expect("remove the stray file");
+    std::fs::remove_dir(stray.parent().expect("dir")).expect("remove its folder");
+    let plan = migrate(&["plan"]).json();
     assert_eq!(plan["steps"][0]["id"], "0004", "{plan}");
     assert_eq!(plan["steps"].as_array().map(Vec::len), Some(1), "{plan}");
     // Two users' files of app.t and one of app.s.

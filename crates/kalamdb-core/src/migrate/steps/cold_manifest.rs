@@ -17,7 +17,7 @@ use kalamdb_sql::{
 };
 use kalamdb_store::{DEFAULT_CF, TableKind};
 
-use super::{Ctx, Outcome, readable, template_of};
+use super::{Ctx, Outcome, dropped_by_job, readable, readable_jobs, template_of};
 use crate::catalog::types::ColumnType;
 use crate::catalog::{PRIMARY_KEY_OPTION, is_system_column, kind_of};
 use crate::cold::manifest::{self, Content, Owner};
@@ -111,6 +111,19 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
     }
     let mut stray = Vec::new();
     unowned_parquet(&ctx.dir.storage(), &owned, &mut stray);
+    // Files of dropped tables are step 0003's leftovers, which `finalize` removes.
+    let jobs = readable_jobs(image);
+    let storage = ctx.dir.storage();
+    stray.retain(|f| {
+        let mut parts = f.strip_prefix(&storage).into_iter().flat_map(|r| r.iter());
+        match (
+            parts.next().and_then(|p| p.to_str()),
+            parts.next().and_then(|p| p.to_str()),
+        ) {
+            (Some(ns), Some(table)) => !dropped_by_job(&jobs, ns, table, 0),
+            _ => true,
+        }
+    });
     for f in stray {
         out.report.notes.push(format!(
             "Parquet file {} belongs to no table: it is left in place and not recorded",

@@ -124,19 +124,15 @@ fn a_read_racing_a_flush_sees_every_row_once() {
     assert_eq!(d.sql(ALICE, &insert).0, 200);
     let url = d.url("/v1/api/sql");
     let reader = std::thread::spawn(move || {
-        common::agent()
-            .post(url)
-            .header("Authorization", format!("Bearer {ALICE}"))
-            .send_json(json!({"sql": "SELECT count(*) AS n FROM app.n"}))
-            .ok()
-            .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+        let sql = "SELECT count(*) AS n FROM app.n";
+        common::post_sql(&common::agent(), &url, Some(ALICE), None, sql).1
     });
     // The read is inside its pause: the flush moves every row to Parquet meanwhile.
     std::thread::sleep(Duration::from_millis(400));
     let started = std::time::Instant::now();
     assert_eq!(d.sql(ADMIN, "FLUSH TABLE app.n").0, 200);
     let took = started.elapsed();
-    let answer = reader.join().expect("reader").expect("an answer");
+    let answer = reader.join().expect("reader");
     assert!(
         took < Duration::from_millis(1000),
         "the flush ran while the read was paused: it took {took:?}; the read answered {answer}"
@@ -168,12 +164,14 @@ fn cancelling_a_job_with_no_safe_point_is_refused_and_it_runs_to_its_end() {
     );
     let url = d.url("/v1/api/sql");
     let flusher = std::thread::spawn(move || {
-        common::agent()
-            .post(url)
-            .header("Authorization", format!("Bearer {ADMIN}"))
-            .send_json(json!({"sql": "FLUSH TABLE app.s"}))
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
+        common::post_sql(
+            &common::agent(),
+            &url,
+            Some(ADMIN),
+            None,
+            "FLUSH TABLE app.s",
+        )
+        .0
     });
     let id = common::running_job(&data, "flush");
     let (code, out, stderr) = kalamctl(&["jobs", "cancel", &id], &data);

@@ -17,7 +17,7 @@ use crate::catalog::TableDef;
 use crate::catalog::types::{DELETED, ROW_ID};
 use crate::cold::parquet;
 use crate::cold::paths::StorageTemplate;
-use crate::{Engine, Result};
+use crate::{CoreError, Engine, Result};
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -112,7 +112,7 @@ impl Engine {
         def: &TableDef,
         user_id: &str,
         key: Option<&str>,
-    ) -> Result<Vec<(usize, std::path::PathBuf)>> {
+    ) -> Result<Vec<ColdFile>> {
         let batches = self
             .sql()
             .batches_of(def.namespace(), def.name(), user_id)?;
@@ -125,18 +125,11 @@ impl Engine {
             if key.is_some_and(|k| !b.may_hold(k)) {
                 continue;
             }
-            let path = template.locate(self.data_dir(), &b.path)?;
-            if !path.is_file() {
-                return Err(crate::CoreError::Parquet {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "the cold-tier manifest records this batch of {} ({} rows) but the file is missing; run `kalamctl verify` and restore it from a backup",
-                        def.qualified(),
-                        b.row_count
-                    ),
-                });
-            }
-            files.push((no, path));
+            files.push(ColdFile {
+                no,
+                path: template.locate(self.data_dir(), &b.path)?,
+                rows: b.row_count,
+            });
         }
         Ok(files)
     }
@@ -148,8 +141,9 @@ impl Engine {
         opts: &ReadOptions,
         merged: &mut BTreeMap<String, Row>,
     ) -> Result<()> {
-        for (file_no, file) in self.cold_files(def, user_id, opts.key.as_deref())? {
-            for (row_no, mut row) in parquet::read_rows(&file, None)?.into_iter().enumerate() {
+        for file in self.cold_files(def, user_id, opts.key.as_deref())? {
+            let file_no = file.no;
+            for (row_no, mut row) in file.read(def, None)?.into_iter().enumerate() {
                 let key = match row.remove(ROW_ID) {
                     Some(Value::String(id)) => id,
                     _ => match def
@@ -179,13 +173,42 @@ impl Engine {
         key: &str,
     ) -> Result<bool> {
         let mut live = false;
-        for (_, file) in self.cold_files(def, user_id.unwrap_or(""), Some(key))? {
-            for row in parquet::read_rows(&file, Some(&[ROW_ID, DELETED]))? {
+        for file in self.cold_files(def, user_id.unwrap_or(""), Some(key))? {
+            for row in file.read(def, Some(&[ROW_ID, DELETED]))? {
                 if row.get(ROW_ID).and_then(Value::as_str) == Some(key) {
                     live = row.get(DELETED) != Some(&Value::Bool(true));
                 }
             }
         }
         Ok(live)
+    }
+}
+
+/// A batch file the manifest records, as a read plans it.
+struct ColdFile {
+    /// Its position in the user's write order.
+    no: usize,
+    path: std::path::PathBuf,
+    /// Rows the manifest records in it.
+    rows: u64,
+}
+
+impl ColdFile {
+    /// Its rows (optionally only some columns). A missing file is an integrity error naming
+    /// it, never fewer rows.
+    fn read(&self, def: &TableDef, columns: Option<&[&str]>) -> Result<Vec<Row>> {
+        parquet::read_rows(&self.path, columns).map_err(|e| match e {
+            CoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CoreError::Parquet {
+                    path: self.path.display().to_string(),
+                    reason: format!(
+                        "the cold-tier manifest records this batch of {} ({} rows) but the file is missing; run `kalamctl verify` and restore it from a backup",
+                        def.qualified(),
+                        self.rows
+                    ),
+                }
+            }
+            other => other,
+        })
     }
 }

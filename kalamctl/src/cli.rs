@@ -115,8 +115,13 @@ pub enum MigrateCommand {
         /// Migrate without the records that cannot be converted (each is still reported).
         #[arg(long)]
         skip_invalid: bool,
+        /// Migrate a copy into this new (or empty) data directory and leave the original
+        /// untouched (SST and Parquet files hard-linked where the file system allows).
+        #[arg(long, value_name = "NEW_DIR")]
+        to: Option<std::path::PathBuf>,
     },
-    /// Put the pre-migration checkpoint back (discarding everything written since).
+    /// Put the pre-migration checkpoint back (discarding everything written since); a
+    /// directory that was in the original engine's layout gets exactly its original files.
     Rollback,
     /// Delete the checkpoint and what the original engine left behind (G1's column families
     /// and conf/, dropped tables' empty column families and Parquet files).

@@ -1,5 +1,6 @@
 //! `kalamctl migrate` and `kalamctl upgrade-check` on real legacy directories written by the
-//! fixture writer, exactly as the original engine laid them out.
+//! fixture writer, exactly as the original engine laid them out: the directory an operator
+//! passes is the RocksDB directory itself.
 
 mod common;
 
@@ -32,8 +33,24 @@ impl Legacy {
         kalamdb_fixtures::write(generation, &dir).expect("write fixture");
         Legacy { _tmp: tmp, dir }
     }
+    /// Already nested as a data directory (`dir/rocksdb`), as if moved by hand.
+    fn nested(generation: Generation) -> Legacy {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        kalamdb_fixtures::write_nested(generation, &dir).expect("write fixture");
+        Legacy { _tmp: tmp, dir }
+    }
     fn path(&self) -> &str {
         self.dir.to_str().expect("utf8")
+    }
+    /// The RocksDB directory as the directory stands: `rocksdb/` once nested, else itself.
+    fn db(&self) -> PathBuf {
+        let nested = self.dir.join("rocksdb");
+        if nested.join("CURRENT").is_file() {
+            nested
+        } else {
+            self.dir.clone()
+        }
     }
     fn migrate(&self, args: &[&str]) -> Run {
         self.migrate_env(args, &[])
@@ -58,10 +75,9 @@ impl Legacy {
             .and_then(|r| r["rows"].as_array().cloned())
             .expect("rows")
     }
-    /// Every key and value of every column family, and every file under `rocksdb/conf`.
+    /// Every key and value of every column family, and every file under its `conf/`.
     fn dump(&self) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
-        let storage =
-            Storage::open(&self.dir.join("rocksdb"), OpenMode::ReadOnly).expect("open read-only");
+        let storage = Storage::open(&self.db(), OpenMode::ReadOnly).expect("open read-only");
         let mut out = BTreeMap::new();
         for cf in storage.column_families().expect("cfs") {
             let mut kv = BTreeMap::new();
@@ -73,7 +89,7 @@ impl Legacy {
                 .expect("scan");
             out.insert(cf, kv);
         }
-        let conf = self.dir.join("rocksdb/conf");
+        let conf = self.db().join("conf");
         let files: BTreeMap<Vec<u8>, Vec<u8>> = snapshot(&conf)
             .into_iter()
             .map(|(f, b)| (f.into_bytes(), b))
@@ -96,7 +112,7 @@ impl Legacy {
         d
     }
     fn put_raw(&self, cf: &str, key: &str, value: &[u8]) {
-        let storage = Storage::open(&self.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+        let storage = Storage::open(&self.db(), OpenMode::ReadWrite).expect("open");
         storage.create_cf(cf).expect("cf");
         storage.put(cf, key.as_bytes(), value).expect("put");
     }
@@ -132,6 +148,7 @@ fn every_generation_migrates_to_what_the_fixture_wrote() {
         assert_eq!(status["generation"], name);
         assert_eq!(status["state"], "pending");
         assert!(status["format_version"].is_null());
+        assert_eq!(status["layout"]["from"], "original", "{name}: {status}");
 
         let applied = db.migrate(&["apply"]);
         assert_eq!(applied.code, 0, "{name}: {}", applied.stderr);
@@ -248,6 +265,16 @@ fn every_generation_migrates_to_what_the_fixture_wrote() {
         assert_eq!(status["state"], "current", "{name}");
         assert!(status["checkpoint"].is_null(), "{name}");
         assert!(!db.dir.join("rocksdb/conf").exists(), "{name}");
+        // The original engine's files are gone from the top; only the data directory is left.
+        let top: Vec<String> = std::fs::read_dir(&db.dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "kalamdb.pid")
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(top, ["rocksdb", "storage"], "{name}");
         assert!(!db.dir.join("storage/app/old_drafts").exists(), "{name}");
         // A current directory is a no-op.
         let again = db.migrate(&["apply"]);
@@ -454,6 +481,8 @@ fn uninterrupted(generation: Generation) -> BTreeMap<String, BTreeMap<Vec<u8>, V
 fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
     let want = uninterrupted(Generation::G1);
     let points = [
+        "migrate.layout",
+        "migrate.layout.done",
         "migrate.checkpoint",
         "migrate.journal",
         "migrate.step.0001",
@@ -473,8 +502,17 @@ fn killed_after_any_step_a_resumed_run_ends_as_an_uninterrupted_one() {
         );
         let status = db.migrate(&["status"]).json();
         match point {
+            // Killed while nesting: half the files staged, the original untouched.
+            "migrate.layout" => {
+                assert!(db.dir.join("rocksdb.tmp").is_dir(), "{point}: mid-way?");
+                assert!(!db.dir.join("rocksdb").exists(), "{point}");
+                assert_eq!(status["state"], "pending", "{point}");
+                assert_eq!(status["layout"]["from"], "original", "{point}");
+                assert_eq!(db.outcome(), original, "{point}");
+            }
             // Nothing written yet: the original, still readable and pending.
-            "migrate.checkpoint" => {
+            "migrate.layout.done" | "migrate.checkpoint" => {
+                assert!(db.dir.join("rocksdb/CURRENT").is_file(), "{point}");
                 assert_eq!(status["state"], "pending", "{point}");
                 assert_eq!(db.outcome(), original, "{point}");
             }
@@ -544,6 +582,7 @@ fn rollback_restores_the_original_byte_for_byte() {
     for (name, generation) in GENERATIONS {
         let db = Legacy::new(generation);
         let original = db.dump();
+        let files = snapshot(&db.dir);
         assert_eq!(db.migrate(&["apply"]).code, 0, "{name}");
         assert_ne!(db.dump(), original, "{name}: apply changed nothing?");
         let run = db.migrate(&["rollback"]);
@@ -553,12 +592,21 @@ fn rollback_restores_the_original_byte_for_byte() {
             original,
             "{name}: rollback differs from the original"
         );
-        assert!(!db.dir.join("migration").exists(), "{name}");
+        // Every file of the original layout, byte for byte, and nothing else.
+        assert_eq!(snapshot(&db.dir), files, "{name}: files differ");
         assert_eq!(db.migrate(&["status"]).json()["state"], "pending", "{name}");
     }
+    // The same from a directory nested by hand, through its checkpoint.
+    let db = Legacy::nested(Generation::G2);
+    let original = db.dump();
+    assert_eq!(db.migrate(&["apply"]).code, 0);
+    assert_eq!(db.migrate(&["rollback"]).code, 0);
+    assert_eq!(db.dump(), original);
+    assert!(!db.dir.join("migration").exists());
     // Also from an interrupted run, and a rollback killed between its renames finishes.
     let db = Legacy::new(Generation::G1);
     let original = db.dump();
+    let files = snapshot(&db.dir);
     let run = db.migrate_env(&["apply"], &[("FAILPOINTS", "migrate.step.0001=return")]);
     assert_eq!(run.code, -1);
     let run = db.migrate_env(&["rollback"], &[("FAILPOINTS", "migrate.rollback=return")]);
@@ -568,6 +616,7 @@ fn rollback_restores_the_original_byte_for_byte() {
     assert!(refused.stderr.contains("rollback"), "{}", refused.stderr);
     assert_eq!(db.migrate(&["rollback"]).code, 0);
     assert_eq!(db.dump(), original);
+    assert_eq!(snapshot(&db.dir), files);
 }
 
 #[test]
@@ -575,7 +624,7 @@ fn status_shows_drift_when_a_descriptor_changed() {
     let db = Legacy::new(Generation::G3);
     assert_eq!(db.migrate(&["apply"]).code, 0);
     let key = "kalamdb:migration:applied:0003";
-    let storage = Storage::open(&db.dir.join("rocksdb"), OpenMode::ReadWrite).expect("open");
+    let storage = Storage::open(&db.db(), OpenMode::ReadWrite).expect("open");
     let mut record: Value = serde_json::from_slice(
         &storage
             .get("default", key.as_bytes())
@@ -803,4 +852,273 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
         "{}",
         verify.stdout
     );
+}
+
+/// Every file under `dir` except what a migration adds beside the original layout.
+fn original_part(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(f, _)| {
+            !["rocksdb", "migration", "jobs", "kalamdb.pid"]
+                .iter()
+                .any(|ours| f == ours || f.starts_with(&format!("{ours}/")))
+        })
+        .collect()
+}
+
+#[test]
+fn the_original_layout_goes_through_every_command_as_given() {
+    for (name, generation) in GENERATIONS {
+        let db = Legacy::new(generation);
+        assert!(db.dir.join("CURRENT").is_file(), "the fixture is flat");
+        let files = snapshot(&db.dir);
+
+        // Read-only commands take it as it is and change nothing.
+        let status = db.migrate(&["status"]);
+        assert_eq!(status.code, 0, "{name}: {}", status.stderr);
+        let plan = db.migrate(&["plan"]);
+        assert_eq!(plan.code, 0, "{name}: {}", plan.stderr);
+        let plan = plan.json();
+        let layout = &plan["layout"];
+        assert_eq!(layout["from"], "original", "{name}: {plan}");
+        assert_eq!(
+            layout["database"],
+            db.dir.join("rocksdb").display().to_string()
+        );
+        assert!(
+            layout["linked"].as_u64().unwrap_or(0) >= 1,
+            "{name}: {plan}"
+        );
+        assert!(
+            layout["copied"].as_u64().unwrap_or(0) >= 3,
+            "{name}: {plan}"
+        );
+        assert!(layout["blocked"].is_null(), "{name}: {plan}");
+        assert_eq!(
+            layout["carried"].as_array().map(Vec::len),
+            Some(usize::from(generation == Generation::G1)),
+            "{name}: G1 carries conf/: {plan}"
+        );
+        assert_eq!(
+            snapshot(&db.dir),
+            files,
+            "{name}: status or plan changed a file"
+        );
+
+        // Everything else refuses it, naming the command that fixes it.
+        let refused = kalamctl(&["sql", "--data-dir", db.path(), "SHOW NAMESPACES"]);
+        assert_eq!(refused.code, 6, "{name}: {}", refused.stderr);
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("kalamctl migrate apply --data-dir {}", db.path())),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(refused.stderr.trim_end().lines().count(), 1);
+
+        // apply nests it, the plan's hash still holds, and the original files stay as they were.
+        let hash = plan["hash"].as_str().expect("hash");
+        let applied = db.migrate(&["apply", "--plan", hash]);
+        assert_eq!(applied.code, 0, "{name}: {}", applied.stderr);
+        let applied = applied.json();
+        assert_eq!(applied["nested"], true, "{name}");
+        assert!(
+            applied["checkpoint"]
+                .as_str()
+                .unwrap_or("")
+                .contains("original engine's files"),
+            "{name}: {applied}"
+        );
+        assert_eq!(
+            original_part(&db.dir),
+            files,
+            "{name}: an original file changed"
+        );
+        // Before finalize the dropped table's Parquet file is still there: one warning.
+        let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+        assert_eq!(verify.code, 1, "{name}: {}", verify.stdout);
+        assert_eq!(
+            verify.json()["summary"]["errors"],
+            0,
+            "{name}: {}",
+            verify.stdout
+        );
+        let rows = db.sql(Some(BOB), "SELECT COUNT(*) AS n FROM app.notes");
+        assert_eq!(count(&rows), 2, "{name}");
+
+        // rollback: exactly the original; apply again; finalize.
+        assert_eq!(db.migrate(&["rollback"]).code, 0, "{name}");
+        assert_eq!(snapshot(&db.dir), files, "{name}: rollback");
+        assert_eq!(db.migrate(&["apply"]).code, 0, "{name}");
+        let finalized = db.migrate(&["finalize"]);
+        assert_eq!(finalized.code, 0, "{name}: {}", finalized.stderr);
+        assert!(
+            finalized.json()["removed"]
+                .to_string()
+                .contains(&db.dir.join("CURRENT").display().to_string()),
+            "{name}"
+        );
+        assert!(!db.dir.join("CURRENT").exists(), "{name}");
+        let status = db.migrate(&["status"]).json();
+        assert_eq!(status["state"], "current", "{name}");
+        assert!(status["checkpoint"].is_null(), "{name}: {status}");
+        let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+        assert_eq!(verify.code, 0, "{name}: {}", verify.stdout);
+        let rows = db.sql(Some(ALICE), "SELECT COUNT(*) AS n FROM app.notes");
+        assert_eq!(count(&rows), 3, "{name}");
+    }
+}
+
+#[test]
+fn a_directory_nested_by_hand_still_migrates() {
+    let db = Legacy::nested(Generation::G3);
+    let status = db.migrate(&["status"]).json();
+    assert_eq!(status["state"], "pending");
+    assert!(status["layout"].is_null(), "{status}");
+    let applied = db.migrate(&["apply"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(applied.json()["nested"], false);
+    assert!(db.dir.join("migration/checkpoint").is_dir());
+    assert_eq!(db.migrate(&["finalize"]).code, 0);
+    let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+#[test]
+fn a_directory_shared_with_other_files_migrates_into_a_new_one_with_to() {
+    let db = Legacy::new(Generation::G2);
+    std::fs::write(db.dir.join("notes.txt"), b"the operator's own file").expect("write");
+    let files = snapshot(&db.dir);
+    let plan = db.migrate(&["plan"]).json();
+    assert!(
+        plan["layout"]["blocked"]
+            .as_str()
+            .unwrap_or("")
+            .contains("notes.txt"),
+        "{plan}"
+    );
+    let status = db.migrate(&["status"]).json();
+    assert!(
+        status["next"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--to NEW_DIR"),
+        "{status}"
+    );
+    let refused = db.migrate(&["apply"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("notes.txt") && refused.stderr.contains("--to NEW_DIR"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stderr.trim_end().lines().count(), 1);
+    assert_eq!(snapshot(&db.dir), files, "a refusal changed a file");
+
+    // --to inside the original, or into a directory that holds something, is refused.
+    let inside = db.dir.join("new");
+    let run = db.migrate(&["apply", "--to", inside.to_str().expect("utf8")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("outside"), "{}", run.stderr);
+    let busy = db._tmp.path().join("busy");
+    std::fs::create_dir(&busy).expect("mkdir");
+    std::fs::write(busy.join("x"), b"x").expect("write");
+    let run = db.migrate(&["apply", "--to", busy.to_str().expect("utf8")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+    assert_eq!(snapshot(&db.dir), files);
+
+    // Killed while copying: the next run starts the copy again and ends the same.
+    let new = db._tmp.path().join("migrated");
+    let to = new.to_str().expect("utf8");
+    let run = db.migrate_env(
+        &["apply", "--to", to],
+        &[("FAILPOINTS", "migrate.layout=return")],
+    );
+    assert_eq!(run.code, -1, "{}", run.stderr);
+    assert!(new.join("rocksdb.tmp").is_dir(), "killed mid-copy");
+    assert!(!new.join("rocksdb").exists());
+    let run = db.migrate(&["apply", "--to", to]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["data_dir"], to);
+    assert_eq!(report["copied_from"], db.path());
+    assert_eq!(snapshot(&db.dir), files, "the original changed");
+
+    // The copy is a data directory of its own.
+    let copy = Legacy {
+        _tmp: tempfile::tempdir().expect("tempdir"),
+        dir: new.clone(),
+    };
+    for (table, user, want) in EXPECTED.rows {
+        let user = (!user.is_empty()).then_some(*user);
+        let rows = copy.sql(user, &format!("SELECT COUNT(*) AS n FROM {table}"));
+        assert_eq!(count(&rows), *want, "{table} as {user:?}");
+    }
+    let verify = kalamctl(&["verify", "--data-dir", to, "--format", "json"]);
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    assert_eq!(verify.json()["summary"]["errors"], 0, "{}", verify.stdout);
+    // Running it again goes on where the copy stands: nothing to do.
+    let again = db.migrate(&["apply", "--to", to]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.json()["state"], "up_to_date");
+    assert_eq!(copy.migrate(&["finalize"]).code, 0);
+    assert!(!new.join("storage/app/old_drafts").exists());
+    let verify = kalamctl(&["verify", "--data-dir", to, "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    assert_eq!(
+        snapshot(&db.dir),
+        files,
+        "finalize of the copy touched the original"
+    );
+}
+
+#[test]
+fn a_wrong_path_gets_the_fix_for_what_it_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let legacy = tmp.path().join("kalamdb_data");
+    kalamdb_fixtures::write(Generation::G1, &legacy).expect("fixture");
+    // The parent of the legacy directory: name the directory inside, never `init`.
+    let run = kalamctl(&[
+        "migrate",
+        "plan",
+        "--data-dir",
+        tmp.path().to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("pass --data-dir {}", legacy.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("init"), "{}", run.stderr);
+    // A directory with other things in it: check the path, never `init`.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("readme"), b"x").expect("write");
+    let run = kalamctl(&[
+        "migrate",
+        "status",
+        "--data-dir",
+        other.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check the path") && !run.stderr.contains("init"),
+        "{}",
+        run.stderr
+    );
+    // An empty one: `init` is the right advice there.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let run = kalamctl(&[
+        "migrate",
+        "status",
+        "--data-dir",
+        empty.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("kalamctl init"), "{}", run.stderr);
 }

@@ -96,6 +96,30 @@ fn bad_configurations_are_refused_naming_the_key() {
 }
 
 #[test]
+fn a_legacy_directory_in_the_original_layout_is_refused_with_the_migrate_command() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    kalamdb_fixtures::write(kalamdb_fixtures::Generation::G2, &data).expect("fixture");
+    let before = common_files(&data);
+    let config = write_config(tmp.path(), free_port(), "");
+    let out = kalamd_command(&config).output().expect("kalamd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "kalamctl migrate apply --data-dir {}",
+            data.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        common_files(&data),
+        before,
+        "kalamd changed the legacy directory"
+    );
+}
+
+#[test]
 fn a_second_kalamd_or_an_offline_kalamctl_is_refused_with_the_holders_pid() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), "");

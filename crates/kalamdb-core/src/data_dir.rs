@@ -49,37 +49,116 @@ impl DataDir {
         }
     }
 
+    /// How the directory is laid out.
+    pub fn layout(&self) -> Layout {
+        if kalamdb_store::is_database(&self.rocksdb()) {
+            Layout::Nested
+        } else if kalamdb_store::is_database(&self.root) {
+            Layout::Original
+        } else {
+            Layout::NoDatabase
+        }
+    }
+
+    /// The RocksDB directory as the directory stands: `rocksdb/`, or the directory itself in
+    /// the original engine's layout.
+    pub fn database(&self) -> PathBuf {
+        match self.layout() {
+            Layout::Original => self.root.clone(),
+            Layout::Nested | Layout::NoDatabase => self.rocksdb(),
+        }
+    }
+
     /// Checks that the directory holds a database, with a message that says what to do.
     pub fn check_is_database(&self) -> Result<()> {
+        match self.layout() {
+            Layout::Nested => Ok(()),
+            Layout::Original if !self.is_inner_rocksdb() => Err(CoreError::Unmigrated {
+                path: self.root.display().to_string(),
+                what: "legacy directory in the original engine's layout (the RocksDB files at its top)".into(),
+            }),
+            Layout::Original | Layout::NoDatabase => Err(self.not_a_database()),
+        }
+    }
+
+    /// Checks that the directory holds a database in either layout (what `kalamctl migrate`
+    /// accepts).
+    pub fn check_holds_database(&self) -> Result<()> {
+        match self.layout() {
+            Layout::Nested => Ok(()),
+            Layout::Original if !self.is_inner_rocksdb() => Ok(()),
+            Layout::Original | Layout::NoDatabase => Err(self.not_a_database()),
+        }
+    }
+
+    /// Whether the directory is the `rocksdb/` of a data directory (its parent is the one
+    /// to pass; a legacy directory so named works from its parent too).
+    fn is_inner_rocksdb(&self) -> bool {
+        self.root.file_name().is_some_and(|n| n == "rocksdb")
+    }
+
+    /// Why the directory is no database, with the fix that fits: never `init` for a
+    /// directory that holds something.
+    fn not_a_database(&self) -> CoreError {
         let path = self.root.display().to_string();
-        if !self.root.is_dir() {
-            return Err(CoreError::NotADatabase {
-                path,
-                reason: format!(
-                    "no such directory; create one with `kalamctl init --data-dir {}`",
-                    self.root.display()
-                ),
-            });
-        }
-        if kalamdb_store::is_database(&self.rocksdb()) {
-            return Ok(());
-        }
-        let reason = if kalamdb_store::is_database(&self.root) {
+        let reason = if !self.root.exists() {
+            format!(
+                "no such directory; check the path (a new database is made with `kalamctl init --data-dir {path}`)"
+            )
+        } else if !self.root.is_dir() {
+            "it is a file, not a directory; check the path".to_string()
+        } else if self.is_inner_rocksdb() {
             match self.root.parent() {
                 Some(parent) => format!(
-                    "it is the RocksDB directory itself; pass its parent, {}",
+                    "it is the RocksDB directory of a data directory; pass its parent, {}",
                     parent.display()
                 ),
                 None => "it is a bare RocksDB directory".to_string(),
             }
         } else {
-            format!(
-                "no rocksdb/ database inside; create one with `kalamctl init --data-dir {}`",
-                self.root.display()
-            )
+            match self.databases_inside() {
+                Some(inner) => format!(
+                    "it holds no database itself, but {} inside it is a RocksDB directory; pass --data-dir {}",
+                    inner.display(),
+                    inner.display()
+                ),
+                None if self.is_empty() => format!(
+                    "it is empty; create a database with `kalamctl init --data-dir {path}`"
+                ),
+                None => "it holds no RocksDB database (no CURRENT file at its top or in rocksdb/); check the path".to_string(),
+            }
         };
-        Err(CoreError::NotADatabase { path, reason })
+        CoreError::NotADatabase { path, reason }
     }
+
+    /// The first subdirectory (sorted by name) that is a RocksDB directory, if any.
+    fn databases_inside(&self) -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| kalamdb_store::is_database(p))
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    }
+
+    fn is_empty(&self) -> bool {
+        std::fs::read_dir(&self.root).is_ok_and(|mut e| e.next().is_none())
+    }
+}
+
+/// How a data directory is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `D/rocksdb` is the database (the original engine's files may still sit at the top,
+    /// kept for `kalamctl migrate rollback` until `finalize`).
+    Nested,
+    /// The original engine's layout: the directory is the RocksDB directory itself, with G1's
+    /// `conf/` inside it. Only `kalamctl migrate` takes it, and nests it first.
+    Original,
+    /// Neither.
+    NoDatabase,
 }
 
 /// The pidfile lock. Held for as long as this value lives; the kernel drops it when the

@@ -58,6 +58,14 @@ impl Engine {
     /// holds one.
     pub fn init(root: impl Into<std::path::PathBuf>, who: &str) -> Result<Engine> {
         let dir = DataDir::new(root);
+        if dir.layout() == crate::data_dir::Layout::Original {
+            // The original engine's database: migrating it is the fix, not a new one.
+            return dir
+                .check_is_database()
+                .and(Err(CoreError::AlreadyInitialized {
+                    path: dir.root().display().to_string(),
+                }));
+        }
         if kalamdb_store::is_database(&dir.rocksdb()) || kalamdb_store::is_database(dir.root()) {
             return Err(CoreError::AlreadyInitialized {
                 path: dir.root().display().to_string(),

@@ -1,5 +1,6 @@
 //! Test support: writes legacy KalamDB data directories, G1, G2 and the original engine's G3,
-//! exactly as `specs/legacy-layouts.md` describes them: the same column families,
+//! exactly as `specs/legacy-layouts.md` describes them (by default in the original layout:
+//! the directory is the RocksDB directory itself): the same column families,
 //! key prefixes, JSON spellings and timestamp units, including the original engine's known
 //! defects. Not a user command.
 //!
@@ -107,9 +108,21 @@ fn rfc3339(ms: i64) -> String {
     format!("2023-11-14T22:{:02}:{:02}Z", 13 + m, 20 + s)
 }
 
-/// Writes a `generation` data directory at `dir` (`dir/rocksdb`, `dir/storage`).
+/// Writes a `generation` directory at `dir` as the original engine laid it out: `dir` is the
+/// RocksDB directory itself (with G1's `conf/` inside it), and the `local` location's
+/// relative path `storage` is `dir/storage`.
 pub fn write(generation: Generation, dir: &Path) -> Result<(), String> {
-    let db_dir = dir.join("rocksdb");
+    write_into(generation, dir, dir)
+}
+
+/// Writes a `generation` directory already nested as a KalamDB data directory:
+/// `dir/rocksdb` and `dir/storage` (how an operator who moved the files by hand has it).
+pub fn write_nested(generation: Generation, dir: &Path) -> Result<(), String> {
+    write_into(generation, dir, &dir.join("rocksdb"))
+}
+
+fn write_into(generation: Generation, dir: &Path, db_dir: &Path) -> Result<(), String> {
+    let db_dir = db_dir.to_path_buf();
     let storage = Storage::open(&db_dir, OpenMode::Create).map_err(|e| e.to_string())?;
     let w = Writer { storage: &storage };
     match generation {

@@ -14,9 +14,11 @@ pub fn run(cli: &Cli, dir: &Path, command: &MigrateCommand) -> Result<ExitCode, 
     match command {
         MigrateCommand::Status => status(cli, dir),
         MigrateCommand::Plan => plan(cli, dir),
-        MigrateCommand::Apply { plan, skip_invalid } => {
-            apply(cli, dir, plan.clone(), *skip_invalid)
-        }
+        MigrateCommand::Apply {
+            plan,
+            skip_invalid,
+            to,
+        } => apply(cli, dir, plan.clone(), *skip_invalid, to.clone()),
         MigrateCommand::Rollback => cleanup(cli, migrate::rollback(dir)?),
         MigrateCommand::Finalize => cleanup(cli, migrate::finalize(dir)?),
     }
@@ -59,6 +61,9 @@ fn status(cli: &Cli, dir: &Path) -> Result<ExitCode, CliError> {
             ),
         ));
     }
+    if let Some(l) = &s.layout {
+        pairs.push(("layout", layout_line(l)));
+    }
     for p in &s.pending {
         pairs.push((
             "pending",
@@ -74,6 +79,28 @@ fn status(cli: &Cli, dir: &Path) -> Result<ExitCode, CliError> {
     pairs.push(("next", s.next.clone()));
     println!("{}", render_pairs(&pairs));
     Ok(ExitCode::Ok)
+}
+
+/// The conversion of the original engine's layout, in one line.
+fn layout_line(l: &migrate::LayoutPlan) -> String {
+    let mut line = format!(
+        "the original engine's layout: RocksDB files go into {} ({} hard-linked, {} copied, {} bytes copied{}); the originals stay in place for rollback until finalize",
+        l.database,
+        l.linked,
+        l.copied,
+        l.copied_bytes,
+        if l.carried.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}/", l.carried.join("/, "))
+        }
+    );
+    if let Some(why) = &l.blocked {
+        line.push_str(&format!(
+            "; NOT POSSIBLE IN PLACE: {why}: use `apply --to NEW_DIR`"
+        ));
+    }
+    line
 }
 
 fn print_steps(steps: &[PlannedStep]) {
@@ -127,6 +154,9 @@ fn plan(cli: &Cli, dir: &Path) -> Result<ExitCode, CliError> {
                 g.as_str(),
                 p.steps.len()
             );
+            if let Some(l) = &p.layout {
+                println!("layout: {}", layout_line(l));
+            }
             print_steps(&p.steps);
             if p.invalid > 0 {
                 println!(
@@ -148,6 +178,7 @@ fn apply(
     dir: &Path,
     plan_hash: Option<String>,
     skip_invalid: bool,
+    to: Option<std::path::PathBuf>,
 ) -> Result<ExitCode, CliError> {
     let bar = job_bar(cli, "migrating");
     let (bar, observer) = match bar {
@@ -160,6 +191,7 @@ fn apply(
             plan_hash,
             skip_invalid,
             observer,
+            to,
         },
     );
     if let Some(bar) = &bar {
@@ -173,6 +205,18 @@ fn apply(
     if report.state == "up_to_date" {
         println!("{} is current: nothing to migrate", report.data_dir);
         return Ok(ExitCode::Ok);
+    }
+    if report.nested {
+        println!(
+            "layout: nested the original engine's RocksDB files into {}/rocksdb",
+            report.data_dir
+        );
+    }
+    if let Some(from) = &report.copied_from {
+        println!(
+            "copied {from} into {} and migrated the copy; {from} is untouched",
+            report.data_dir
+        );
     }
     print_steps(&report.steps);
     if !cli.quiet {

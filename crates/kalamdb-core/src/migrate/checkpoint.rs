@@ -1,6 +1,9 @@
 //! The pre-migration checkpoint: `D/migration/checkpoint`, a RocksDB checkpoint (SST files
 //! hard-linked, so it costs little space or time) plus a copy of the files RocksDB does not
 //! manage (`conf/`, `archive/`). `rollback` swaps it in; `finalize` deletes it.
+//!
+//! A directory that was in the original engine's layout needs none: its original files stay
+//! at its top (see [`super::layout`]), and `rollback` only removes what the migration added.
 
 use std::path::{Path, PathBuf};
 
@@ -61,18 +64,44 @@ pub enum RollbackState {
 
 pub fn rollback_state(dir: &DataDir) -> RollbackState {
     let (cp, trash) = (path(dir), trash(dir));
-    if trash.exists() || (cp.exists() && !dir.rocksdb().exists()) {
+    if trash.exists() || (cp.exists() && !dir.rocksdb().exists() && !has_original(dir)) {
         RollbackState::Interrupted
-    } else if cp.exists() {
+    } else if cp.exists() || (has_original(dir) && dir.rocksdb().exists()) {
         RollbackState::Ready
     } else {
         RollbackState::Nothing
     }
 }
 
+/// Whether the original engine's files sit at the directory's top: the directory was in the
+/// original layout, and `rollback` returns it there.
+pub fn has_original(dir: &DataDir) -> bool {
+    kalamdb_store::is_database(dir.root())
+}
+
+/// What `rollback` would return to, as `status` shows it.
+pub fn rollback_target(dir: &DataDir) -> Option<String> {
+    let cp = path(dir);
+    if cp.exists() {
+        Some(cp.display().to_string())
+    } else if has_original(dir) && dir.rocksdb().exists() {
+        Some(format!(
+            "{} (the original engine's files, kept at its top)",
+            dir.root().display()
+        ))
+    } else {
+        None
+    }
+}
+
 /// Puts the checkpoint in place of `D/rocksdb`. Each rename is atomic; a crash between them
-/// is finished by running it again.
+/// is finished by running it again. A directory that was in the original layout gets it
+/// back: `D/rocksdb` and everything else the migration added are removed, leaving the
+/// original files exactly as they were.
 pub fn roll_back(dir: &DataDir) -> Result<()> {
+    if has_original(dir) {
+        return roll_back_to_original(dir);
+    }
     let (cp, trash, live) = (path(dir), trash(dir), dir.rocksdb());
     if cp.exists() {
         if live.exists() {
@@ -87,6 +116,26 @@ pub fn roll_back(dir: &DataDir) -> Result<()> {
     remove_tree(&trash)?;
     remove_empty(&root(dir));
     Ok(())
+}
+
+fn roll_back_to_original(dir: &DataDir) -> Result<()> {
+    let (trash, live) = (trash(dir), dir.rocksdb());
+    if live.exists() {
+        crate::fs::create_dir_durable(&root(dir))?;
+        remove_tree(&trash)?;
+        // One rename: from here the directory is the original again.
+        std::fs::rename(&live, &trash).map_err(|e| CoreError::io(&live, e))?;
+        sync_dir(dir.root())?;
+        crate::fail::point("migrate.rollback");
+    }
+    remove_tree(&dir.root().join("rocksdb.tmp"))?;
+    remove_tree(&root(dir))?;
+    // The lock file and the jobs folder exist only since the migration (the original engine
+    // used neither); the lock is still held by this process until it exits.
+    let _ = std::fs::remove_dir(dir.cancel_requests());
+    let _ = std::fs::remove_dir(dir.root().join("jobs"));
+    crate::fs::remove_file_durable(&dir.pidfile())?;
+    sync_dir(dir.root())
 }
 
 /// Deletes the checkpoint.

@@ -17,6 +17,8 @@ pub const RUN_KEY: &str = "kalamdb:migration:run";
 pub const APPLIED_PREFIX: &str = "kalamdb:migration:applied:";
 /// Written by `finalize`.
 pub const FINALIZED_KEY: &str = "kalamdb:migration:finalized";
+/// While `finalize` deletes the original engine's files from the directory's top.
+pub const FINALIZING_KEY: &str = "kalamdb:migration:finalizing";
 
 /// A run in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

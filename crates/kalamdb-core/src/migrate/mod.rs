@@ -11,6 +11,9 @@
 //!   read ([`steps`]). Row data is never rewritten.
 //! - [`rollback`] swaps the checkpoint back in; [`finalize`] deletes it and what the old
 //!   engine left behind.
+//! - A directory in the original engine's layout (the RocksDB directory itself, as the
+//!   operator has it) is taken as given: `apply` nests it first ([`layout`]), or copies it
+//!   into a new data directory with `--to`.
 
 mod checkpoint;
 pub mod descriptors;
@@ -18,6 +21,7 @@ mod detect;
 mod image;
 mod infer;
 mod journal;
+mod layout;
 mod steps;
 mod upgrade_check;
 
@@ -33,10 +37,11 @@ pub use descriptors::Descriptor;
 pub use detect::Generation;
 pub use image::Invalid;
 pub use journal::AppliedRecord;
+pub use layout::LayoutPlan;
 pub use steps::{Leftovers, StepReport};
 pub use upgrade_check::{Check, UpgradeCheck, upgrade_check};
 
-use crate::data_dir::{DataDir, DirLock};
+use crate::data_dir::{DataDir, DirLock, Layout};
 use crate::jobs::{self, Job, Observer, job_type};
 use crate::{CoreError, Engine, Result};
 use detect::Unrecognised;
@@ -88,8 +93,11 @@ pub struct Status {
     pub format_version: Option<u32>,
     pub written_by: Option<String>,
     pub applied: Vec<AppliedStatus>,
+    /// In the original engine's layout: the conversion `apply` does first.
+    pub layout: Option<LayoutPlan>,
     pub pending: Vec<StepRef>,
-    /// The pre-migration checkpoint, while `rollback` can use it.
+    /// What `rollback` returns to (the pre-migration checkpoint, or the original files),
+    /// while it can.
     pub checkpoint: Option<String>,
     pub finalized_at: Option<i64>,
     /// What to run next.
@@ -110,6 +118,8 @@ pub struct PlannedStep {
 pub struct Plan {
     pub data_dir: String,
     pub generation: Option<Generation>,
+    /// In the original engine's layout: the conversion `apply` does first.
+    pub layout: Option<LayoutPlan>,
     pub steps: Vec<PlannedStep>,
     /// Records no step can convert; `apply` refuses unless `--skip-invalid`.
     pub invalid: usize,
@@ -123,6 +133,8 @@ pub struct ApplyOptions {
     pub plan_hash: Option<String>,
     pub skip_invalid: bool,
     pub observer: Option<Observer>,
+    /// Migrate a copy in this new directory, leaving the original untouched.
+    pub to: Option<std::path::PathBuf>,
 }
 
 /// `kalamctl migrate apply`.
@@ -132,6 +144,10 @@ pub struct ApplyReport {
     /// `applied`, or `up_to_date` when there was nothing to do.
     pub state: &'static str,
     pub generation: Option<Generation>,
+    /// Whether the original engine's layout was nested first (in place).
+    pub nested: bool,
+    /// With `--to`: the original, untouched.
+    pub copied_from: Option<String>,
     pub job_id: Option<String>,
     /// Whether this run continued one that had stopped part-way.
     pub resumed: bool,
@@ -148,6 +164,8 @@ impl ApplyReport {
             data_dir,
             state: "up_to_date",
             generation: None,
+            nested: false,
+            copied_from: None,
             job_id: None,
             resumed: false,
             steps: Vec::new(),
@@ -173,6 +191,8 @@ struct Opened {
     storage: Storage,
     image: Image,
     lock: Option<DirLock>,
+    /// In the original engine's layout (opened read-only at its top).
+    original: bool,
 }
 
 /// Where a directory stands.
@@ -193,27 +213,49 @@ fn open(root: &std::path::Path, who: Option<&str>) -> Result<Opened> {
             dir.root().display()
         )));
     }
-    dir.check_is_database()?;
+    dir.check_holds_database()?;
+    let original = dir.layout() == Layout::Original;
+    if original && who.is_some() {
+        // The original files are never opened for writing: `apply` nests them first.
+        return Err(not_migrated(&dir));
+    }
     let lock = who.map(|w| DirLock::acquire(&dir, w)).transpose()?;
     let mode = if lock.is_some() {
         OpenMode::ReadWrite
     } else {
         OpenMode::ReadOnly
     };
-    let mut storage = Storage::open(&dir.rocksdb(), mode)?;
+    let db = dir.database();
+    let mut storage = Storage::open(&db, mode)?;
     storage.set_sync_writes(true);
-    let image = Image::load(&storage, &dir.rocksdb())?;
+    let image = Image::load(&storage, &db)?;
     Ok(Opened {
         dir,
         storage,
         image,
         lock,
+        original,
     })
+}
+
+fn not_migrated(dir: &DataDir) -> CoreError {
+    let path = dir.root().display();
+    CoreError::Conflict(format!(
+        "{path} is not migrated yet; run `kalamctl migrate apply --data-dir {path}` first"
+    ))
 }
 
 impl Opened {
     fn path(&self) -> String {
         self.dir.root().display().to_string()
+    }
+
+    /// The conversion of the original layout, if the directory is in it.
+    fn layout(&self) -> Result<Option<LayoutPlan>> {
+        if !self.original {
+            return Ok(None);
+        }
+        layout::plan(&self.dir, &layout::location_dirs(&self.image)).map(Some)
     }
 
     fn standing(&self) -> Result<Standing> {
@@ -365,10 +407,8 @@ pub fn status(root: &std::path::Path) -> Result<Status> {
             },
         })
         .collect();
-    let checkpoint = checkpoint::path(&o.dir);
-    let checkpoint = checkpoint
-        .exists()
-        .then(|| checkpoint.display().to_string());
+    let checkpoint = checkpoint::rollback_target(&o.dir);
+    let layout = o.layout()?;
     let finalized_at = journal::finalized(&o.image).map(|f| f.at);
     let path = o.path();
     let (state, generation, marker, pending_steps, next) = match o.standing()? {
@@ -396,9 +436,14 @@ pub fn status(root: &std::path::Path) -> Result<Status> {
                 ),
                 None => (
                     "pending",
-                    format!(
-                        "review `kalamctl migrate plan --data-dir {path}`, then run `kalamctl migrate apply --data-dir {path}`"
-                    ),
+                    match layout.as_ref().and_then(|l| l.blocked.as_ref()) {
+                        Some(why) => format!(
+                            "review `kalamctl migrate plan --data-dir {path}`; {path} cannot be migrated in place ({why}), so run `kalamctl migrate apply --data-dir {path} --to NEW_DIR`"
+                        ),
+                        None => format!(
+                            "review `kalamctl migrate plan --data-dir {path}`, then run `kalamctl migrate apply --data-dir {path}`"
+                        ),
+                    },
                 ),
             };
             (
@@ -417,6 +462,7 @@ pub fn status(root: &std::path::Path) -> Result<Status> {
         format_version: marker.as_ref().map(|m| m.format_version),
         written_by: marker.map(|m| m.written_by),
         applied: applied_status,
+        layout,
         pending: pending_steps,
         checkpoint,
         finalized_at,
@@ -429,6 +475,7 @@ fn has_g1_leftovers(o: &Opened) -> bool {
         .iter()
         .any(|(cf, _)| o.image.all_cfs.contains(*cf))
         || o.dir.rocksdb().join("conf").exists()
+        || checkpoint::has_original(&o.dir)
 }
 
 /// `kalamctl migrate plan`: read-only.
@@ -440,6 +487,7 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
             return Ok(Plan {
                 data_dir: path,
                 generation: None,
+                layout: None,
                 steps: Vec::new(),
                 invalid: 0,
                 hash: plan_hash(&o.image, Generation::G3, &[]),
@@ -460,6 +508,7 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
     Ok(Plan {
         data_dir: path,
         generation: Some(origin),
+        layout: o.layout()?,
         invalid: steps.iter().map(|s| s.report.invalid.len()).sum(),
         hash: run
             .map(|r| r.plan_hash)
@@ -474,7 +523,7 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
 /// (unrecognised, mixed or newer directory, invalid records, a changed plan) opens nothing
 /// for writing, not even the lock file. The read-write run then checks that the directory
 /// still plans the same.
-pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> {
+pub fn apply(root: &std::path::Path, mut opts: ApplyOptions) -> Result<ApplyReport> {
     let started = Instant::now();
     let decided = plan(root)?;
     if let Some(expected) = &opts.plan_hash
@@ -503,6 +552,16 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
             ),
         });
     }
+    if let Some(to) = opts.to.take() {
+        return apply_to(root, &to, decided.hash, opts);
+    }
+    let nested = match &decided.layout {
+        Some(layout) => {
+            nest_in_place(root, layout)?;
+            true
+        }
+        None => false,
+    };
     let opts = ApplyOptions {
         plan_hash: Some(decided.hash),
         ..opts
@@ -557,7 +616,11 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
                     ),
                 });
             }
-            checkpoint::create(&o.storage, &o.dir)?;
+            // A directory nested from the original layout keeps its original files at its
+            // top: they are the way back.
+            if !checkpoint::has_original(&o.dir) {
+                checkpoint::create(&o.storage, &o.dir)?;
+            }
             crate::fail::point("migrate.checkpoint");
             let run = RunRecord {
                 job_id: format!("{}-{}", job_type::MIGRATION, uuid::Uuid::now_v7().simple()),
@@ -593,13 +656,77 @@ pub fn apply(root: &std::path::Path, opts: ApplyOptions) -> Result<ApplyReport> 
         data_dir: path,
         state: "applied",
         generation: Some(origin),
+        nested,
+        copied_from: None,
         job_id: Some(run.job_id),
         resumed,
         steps,
         skipped_invalid: skipped,
-        checkpoint: Some(checkpoint::path(&o.dir).display().to_string()),
-        duration_ms: started.elapsed().as_millis() as u64,
+        checkpoint: checkpoint::rollback_target(&o.dir),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// Nests a directory in the original engine's layout, in place, under the lock.
+fn nest_in_place(root: &std::path::Path, plan: &LayoutPlan) -> Result<()> {
+    let dir = DataDir::new(root);
+    let path = dir.root().display();
+    if let Some(why) = &plan.blocked {
+        return Err(CoreError::Conflict(format!(
+            "{path} is in the original engine's layout and {why}; migrate a copy into a new data directory instead, leaving it untouched: `kalamctl migrate apply --data-dir {path} --to NEW_DIR`"
+        )));
+    }
+    layout::check_not_open(&dir, dir.root())?;
+    let _lock = DirLock::acquire(&dir, "kalamctl migrate apply")?;
+    // Another run may have nested it meanwhile.
+    if dir.layout() == Layout::Original {
+        layout::nest(&dir)?;
+    }
+    Ok(())
+}
+
+/// `apply --to NEW`: copies the legacy directory into `to` (or goes on with a copy a killed
+/// run made there) and migrates the copy. The original is only read.
+fn apply_to(
+    root: &std::path::Path,
+    to: &std::path::Path,
+    hash: String,
+    opts: ApplyOptions,
+) -> Result<ApplyReport> {
+    let (src, dst) = (DataDir::new(root), DataDir::new(to));
+    let source = root.canonicalize().map_err(|e| CoreError::io(root, e))?;
+    let target = std::path::absolute(to).map_err(|e| CoreError::io(to, e))?;
+    if target.starts_with(&source) {
+        return Err(CoreError::InvalidInput(format!(
+            "--to {} is inside {}; pick a directory outside the original",
+            to.display(),
+            root.display()
+        )));
+    }
+    let plan_hash = match layout::target(&src, &dst)? {
+        // The copy's journal holds the plan it started from.
+        layout::Target::Copied => None,
+        fresh_or_partial => {
+            if matches!(fresh_or_partial, layout::Target::Partial) {
+                layout::discard_partial(&dst)?;
+            }
+            layout::check_not_open(&src, &src.database())?;
+            let dirs = layout::location_dirs(&open(root, None)?.image);
+            layout::copy_to(&src, &dst, &dirs)?;
+            Some(hash)
+        }
+    };
+    let mut report = apply(
+        to,
+        ApplyOptions {
+            plan_hash,
+            skip_invalid: opts.skip_invalid,
+            observer: opts.observer,
+            to: None,
+        },
+    )?;
+    report.copied_from = Some(root.display().to_string());
+    Ok(report)
 }
 
 /// The migration's job row: the one a stopped run wrote, or a new one.
@@ -739,24 +866,39 @@ pub fn rollback(root: &std::path::Path) -> Result<Cleanup> {
     let dir = DataDir::new(root);
     let path = dir.root().display().to_string();
     if !dir.root().is_dir() {
-        dir.check_is_database()?;
+        dir.check_holds_database()?;
+    }
+    // Refused before the lock: nothing, not even the lock file, is written to a directory
+    // with nothing to roll back (an original layout stays exactly as it is).
+    let nothing = |dir: &DataDir| match dir.check_holds_database() {
+        Err(e) => e,
+        Ok(()) => CoreError::NotFound(format!(
+            "{path} has no migration checkpoint to roll back to (never migrated here, or finalized)"
+        )),
+    };
+    if checkpoint::rollback_state(&dir) == checkpoint::RollbackState::Nothing {
+        return Err(nothing(&dir));
     }
     let _lock = DirLock::acquire(&dir, "kalamctl migrate rollback")?;
-    let state = checkpoint::rollback_state(&dir);
-    if state == checkpoint::RollbackState::Nothing {
-        dir.check_is_database()?;
-        return Err(CoreError::NotFound(format!(
-            "{path} has no migration checkpoint to roll back to (never migrated here, or finalized)"
-        )));
+    if checkpoint::rollback_state(&dir) == checkpoint::RollbackState::Nothing {
+        return Err(nothing(&dir));
     }
+    let original = checkpoint::has_original(&dir);
     checkpoint::roll_back(&dir)?;
     Ok(Cleanup {
         data_dir: path,
         state: "rolled_back",
-        removed: vec![format!(
-            "{} (the migrated database; the checkpoint took its place)",
-            dir.rocksdb().display()
-        )],
+        removed: vec![if original {
+            format!(
+                "{} (the migrated database; the original engine's files at the top are as they were)",
+                dir.rocksdb().display()
+            )
+        } else {
+            format!(
+                "{} (the migrated database; the checkpoint took its place)",
+                dir.rocksdb().display()
+            )
+        }],
     })
 }
 
@@ -778,13 +920,38 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
     let path = o.path();
     match o.standing()? {
         Standing::Current(_) => {}
-        Standing::Legacy { .. } => {
-            return Err(CoreError::Conflict(format!(
-                "{path} is not migrated yet; run `kalamctl migrate apply --data-dir {path}` first"
-            )));
-        }
+        Standing::Legacy { .. } => return Err(not_migrated(&o.dir)),
     }
+    // A copy made by `--to` leaves the original's files alone.
+    let inside_only = inside_only || layout::is_copy(&o.dir);
     let mut removed = Vec::new();
+    if checkpoint::has_original(&o.dir)
+        || o.image.kalamdb_keys.contains_key(journal::FINALIZING_KEY)
+    {
+        // Recorded first: a finalize killed part-way finishes the deletion when run again,
+        // though the files left no longer form a database.
+        let mut batch = Batch::new();
+        journal::put(&mut batch, journal::FINALIZING_KEY, &true)?;
+        o.storage.write(batch)?;
+        let mut files = layout::original_files(&o.dir)?;
+        // CURRENT first: without it what remains is no database, never taken for the original.
+        files.sort_by_key(|f| f.file_name().is_none_or(|n| n != "CURRENT"));
+        for (i, file) in files.into_iter().enumerate() {
+            if file.is_dir() {
+                checkpoint::remove_tree(&file)?;
+            } else if i == 0 {
+                crate::fs::remove_file_durable(&file)?;
+            } else {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(CoreError::io(&file, e)),
+                }
+            }
+            removed.push(file.display().to_string());
+        }
+        checkpoint::sync_dir(o.dir.root())?;
+    }
     let leftovers: Vec<Leftovers> = journal::applied(&o.image)
         .into_iter()
         .map(|a| a.leftovers)
@@ -867,6 +1034,10 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
             removed: removed.clone(),
         },
     )?;
+    batch.delete(
+        kalamdb_store::DEFAULT_CF,
+        journal::FINALIZING_KEY.as_bytes(),
+    );
     o.storage.write(batch)?;
     Ok(Cleanup {
         data_dir: path,

@@ -36,7 +36,8 @@ pub fn upgrade_check(
     skip_invalid: bool,
 ) -> Result<UpgradeCheck> {
     let dir = DataDir::new(root);
-    dir.check_is_database()?;
+    dir.check_holds_database()?;
+    super::layout::check_not_open(&dir, &dir.database())?;
     if let Some(holder) = DirLock::holder(&dir)? {
         return Err(CoreError::Locked {
             path: root.display().to_string(),
@@ -73,7 +74,7 @@ pub fn upgrade_check(
         ok: false,
         checks: Vec::new(),
     };
-    let result = run_checks(root, &copy, skip_invalid, &mut report);
+    let result = run_checks(&dir, &copy, skip_invalid, &mut report);
     report.ok = result.is_ok() && report.checks.iter().all(|c| c.ok);
     if let Err(e) = result {
         report.checks.push(Check {
@@ -91,16 +92,15 @@ pub fn upgrade_check(
 }
 
 fn run_checks(
-    root: &Path,
+    dir: &DataDir,
     copy: &Path,
     skip_invalid: bool,
     report: &mut UpgradeCheck,
 ) -> Result<()> {
-    // SST and Parquet files are never written in place: links are safe and cheap.
-    checkpoint::copy_tree(root, copy, &|p| {
-        p.extension().is_some_and(|e| e == "sst" || e == "parquet")
-    })?;
-    let _ = std::fs::remove_file(copy.join("kalamdb.pid"));
+    // In either layout: the database nested in the copy, the locations' folders beside it
+    // (SST and Parquet files hard-linked: never written in place).
+    let dirs = super::layout::location_dirs(&super::open(dir.root(), None)?.image);
+    super::layout::copy_to(dir, &DataDir::new(copy), &dirs)?;
     report.checks.push(Check {
         name: "copy",
         ok: true,
@@ -190,15 +190,20 @@ fn run_checks(
     Ok(())
 }
 
-/// A scratch directory next to the original (same file system, so links work).
+/// A scratch directory next to the original (same file system, so links work), or in the
+/// system's temporary directory where the original's parent is not writable.
 fn tempfile_dir(root: &Path) -> Result<PathBuf> {
-    let parent = root
+    let name = format!(".kalamdb-upgrade-check-{}", uuid::Uuid::now_v7().simple());
+    let beside = root
         .canonicalize()
         .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(std::env::temp_dir);
-    let name = format!(".kalamdb-upgrade-check-{}", uuid::Uuid::now_v7().simple());
-    let path = parent.join(name);
+        .and_then(|p| p.parent().map(|parent| parent.join(&name)));
+    if let Some(path) = beside
+        && std::fs::create_dir(&path).is_ok()
+    {
+        return Ok(path);
+    }
+    let path = std::env::temp_dir().join(name);
     std::fs::create_dir_all(&path).map_err(|e| CoreError::io(&path, e))?;
     Ok(path)
 }

@@ -1122,3 +1122,37 @@ fn a_wrong_path_gets_the_fix_for_what_it_holds() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("kalamctl init"), "{}", run.stderr);
 }
+
+#[test]
+fn a_finalize_killed_while_deleting_the_original_files_finishes_when_run_again() {
+    let db = Legacy::new(Generation::G2);
+    assert_eq!(db.migrate(&["apply"]).code, 0);
+    let run = db.migrate_env(
+        &["finalize"],
+        &[("FAILPOINTS", "migrate.finalize.original=return")],
+    );
+    assert_eq!(run.code, -1, "{}", run.stderr);
+    // Killed after CURRENT went: what is left is no database, and the rest is still there.
+    assert!(!db.dir.join("CURRENT").exists());
+    assert!(
+        common::files_under(&db.dir)
+            .iter()
+            .any(|f| !f.contains('/') && f.ends_with(".sst")),
+        "the kill landed before the SST files were deleted"
+    );
+    // Rollback is no longer possible; the migrated directory works; finalize finishes.
+    let status = db.migrate(&["status"]).json();
+    assert!(status["checkpoint"].is_null(), "{status}");
+    assert_eq!(db.migrate(&["finalize"]).code, 0);
+    let top: Vec<String> = common::files_under(&db.dir)
+        .into_iter()
+        .filter(|f| !f.contains('/'))
+        .collect();
+    assert_eq!(
+        top,
+        ["kalamdb.pid"],
+        "only the lock file is left at the top"
+    );
+    let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}

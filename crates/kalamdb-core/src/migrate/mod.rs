@@ -941,6 +941,7 @@ fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result<Cleanup> {
                 checkpoint::remove_tree(&file)?;
             } else if i == 0 {
                 crate::fs::remove_file_durable(&file)?;
+                crate::fail::point("migrate.finalize.original");
             } else {
                 match std::fs::remove_file(&file) {
                     Ok(()) => {}

@@ -17,6 +17,8 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     kalamdb_core::fail::setup();
+    // The job types this binary runs beyond the engine's own.
+    kalamdb_core::backup::register();
     let cli = cli::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

@@ -37,6 +37,8 @@ struct Args {
 
 fn main() {
     kalamdb_core::fail::setup();
+    // The job types this binary runs beyond the engine's own.
+    kalamdb_core::backup::register();
     let args = Args::parse();
     let env = std::env::vars().collect();
     let code = match Config::load(args.config.as_deref(), &env) {

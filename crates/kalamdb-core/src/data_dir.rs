@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::process::{self, ProcessIdentity};
 use crate::{CoreError, Result};
 
 #[derive(Debug, Clone)]
@@ -191,7 +192,7 @@ impl DirLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(CoreError::io(&path, e)),
         }
-        let me = crate::jobs::this_process();
+        let me = crate::process::this_process();
         let contents = format!("{}\n{}\n{}\n", me.pid, who, me.started_at);
         file.set_len(0).map_err(|e| CoreError::io(&path, e))?;
         file.seek(SeekFrom::Start(0))
@@ -203,18 +204,11 @@ impl DirLock {
     }
 }
 
-/// The process holding a data directory's lock: pid and start time (epoch ms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Holder {
-    pub pid: u32,
-    pub started_at: i64,
-}
-
 impl DirLock {
     /// The live process the pidfile names, if any. Reads the pidfile without locking it, so
     /// probing never makes a starting kalamd see the directory as locked; a pidfile whose
     /// process is gone names nobody.
-    pub fn holder(dir: &DataDir) -> Result<Option<Holder>> {
+    pub fn holder(dir: &DataDir) -> Result<Option<ProcessIdentity>> {
         let path = dir.pidfile();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -226,8 +220,12 @@ impl DirLock {
             return Ok(None);
         };
         let started_at = lines.nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
-        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
-        Ok(alive.then_some(Holder { pid, started_at }))
+        // The pidfile is local: its process runs on this host.
+        Ok(process::is_alive(pid).then(|| ProcessIdentity {
+            host: process::hostname(),
+            pid,
+            started_at,
+        }))
     }
 }
 

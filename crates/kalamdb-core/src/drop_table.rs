@@ -106,11 +106,55 @@ struct ResumeState {
 
 /// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
 /// After that, the only way to leave nothing behind is to finish.
-pub(crate) fn deletion_cancellable(job: &JobRecord) -> bool {
+fn deletion_cancellable(job: &JobRecord) -> bool {
     job.step
         .as_deref()
         .and_then(Step::parse)
         .is_none_or(|s| s < Step::Uncataloged)
+}
+
+/// The table-deletion job type: cancellable until the table leaves the catalog, resumable
+/// from its last step.
+pub(crate) struct TableDeletion;
+
+impl crate::jobs::JobKind for TableDeletion {
+    fn job_type(&self) -> &'static str {
+        job_type::TABLE_DELETION
+    }
+
+    fn cancel_point(&self) -> Option<&'static str> {
+        Some("before the table leaves the catalog")
+    }
+
+    fn cancel_refused(&self, job: &JobRecord) -> Option<String> {
+        (!deletion_cancellable(job)).then(|| {
+            format!(
+                "{} is already out of the catalog, and stopping now would leave its data behind; finish it with `kalamctl jobs resume {}`",
+                job.table_name, job.job_id
+            )
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        engine: &'a Engine,
+        job: JobRecord,
+        observer: Option<Observer>,
+        interrupt: Option<&'static std::sync::atomic::AtomicBool>,
+    ) -> Option<crate::jobs::KindFuture<'a, crate::jobs::Resumed>> {
+        Some(Box::pin(async move {
+            let report = engine
+                .resume_table_deletion(job, observer, interrupt)
+                .await?;
+            Ok(crate::jobs::Resumed {
+                summary: format!(
+                    "{} dropped ({} file(s), {} bytes freed)",
+                    report.table, report.files_deleted, report.bytes_freed
+                ),
+                report: serde_json::to_value(&report).unwrap_or_default(),
+            })
+        }))
+    }
 }
 
 impl Engine {
@@ -169,7 +213,7 @@ impl Engine {
     }
 
     /// Finishes a paused deletion job from the step after its last completed one.
-    pub(crate) async fn resume_table_deletion(
+    async fn resume_table_deletion(
         &self,
         record: JobRecord,
         observer: Option<Observer>,

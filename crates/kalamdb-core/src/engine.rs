@@ -8,7 +8,8 @@ use kalamdb_sql::{FormatState, KalamSql};
 use kalamdb_store::{OpenMode, SharedTableStore, Storage, StreamTableStore, UserTableStore};
 
 use crate::catalog::Catalog;
-use crate::data_dir::{DataDir, DirLock, Holder};
+use crate::data_dir::{DataDir, DirLock};
+use crate::process::ProcessIdentity;
 use crate::{CoreError, Result, jobs};
 
 /// How to open a data directory.
@@ -185,6 +186,7 @@ impl Engine {
     }
 
     fn assemble(dir: DataDir, storage: Storage, lock: Option<DirLock>) -> Engine {
+        register_job_kinds();
         let sql = KalamSql::new(storage.clone());
         Engine {
             inner: Arc::new(Inner {
@@ -241,13 +243,9 @@ impl Engine {
     }
 
     /// The live process holding the directory's lock: this one when opened read-write.
-    pub fn lock_holder(&self) -> Result<Option<Holder>> {
+    pub fn lock_holder(&self) -> Result<Option<ProcessIdentity>> {
         if self.holds_lock() {
-            let me = jobs::this_process();
-            return Ok(Some(Holder {
-                pid: me.pid,
-                started_at: me.started_at,
-            }));
+            return Ok(Some(crate::process::this_process()));
         }
         DirLock::holder(&self.inner.dir)
     }
@@ -279,6 +277,12 @@ impl Engine {
             .or_default()
             .clone()
     }
+}
+
+/// The job types the engine itself runs and knows how to cancel or resume.
+fn register_job_kinds() {
+    static TABLE_DELETION: crate::drop_table::TableDeletion = crate::drop_table::TableDeletion;
+    jobs::register(&TABLE_DELETION);
 }
 
 fn check_format(dir: &DataDir, sql: &KalamSql) -> Result<()> {

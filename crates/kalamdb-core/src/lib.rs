@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod limits;
 pub mod maintenance;
 pub mod migrate;
+pub mod process;
 pub mod providers;
 mod result;
 mod session;

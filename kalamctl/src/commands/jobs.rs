@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{block_on, open_offline, who};
 use crate::cli::{Cli, Format, JobsCommand, StatusArg};
 use crate::exit::{CliError, ExitCode};
-use crate::output::{human_bytes, human_time, print_json, render_pairs, render_rows};
+use crate::output::{human_time, print_json, render_pairs, render_rows};
 use crate::progress::job_bar;
 
 pub fn run(cli: &Cli, dir: &Path, command: &JobsCommand) -> Result<ExitCode, CliError> {
@@ -164,16 +164,11 @@ fn resume(cli: &Cli, dir: &Path, id: &str) -> Result<ExitCode, CliError> {
             }
             Format::Table => {}
         },
-        ResumeOutcome::Finished { job, report } => match cli.format {
+        ResumeOutcome::Finished { job, resumed } => match cli.format {
             Format::Json => print_json(
-                &json!({"job_id": id, "outcome": "finished", "job": job, "report": report}),
+                &json!({"job_id": id, "outcome": "finished", "job": job, "report": resumed.report}),
             ),
-            Format::Table if !cli.quiet => println!(
-                "job {id} finished: {} dropped ({} file(s), {} freed)",
-                report.table,
-                report.files_deleted,
-                human_bytes(report.bytes_freed)
-            ),
+            Format::Table if !cli.quiet => println!("job {id} finished: {}", resumed.summary),
             Format::Table => {}
         },
     }

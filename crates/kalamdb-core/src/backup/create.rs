@@ -70,6 +70,7 @@ impl Engine {
     /// Opens (or creates) the repository, takes its writer lock and records the `backup` job.
     /// Errors here change nothing but the repository's creation.
     pub fn begin_backup(&self, options: CreateOptions) -> Result<Started> {
+        super::register();
         if self.storage().is_read_only() {
             return Err(CoreError::InvalidInput(
                 "a backup needs the database open read-write (it records a job row)".into(),
@@ -162,7 +163,7 @@ impl Started {
             source: Source {
                 data_dir: self.root.display().to_string(),
                 db_identity: identity,
-                host: crate::jobs::hostname(),
+                host: crate::process::hostname(),
             },
             job_id: self.job.id().to_string(),
             parent: parent.as_ref().map(|p| p.id),

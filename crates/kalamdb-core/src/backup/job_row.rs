@@ -1,16 +1,45 @@
-//! A backup's job row as its repository proves it: a backup whose manifest was committed is
-//! complete, even when its process died before it could record that.
+//! The `backup` job type: cancellable between files, and, when its process died, settled by
+//! what its repository proves (a backup whose manifest was committed is complete).
 
 use kalamdb_sql::{JobRecord, JobStatus};
 use serde_json::json;
 
 use super::manifest::Manifest;
 use super::repo::Repo;
-use crate::jobs::job_type;
+use crate::jobs::{JobKind, job_type};
+
+/// The `backup` job type.
+pub struct BackupJob;
+
+impl JobKind for BackupJob {
+    fn job_type(&self) -> &'static str {
+        job_type::BACKUP
+    }
+
+    fn cancel_point(&self) -> Option<&'static str> {
+        Some("between files, before the manifest is written")
+    }
+
+    fn settle_orphan(&self, job: &mut JobRecord) -> bool {
+        match committed(job) {
+            Some(manifest) => {
+                mark_completed(job, &manifest);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Registers the backup job type (see [`crate::jobs::JobKind`]).
+pub fn register() {
+    static BACKUP: BackupJob = BackupJob;
+    crate::jobs::register(&BACKUP);
+}
 
 /// The manifest that `job`, a `backup` job (parameters: repository, backup id), committed,
 /// if its repository holds it under the job's id.
-pub(crate) fn committed(job: &JobRecord) -> Option<Manifest> {
+fn committed(job: &JobRecord) -> Option<Manifest> {
     if job.job_type != job_type::BACKUP {
         return None;
     }
@@ -26,7 +55,7 @@ pub(crate) fn committed(job: &JobRecord) -> Option<Manifest> {
 }
 
 /// Rewrites `job` as the completed job that committed `manifest`.
-pub(crate) fn mark_completed(job: &mut JobRecord, manifest: &Manifest) {
+pub(super) fn mark_completed(job: &mut JobRecord, manifest: &Manifest) {
     job.status = JobStatus::Completed;
     job.end_time = Some(manifest.completed_at);
     job.heartbeat_at = Some(manifest.completed_at);

@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use serde::Serialize;
 
 pub use create::{CreateOptions, CreateReport, Started, check_repository};
-pub(crate) use job_row::{committed, mark_completed};
+pub use job_row::register;
 pub use manifest::{FileEntry, Manifest, TableRows};
 pub use restore::{RestoreOptions, RestoreReport, restore};
 pub use transfer::{Observer, Phase, Transfer};

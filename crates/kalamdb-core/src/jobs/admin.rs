@@ -3,9 +3,8 @@
 use kalamdb_sql::{JobRecord, JobStatus};
 use kalamdb_store::now_ms;
 
-use super::{CancelRequests, Observer, describe_owner, effective, job_type};
-use crate::drop_table::deletion_cancellable;
-use crate::{CoreError, DropReport, Engine, Result};
+use super::{CancelRequests, Observer, Resumed, describe_owner, effective};
+use crate::{CoreError, Engine, Result};
 
 /// Which jobs to list. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +39,7 @@ pub enum CancelOutcome {
 pub enum ResumeOutcome {
     Finished {
         job: JobRecord,
-        report: DropReport,
+        resumed: Resumed,
     },
     /// It had completed already: nothing to do.
     AlreadyCompleted(JobRecord),
@@ -54,7 +53,7 @@ impl Engine {
         let (jobs, _) = self.sql().jobs().scan_lenient()?;
         let mut jobs: Vec<JobRecord> = jobs
             .into_iter()
-            .map(|j| effective(j, holder))
+            .map(|j| effective(j, holder.as_ref()))
             .filter(|j| filter.matches(j))
             .collect();
         jobs.sort_by(|a, b| {
@@ -72,7 +71,7 @@ impl Engine {
                 "no job '{id}'; list them with `kalamctl jobs list`"
             ))
         })?;
-        Ok(effective(job, self.lock_holder()?))
+        Ok(effective(job, self.lock_holder()?.as_ref()))
     }
 
     /// Cancels a job cooperatively. A job running in a live process (kalamd) is asked to stop
@@ -85,17 +84,17 @@ impl Engine {
                 job.status
             )));
         }
-        let Some(safe_point) = super::cancel_point(&job.job_type) else {
+        let kind = super::kind(&job.job_type);
+        let Some(safe_point) = kind.and_then(|k| k.cancel_point()) else {
             return Err(CoreError::Conflict(format!(
                 "job {id} is a {} job, which has no safe point to stop at: it runs to its end on its own; nothing was changed",
                 job.job_type
             )));
         };
         tracing::debug!(job = id, safe_point, "cancel requested");
-        if job.job_type == job_type::TABLE_DELETION && !deletion_cancellable(&job) {
+        if let Some(why) = kind.and_then(|k| k.cancel_refused(&job)) {
             return Err(CoreError::Conflict(format!(
-                "job {id} can no longer be cancelled: {} is already out of the catalog, and stopping now would leave its data behind; finish it with `kalamctl jobs resume {id}`",
-                job.table_name
+                "job {id} can no longer be cancelled: {why}"
             )));
         }
         match job.status {
@@ -131,13 +130,7 @@ impl Engine {
         let job = self.job(id)?;
         match job.status {
             JobStatus::Completed => return Ok(ResumeOutcome::AlreadyCompleted(job)),
-            JobStatus::Paused if job.job_type == job_type::TABLE_DELETION => {}
-            JobStatus::Paused => {
-                return Err(CoreError::Conflict(format!(
-                    "job {id} is a {} job, which this build cannot resume",
-                    job.job_type
-                )));
-            }
+            JobStatus::Paused => {}
             JobStatus::Running | JobStatus::Cancelling => {
                 return Err(CoreError::Conflict(format!(
                     "job {id} is {} in {}; it needs no resuming",
@@ -155,9 +148,17 @@ impl Engine {
                 )));
             }
         }
-        let report = self.resume_table_deletion(job, observer, interrupt).await?;
+        let job_type = job.job_type.clone();
+        let Some(resuming) =
+            super::kind(&job_type).and_then(|k| k.resume(self, job, observer, interrupt))
+        else {
+            return Err(CoreError::Conflict(format!(
+                "job {id} is a {job_type} job, which this build cannot resume"
+            )));
+        };
+        let resumed = resuming.await?;
         let job = self.job(id)?;
-        Ok(ResumeOutcome::Finished { job, report })
+        Ok(ResumeOutcome::Finished { job, resumed })
     }
 
     /// Finishes every paused job (kalamd does this at startup). Returns each job's id with

@@ -8,23 +8,26 @@
 
 mod admin;
 mod cancel;
+mod kinds;
 mod reconcile;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use kalamdb_sql::{JobOwner, JobProgress, JobRecord, JobStatus, KalamSql};
+use kalamdb_sql::{JobProgress, JobRecord, JobStatus, KalamSql};
 use kalamdb_store::{Batch, now_ms};
 use serde_json::Value;
 
+use crate::process::this_process;
 use crate::{CoreError, Engine, Result};
 
 pub use admin::{CancelOutcome, JobFilter, ResumeOutcome};
 pub use cancel::CancelRequests;
+pub use kinds::{JobKind, KindFuture, Resumed, cancel_point, kind, register};
 pub use reconcile::{ABANDONED, describe_owner, effective, reconcile};
 
-/// Job types this build writes.
+/// The names of the job types this build writes (each type's [`JobKind`] lives with it).
 pub mod job_type {
     pub const FLUSH: &str = "flush";
     pub const TABLE_DELETION: &str = "table_deletion";
@@ -36,40 +39,11 @@ pub mod job_type {
     pub const RESTORE: &str = "restore";
 }
 
-/// Where a job of type `kind` stops when it is cancelled, or `None` for a type that has no
-/// safe point and always runs to its end (flush, eviction, retention, migration, restore).
-pub fn cancel_point(kind: &str) -> Option<&'static str> {
-    match kind {
-        job_type::TABLE_DELETION => Some("before the table leaves the catalog"),
-        job_type::BACKUP => Some("between files, before the manifest is written"),
-        _ => None,
-    }
-}
-
 /// Called with the job's row each time it reports progress (a progress bar, say).
 pub type Observer = Arc<dyn Fn(&JobRecord) + Send + Sync>;
 
 /// How often progress reaches `system.jobs` (the observer sees every report).
 const WRITE_EVERY: Duration = Duration::from_millis(250);
-
-/// This process, as a job owner.
-pub fn this_process() -> JobOwner {
-    static STARTED: OnceLock<i64> = OnceLock::new();
-    JobOwner {
-        host: hostname(),
-        pid: std::process::id(),
-        started_at: *STARTED.get_or_init(now_ms),
-    }
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
 
 /// A new running job's row, owned by this process.
 pub fn new_record(

@@ -1,31 +1,25 @@
-//! Jobs whose owner is gone. Such a job is never reported as running: a job that records
-//! its steps becomes `paused` (it can be finished), a backup whose repository holds its
-//! committed manifest becomes `completed`, any other becomes `failed`.
+//! Jobs whose owner is gone. Such a job is never reported as running: its kind may settle it
+//! ([`super::JobKind::settle_orphan`]: a backup whose manifest landed is `completed`);
+//! otherwise a job that records its steps becomes `paused` (it can be finished), any other
+//! becomes `failed`.
 
 use kalamdb_sql::{JobRecord, JobStatus, KalamSql};
 use kalamdb_store::now_ms;
 
 use super::CancelRequests;
 use crate::Result;
-use crate::data_dir::Holder;
+use crate::process::{ProcessIdentity, this_process};
 
 /// The error written into non-resumable jobs whose owner died before finishing them.
 pub const ABANDONED: &str = "abandoned";
 
-fn owned_by(job: &JobRecord, holder: Option<Holder>) -> bool {
-    match (&job.owner, holder) {
-        (Some(owner), Some(h)) => {
-            owner.pid == h.pid
-                && owner.started_at == h.started_at
-                && owner.host == super::hostname()
-        }
-        _ => false,
-    }
+fn owned_by(job: &JobRecord, holder: Option<&ProcessIdentity>) -> bool {
+    matches!((&job.owner, holder), (Some(owner), Some(h)) if owner == h)
 }
 
 /// The job as it truly stands, given the live holder of the directory's lock: a running or
 /// cancelling job whose owner is not that holder is shown as [`reconcile`] would write it.
-pub fn effective(mut job: JobRecord, holder: Option<Holder>) -> JobRecord {
+pub fn effective(mut job: JobRecord, holder: Option<&ProcessIdentity>) -> JobRecord {
     if matches!(job.status, JobStatus::Running | JobStatus::Cancelling) && !owned_by(&job, holder) {
         orphan(&mut job);
     }
@@ -41,9 +35,7 @@ pub fn describe_owner(job: &JobRecord) -> String {
 }
 
 fn orphan(job: &mut JobRecord) {
-    // A backup whose manifest landed is complete, whenever its process died.
-    if let Some(manifest) = crate::backup::committed(job) {
-        crate::backup::mark_completed(job, &manifest);
+    if super::kind(&job.job_type).is_some_and(|k| k.settle_orphan(job)) {
         return;
     }
     let who = describe_owner(job);
@@ -66,11 +58,8 @@ fn orphan(job: &mut JobRecord) {
 /// was cancelling and can resume is left paused; a cancel request file left behind by an
 /// ended job is removed. Returns the ids rewritten.
 pub fn reconcile(sql: &KalamSql, cancel: &CancelRequests) -> Result<Vec<String>> {
-    let me = super::this_process();
-    let holder = Some(Holder {
-        pid: me.pid,
-        started_at: me.started_at,
-    });
+    let me = this_process();
+    let holder = Some(&me);
     let mut changed = Vec::new();
     let (jobs, _) = sql.jobs().scan_lenient()?;
     for job in jobs {

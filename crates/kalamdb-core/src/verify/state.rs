@@ -6,7 +6,8 @@ use kalamdb_sql::{FormatState, JobStatus};
 use super::catalog::CatalogView;
 use super::{Code, Scan};
 use crate::Result;
-use crate::jobs::{describe_owner, effective, this_process};
+use crate::jobs::{describe_owner, effective};
+use crate::process::this_process;
 
 pub(crate) fn check_marker(scan: &mut Scan<'_>) -> Result<()> {
     match scan.engine.sql().format_state()? {
@@ -29,7 +30,7 @@ pub(crate) fn check_marker(scan: &mut Scan<'_>) -> Result<()> {
 pub(crate) fn check_leftovers(scan: &mut Scan<'_>, catalog: &CatalogView) -> Result<()> {
     let holder = scan.engine.lock_holder()?;
     for job in &catalog.jobs {
-        let seen = effective(job.clone(), holder);
+        let seen = effective(job.clone(), holder.as_ref());
         if seen.status != job.status {
             let owner = describe_owner(job);
             let becomes = match seen.status {

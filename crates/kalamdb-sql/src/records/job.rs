@@ -28,9 +28,10 @@ impl JobStatus {
     }
 }
 
-/// The process that runs a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobOwner {
+/// A process, as the lock file and job rows name it: host, pid and start time. The one type
+/// for "who is this process": the data directory's lock holder and a job's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
     pub host: String,
     pub pid: u32,
     /// When the owning process started, epoch milliseconds: with `pid`, names the process.
@@ -87,7 +88,7 @@ pub struct JobRecord {
     pub error_message: Option<String>,
     /// Added by format 1; absent in legacy rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<JobOwner>,
+    pub owner: Option<ProcessIdentity>,
     #[serde(
         default,
         deserialize_with = "tolerant::opt_millis",

@@ -11,7 +11,7 @@ mod table_schema;
 mod user;
 
 pub use cold_batch::{ColdBatchRecord, batch_order};
-pub use job::{JobOwner, JobProgress, JobRecord, JobStatus};
+pub use job::{JobProgress, JobRecord, JobStatus, ProcessIdentity};
 pub use live_query::LiveQueryRecord;
 pub use namespace::NamespaceRecord;
 pub use storage_location::{LocationType, StorageLocationRecord};

@@ -18,7 +18,7 @@ fn main() {
     }
     kalamdb_core::fail::setup();
     // The job types this binary runs beyond the engine's own.
-    kalamdb_core::backup::register();
+    kalamdb_backup::register();
     let cli = cli::Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

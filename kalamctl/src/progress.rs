@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use kalamdb_backup as backup;
 use kalamdb_core::JobRecord;
-use kalamdb_core::backup;
 use kalamdb_core::jobs::Observer;
 
 use crate::cli::{Cli, Format};

@@ -745,7 +745,7 @@ fn every_documented_code_has_a_test_and_a_spec_entry() {
         .expect("specs/verify.md");
     let tests = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify.rs"))
         .expect("this file");
-    for code in kalamdb_core::verify::Code::ALL {
+    for code in kalamdb_verify::Code::ALL {
         let name = code.as_str();
         assert!(
             spec.contains(&format!("`{name}`")),

@@ -38,7 +38,7 @@ struct Args {
 fn main() {
     kalamdb_core::fail::setup();
     // The job types this binary runs beyond the engine's own.
-    kalamdb_core::backup::register();
+    kalamdb_backup::register();
     let args = Args::parse();
     let env = std::env::vars().collect();
     let code = match Config::load(args.config.as_deref(), &env) {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kalamdb_core::backup::{self, CreateOptions, RestoreOptions};
+use kalamdb_backup::{self as backup, CreateOptions, RestoreOptions};
 use kalamdb_core::{Access, Engine};
 
 use crate::datagen::{create_wide_user_table, engine_with_namespace_b, fill_user_table};
@@ -52,8 +52,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
     let create = |engine: &Engine, repo: &Path| -> Result<backup::CreateReport, String> {
         // A backup blocks (it waits for flushes to finish): off the async workers.
         tokio::task::block_in_place(|| {
-            engine
-                .begin_backup(options(repo))
+            backup::begin(engine, options(repo))
                 .and_then(|s| s.run())
                 .map_err(|e| e.to_string())
         })

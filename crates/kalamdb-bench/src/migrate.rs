@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kalamdb_core::migrate::{self, ApplyOptions};
+use kalamdb_migrate::{self as migrate, ApplyOptions};
 use kalamdb_store::{Batch, OpenMode, Storage};
 
 use crate::report::emit;

@@ -77,12 +77,12 @@ fn bare_scan(engine: &Engine) -> Result<Duration, String> {
 
 fn verify(engine: &Engine) -> Result<Duration, String> {
     let started = Instant::now();
-    let report = engine
-        .verify(
-            kalamdb_core::verify::VerifyOptions::default(),
-            &|_, _, _| {},
-        )
-        .map_err(|e| e.to_string())?;
+    let report = kalamdb_verify::verify(
+        engine,
+        kalamdb_verify::VerifyOptions::default(),
+        &|_, _, _| {},
+    )
+    .map_err(|e| e.to_string())?;
     if !report.findings.is_empty() {
         return Err(format!("unexpected findings: {:?}", report.findings));
     }

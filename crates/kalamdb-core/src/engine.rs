@@ -108,7 +108,7 @@ impl Engine {
 
     /// Opens a restored copy read-write with synced writes, in the current format or the one
     /// before it (a backup taken before an upgrade; the restore migrates it next).
-    pub(crate) fn open_restored(root: &std::path::Path, who: &str) -> Result<Engine> {
+    pub fn open_restored(root: &std::path::Path, who: &str) -> Result<Engine> {
         Self::open_inner(root, Access::ReadWrite, who, true, true)
     }
 
@@ -179,7 +179,7 @@ impl Engine {
 
     /// An engine over a directory a migration holds (locked, read-write, in no particular
     /// format yet): enough to record the migration's job row.
-    pub(crate) fn for_migration(dir: DataDir, storage: Storage, lock: DirLock) -> Engine {
+    pub fn for_migration(dir: DataDir, storage: Storage, lock: DirLock) -> Engine {
         let engine = Self::assemble(dir, storage, Some(lock));
         engine.set_offline();
         engine
@@ -260,12 +260,14 @@ impl Engine {
         self.inner.ddl_lock.lock().await
     }
 
-    /// Serialises writes and flushes of one table within this process.
-    /// The cold-tier gate (see the field's comment).
-    pub(crate) fn cold_gate(&self) -> &tokio::sync::RwLock<()> {
+    /// The cold-tier gate: flushes and drops hold it shared while they change the cold tier;
+    /// a backup's snapshot holds it exclusively while it checkpoints RocksDB and links the
+    /// Parquet files, so the two agree. Taken last (`ddl_guard`, then `table_lock`, then this).
+    pub fn cold_gate(&self) -> &tokio::sync::RwLock<()> {
         &self.inner.cold_gate
     }
 
+    /// Serialises writes and flushes of one table within this process.
     pub fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .inner

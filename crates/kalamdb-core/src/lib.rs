@@ -1,14 +1,18 @@
-//! KalamDB's business logic.
+//! KalamDB's engine.
 //!
 //! [`Engine`] opens a data directory and runs SQL over it: namespaces, user, shared and
 //! stream tables, DML with soft deletes, flush from the hot tier (RocksDB) to the cold tier
-//! (Parquet), jobs, and table deletion, with queries planned and run by DataFusion over both
-//! tiers. The admin operations live here too: [`verify`], [`migrate`] and [`backup`].
+//! (Parquet), and table deletion, with queries planned and run by DataFusion over both
+//! tiers. It also holds what every long operation builds on: the data directory and its
+//! lock ([`data_dir`]), the job base layer ([`jobs`]), durable file steps ([`fs`]).
+//!
+//! The admin operations are crates of their own on top of this one: `kalamdb-verify`,
+//! `kalamdb-migrate` and `kalamdb-backup` (which registers `BACKUP DATABASE`, see
+//! [`sql::BackupHandler`]).
 //!
 //! This crate does not depend on `rocksdb`: data goes through `kalamdb-store` and metadata
 //! through `kalamdb-sql`, which share the process's one RocksDB handle.
 
-pub mod backup;
 mod blocking;
 pub mod catalog;
 pub mod checksum;
@@ -23,7 +27,6 @@ pub mod fs;
 pub mod jobs;
 pub mod limits;
 pub mod maintenance;
-pub mod migrate;
 pub mod process;
 pub mod providers;
 mod result;
@@ -31,7 +34,6 @@ mod session;
 pub mod sql;
 mod stats;
 mod table_data;
-pub mod verify;
 
 pub use drop_table::{DropOptions, DropReport};
 pub use engine::{Access, Engine};

@@ -1,4 +1,6 @@
-//! KalamDB's metadata layer.
+//! KalamDB's metadata layer: the system-table records. It runs no SQL; the name is the one the
+//! architecture KalamDB follows gives this layer (upstream's `kalamdb-sql` crate, whose key
+//! layout, "G3", legacy directories carry), so the two read alike.
 //!
 //! The seven system tables (`users`, `namespaces`, `storage_locations`, `live_queries`,
 //! `jobs`, `tables`, `table_schemas`) as typed records with get, insert, update, delete and

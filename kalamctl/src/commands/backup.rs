@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kalamdb_core::backup::{self, CreateOptions, RestoreOptions, VerifyOptions};
+use kalamdb_backup::{self as backup, CreateOptions, RestoreOptions, VerifyOptions};
 use serde_json::json;
 
 use super::{data_dir, open_offline};
@@ -57,12 +57,15 @@ fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {
         other => other,
     })?;
     let bar = bytes_bar(cli, "backing up");
-    let started = engine.begin_backup(CreateOptions {
-        repo: repo.to_path_buf(),
-        rehash,
-        observer: bar.as_ref().map(|(_, o)| o.clone()),
-        interrupt: Some(interruptible()),
-    })?;
+    let started = backup::begin(
+        &engine,
+        CreateOptions {
+            repo: repo.to_path_buf(),
+            rehash,
+            observer: bar.as_ref().map(|(_, o)| o.clone()),
+            interrupt: Some(interruptible()),
+        },
+    )?;
     let report = started.run();
     if let Some((bar, _)) = &bar {
         bar.finish_and_clear();

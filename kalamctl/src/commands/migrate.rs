@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kalamdb_core::migrate::{self, ApplyOptions, PlannedStep};
+use kalamdb_migrate::{self as migrate, ApplyOptions, PlannedStep};
 use serde_json::json;
 
 use crate::cli::{Cli, Format, MigrateCommand};

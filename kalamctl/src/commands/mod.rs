@@ -8,7 +8,7 @@ mod sql;
 mod table;
 mod verify;
 
-use kalamdb_core::verify::VerifyOptions;
+use kalamdb_verify::VerifyOptions;
 use std::future::Future;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use kalamdb_core::Engine;
-use kalamdb_core::verify::{Report, VerifyOptions};
+use kalamdb_verify::{Report, VerifyOptions};
 
 use serde_json::json;
 
@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, dir: &Path, opts: VerifyOptions) -> Result<ExitCode, CliEr
             bar.set_message(format!("column families, {} read", human_bytes(bytes)));
         }
     };
-    let report = engine.verify(opts, &progress);
+    let report = kalamdb_verify::verify(&engine, opts, &progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

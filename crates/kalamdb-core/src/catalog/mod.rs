@@ -22,7 +22,7 @@ pub const DEFAULT_LOCATION: &str = "local";
 pub const DEFAULT_LOCATION_PATH: &str = "storage";
 
 /// The `local` storage location every database has, created at `now`.
-pub(crate) fn default_location(now: i64) -> StorageLocationRecord {
+pub fn default_location(now: i64) -> StorageLocationRecord {
     StorageLocationRecord {
         location_name: DEFAULT_LOCATION.into(),
         location_type: LocationType::Filesystem,
@@ -35,7 +35,7 @@ pub(crate) fn default_location(now: i64) -> StorageLocationRecord {
 }
 
 /// The effective storage location of a table: a location name or a path template.
-pub(crate) fn location_of(t: &TableRecord) -> &str {
+pub fn location_of(t: &TableRecord) -> &str {
     match t.storage_location.trim() {
         "" => DEFAULT_LOCATION,
         l => l,
@@ -64,7 +64,7 @@ pub struct Catalog {
     dir: DataDir,
 }
 
-pub(crate) fn table_type_of(kind: TableKind) -> TableType {
+pub fn table_type_of(kind: TableKind) -> TableType {
     match kind {
         TableKind::User => TableType::User,
         TableKind::Shared => TableType::Shared,
@@ -73,7 +73,7 @@ pub(crate) fn table_type_of(kind: TableKind) -> TableType {
 }
 
 /// The kind of a data table's row; `None` for `system`.
-pub(crate) fn kind_of(table_type: TableType) -> Option<TableKind> {
+pub fn kind_of(table_type: TableType) -> Option<TableKind> {
     match table_type {
         TableType::User => Some(TableKind::User),
         TableType::Shared => Some(TableKind::Shared),

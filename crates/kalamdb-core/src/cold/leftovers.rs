@@ -16,7 +16,7 @@ use crate::{Engine, Result};
 
 /// Whether every row of `file` is in the hot tier of `ns.table` (for `user`, in a user
 /// table). A file whose rows carry no `_row_id`, or that cannot be read, is not.
-pub(crate) fn rows_all_hot(
+pub fn rows_all_hot(
     engine: &Engine,
     kind: TableKind,
     (ns, table): (&str, &str),
@@ -43,7 +43,7 @@ pub(crate) fn rows_all_hot(
 
 /// Removes the unrecorded batch files in `dir` (one user's directory of `ns.table`) whose
 /// rows are all still hot; returns them. The caller holds the table's write lock.
-pub(crate) fn reclaim(
+pub fn reclaim(
     engine: &Engine,
     kind: TableKind,
     (ns, table): (&str, &str),

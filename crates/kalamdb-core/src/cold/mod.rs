@@ -1,7 +1,7 @@
 //! The cold tier: Parquet batch files and where they live.
 
 pub mod arrow_rows;
-pub(crate) mod leftovers;
+pub mod leftovers;
 pub mod manifest;
 pub mod parquet;
 pub mod paths;

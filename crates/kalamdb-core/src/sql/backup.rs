@@ -1,12 +1,36 @@
 //! `BACKUP DATABASE TO '/repo' [DETACHED]`: an online backup by the process that has the
 //! database open (kalamd), while writes continue.
+//!
+//! The engine only parses the statement and runs it on its own thread; the backup itself is
+//! `kalamdb-backup`'s, which registers a [`BackupHandler`] (`kalamdb_backup::register`).
+//! A process that registered none answers the statement with an error saying so.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::backup::CreateOptions;
 use crate::{CoreError, Engine, QueryResult, Result};
+
+/// A backup that has started: its repository is locked and its job recorded.
+pub struct StartedBackup {
+    pub backup_id: u64,
+    pub job_id: String,
+    /// Runs it to its end on the calling thread; returns the result row's figures.
+    pub run: Box<dyn FnOnce() -> Result<Map<String, Value>> + Send>,
+}
+
+/// Starts a backup of `engine` into a repository (an absolute path).
+pub trait BackupHandler: Send + Sync {
+    fn start(&self, engine: &Engine, repository: PathBuf) -> Result<StartedBackup>;
+}
+
+static HANDLER: OnceLock<&'static dyn BackupHandler> = OnceLock::new();
+
+/// Registers the process's `BACKUP DATABASE` handler (the first registration stays).
+pub fn register_backup_handler(handler: &'static dyn BackupHandler) {
+    let _ = HANDLER.set(handler);
+}
 
 impl Engine {
     /// Starts the backup (the repository is locked and the job recorded before this
@@ -27,28 +51,24 @@ impl Engine {
                 "DETACHED needs a server: an offline backup ends with its process; drop DETACHED, or run `kalamctl backup create`".into(),
             ));
         }
-        let started = self.begin_backup(CreateOptions {
-            repo: PathBuf::from(&repository),
-            ..CreateOptions::default()
+        let handler = HANDLER.get().ok_or_else(|| {
+            CoreError::InvalidInput(
+                "BACKUP DATABASE is not available in this process (it links no backup support); use kalamd or `kalamctl backup create`".into(),
+            )
         })?;
-        let (backup_id, job_id) = (started.backup_id(), started.job_id().to_string());
-        let handle = tokio::task::spawn_blocking(move || started.run());
+        let started = handler.start(self, PathBuf::from(&repository))?;
+        let (backup_id, job_id) = (started.backup_id, started.job_id.clone());
+        let handle = tokio::task::spawn_blocking(started.run);
         let mut row = json!({"backup_id": backup_id, "job_id": job_id, "repository": repository});
         if detached {
             row["status"] = "running".into();
         } else {
-            let report = handle
+            let figures = handle
                 .await
                 .map_err(|e| CoreError::Query(format!("the backup thread failed: {e}")))??;
             row["status"] = "completed".into();
-            for (k, v) in [
-                ("files", report.files),
-                ("total_bytes", report.total_bytes),
-                ("new_bytes", report.new_bytes),
-                ("rows", report.rows),
-                ("duration_ms", report.duration_ms),
-            ] {
-                row[k] = v.into();
+            for (k, v) in figures {
+                row[k] = v;
             }
         }
         let Value::Object(map) = row else {

@@ -11,6 +11,8 @@ pub mod parse;
 mod query;
 pub mod split;
 
+pub use backup::{BackupHandler, StartedBackup, register_backup_handler};
+
 use crate::catalog::names::validate_user_id;
 use crate::{CoreError, Engine, QueryResult, Result, Session};
 use parse::Command;

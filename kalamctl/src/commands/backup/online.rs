@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kalamdb_core::backup::{CreateReport, Phase, Transfer};
+use kalamdb_backup::{CreateReport, Phase, Transfer};
 use serde_json::{Value, json};
 
 use super::create_pairs;
@@ -66,7 +66,7 @@ pub fn create(
 fn follow(
     client: &Client,
     job_id: &str,
-    observer: Option<&kalamdb_core::backup::Observer>,
+    observer: Option<&kalamdb_backup::Observer>,
 ) -> Result<CreateReport, CliError> {
     let query = format!(
         "SELECT status, progress, result, error_message FROM system.jobs WHERE job_id = '{}'",

@@ -1,0 +1,205 @@
+//! Moving file contents with their SHA-256 computed on the way, on every core, with progress
+//! in bytes and a way to stop.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use kalamdb_core::{CoreError, Result};
+
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+/// How far a run has come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    pub phase: Phase,
+    /// Files; column families while verifying; tables while counting.
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// What a run is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Reading, hashing or writing file contents.
+    #[default]
+    Copying,
+    /// `verify` over a restored copy: column families, and the key and value bytes read
+    /// (no total: it is not known ahead).
+    Verifying,
+    /// Counting every table's rows, to compare with the manifest.
+    Counting,
+}
+
+/// Called with progress (from any thread, at most every 100 ms, and once at the end).
+pub type Observer = std::sync::Arc<dyn Fn(Transfer) + Send + Sync>;
+
+/// Counts progress across worker threads and reports it, also asking whether to stop.
+pub struct Meter<'a> {
+    files_total: u64,
+    bytes_total: u64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+    last: Mutex<Instant>,
+    report: Mutex<&'a mut (dyn FnMut(Transfer) -> Result<()> + Send)>,
+    interrupt: Option<&'a AtomicBool>,
+}
+
+impl<'a> Meter<'a> {
+    pub fn new(
+        files_total: u64,
+        bytes_total: u64,
+        report: &'a mut (dyn FnMut(Transfer) -> Result<()> + Send),
+        interrupt: Option<&'a AtomicBool>,
+    ) -> Self {
+        Meter {
+            files_total,
+            bytes_total,
+            files_done: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+            last: Mutex::new(Instant::now()),
+            report: Mutex::new(report),
+            interrupt,
+        }
+    }
+
+    pub fn now(&self) -> Transfer {
+        Transfer {
+            phase: Phase::Copying,
+            files_done: self.files_done.load(Ordering::Relaxed),
+            files_total: self.files_total,
+            bytes_done: self.bytes_done.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total,
+        }
+    }
+
+    /// Adds bytes; reports if it is time. Fails when the run must stop.
+    pub fn bytes(&self, n: u64) -> Result<()> {
+        self.bytes_done.fetch_add(n, Ordering::Relaxed);
+        self.tick(false)
+    }
+
+    pub fn file_done(&self) -> Result<()> {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+        self.tick(false)
+    }
+
+    /// Reports now (at the end).
+    pub fn flush(&self) -> Result<()> {
+        self.tick(true)
+    }
+
+    fn tick(&self, force: bool) -> Result<()> {
+        if self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
+            return Err(CoreError::Cancelled {
+                job_id: "this run".into(),
+                at: "an interrupt (the work done so far was discarded)".into(),
+            });
+        }
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return Ok(());
+            };
+            if !force && last.elapsed() < REPORT_EVERY {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        let transfer = self.now();
+        match self.report.lock() {
+            Ok(mut report) => report(transfer),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs `work` on every item on `threads` threads; the first error stops the rest.
+pub fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1).min(items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    let r = work(item);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut results) = results.lock() {
+                        results[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| CoreError::Query("a transfer thread panicked".into()))?;
+    let mut out = Vec::with_capacity(results.len());
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None if out.len() == items.len() => Ok(out),
+        None => Err(CoreError::Query("a transfer stopped early".into())),
+    }
+}
+
+/// How many threads transfers use.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// Copies `from` to a new file `to` (synced), returning its SHA-256 and size.
+pub fn copy_hashing(from: &Path, to: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
+    let mut dst = File::create(to).map_err(|e| CoreError::io(to, e))?;
+    let hashed = read_hashing(from, Some((to, &mut dst)), meter)?;
+    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
+    Ok(hashed)
+}
+
+/// The SHA-256 and size of a file.
+pub fn hash_file(path: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
+    read_hashing(path, None, meter)
+}
+
+/// Reads `from` in chunks, hashing it and writing each chunk to `copy` if given.
+fn read_hashing(
+    from: &Path,
+    mut copy: Option<(&Path, &mut File)>,
+    meter: &Meter<'_>,
+) -> Result<(String, u64)> {
+    kalamdb_core::checksum::sha256_chunks(from, |chunk| {
+        if let Some((to, dst)) = copy.as_mut() {
+            dst.write_all(chunk).map_err(|e| CoreError::io(to, e))?;
+        }
+        meter.bytes(chunk.len() as u64)
+    })
+}

@@ -1,6 +1,6 @@
 //! The one mapping from errors to exit codes (the contract in `specs/cli.md`).
 
-use kalamdb_core::{CoreError, ErrorKind};
+use kalamdb_core::CoreError;
 use thiserror::Error;
 
 /// Exit codes.
@@ -15,6 +15,21 @@ pub enum ExitCode {
     Locked = 4,
     Aborted = 5,
     IncompatibleFormat = 6,
+}
+
+impl ExitCode {
+    /// The exit code a failure's kind or kalamd's wire code names (`ErrorKind::exit_code`,
+    /// `WireCode::exit_code`); anything unknown is `Aborted`.
+    pub fn from_code(code: u8) -> ExitCode {
+        match code {
+            1 => ExitCode::Warnings,
+            2 => ExitCode::Usage,
+            3 => ExitCode::Integrity,
+            4 => ExitCode::Locked,
+            6 => ExitCode::IncompatibleFormat,
+            _ => ExitCode::Aborted,
+        }
+    }
 }
 
 /// Errors a command can end with.
@@ -39,15 +54,6 @@ pub fn code_for(err: &CliError) -> ExitCode {
     match err {
         CliError::Usage(_) | CliError::Input { .. } => ExitCode::Usage,
         CliError::Remote { exit, .. } => *exit,
-        CliError::Core(e) => match e.kind() {
-            ErrorKind::BadInput
-            | ErrorKind::NotFound
-            | ErrorKind::PermissionDenied
-            | ErrorKind::Conflict => ExitCode::Usage,
-            ErrorKind::Locked => ExitCode::Locked,
-            ErrorKind::IncompatibleFormat => ExitCode::IncompatibleFormat,
-            ErrorKind::Integrity => ExitCode::Integrity,
-            ErrorKind::Internal | ErrorKind::Cancelled => ExitCode::Aborted,
-        },
+        CliError::Core(e) => ExitCode::from_code(e.kind().exit_code()),
     }
 }

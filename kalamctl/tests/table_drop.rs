@@ -338,10 +338,14 @@ fn jobs_cancel_and_prune() {
     let id = crash_drop_at(&db, "table_deletion.recorded");
     let out = db.cmd_ok(&["jobs", "cancel", &id]);
     assert_eq!(out["outcome"], "cancelled");
-    assert_eq!(
-        db.cmd_ok(&["jobs", "show", &id])["job"]["status"],
-        "cancelled"
-    );
+    let shown = db.cmd_ok(&["jobs", "show", &id]);
+    assert_eq!(shown["job"]["status"], "cancelled");
+    // Why it ended, as a stable code a client reads without parsing the message.
+    assert_eq!(shown["job"]["error_code"], "cancelled", "{shown}");
+    let coded = db.rows(&format!(
+        "SELECT error_code FROM system.jobs WHERE job_id = '{id}'"
+    ));
+    assert_eq!(coded[0]["error_code"], "cancelled", "{coded:?}");
     assert_eq!(db.rows("SHOW TABLES IN app").len(), 2);
     let run = db.cmd(&["jobs", "cancel", &id]);
     assert_eq!(run.code, 2);
@@ -466,6 +470,7 @@ fn sigint_and_sigterm_stop_a_drop_cleanly_with_exit_5() {
     assert!(run.stderr.contains("cancelled"), "{}", run.stderr);
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
     assert_eq!(deletion_job(&db)["status"], "cancelled");
+    assert_eq!(deletion_job(&db)["error_code"], "cancelled");
     assert_eq!(
         db.rows("SHOW TABLES IN app").len(),
         2,

@@ -24,16 +24,9 @@ pub enum DaemonError {
 pub fn exit_code(err: &DaemonError) -> i32 {
     match err {
         DaemonError::Config(_) => 2,
-        DaemonError::Core(e) => match e.kind() {
-            ErrorKind::BadInput
-            | ErrorKind::NotFound
-            | ErrorKind::PermissionDenied
-            | ErrorKind::Conflict => 2,
-            ErrorKind::Integrity => 3,
-            ErrorKind::Locked => 4,
-            ErrorKind::Internal | ErrorKind::Cancelled => 5,
-            ErrorKind::IncompatibleFormat => 6,
-        },
-        DaemonError::Bind { .. } | DaemonError::Runtime(_) => 5,
+        DaemonError::Core(e) => i32::from(e.kind().exit_code()),
+        DaemonError::Bind { .. } | DaemonError::Runtime(_) => {
+            i32::from(ErrorKind::Internal.exit_code())
+        }
     }
 }

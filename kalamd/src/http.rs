@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kalamdb_core::api::{ApiError, SqlRequest, SqlResponse, WireCode};
 use kalamdb_core::{CoreError, Engine, ErrorKind, Session};
 use serde_json::json;
 
@@ -59,7 +60,7 @@ impl AppState {
             Phase::Draining => "kalamd is shutting down",
             _ => "kalamd is opening the data directory",
         };
-        error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+        error(WireCode::Unavailable, why)
     }
 
     fn phase(&self) -> Phase {
@@ -79,8 +80,7 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         .route("/metrics", get(metrics))
         .fallback(|| async {
             error(
-                StatusCode::NOT_FOUND,
-                "not_found",
+                WireCode::Kind(ErrorKind::NotFound),
                 "no such endpoint; see specs/http.md",
             )
         })
@@ -98,8 +98,7 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => error(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
+            WireCode::Timeout,
             &format!(
                 "the request ran longer than limits.request_timeout_seconds ({} s); raise it, or send less work per request",
                 limit.as_secs()
@@ -108,28 +107,18 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"status": "error", "error": {"code": code, "message": message}})),
-    )
-        .into_response()
+/// An error answer: the code's status, in the one error shape (`specs/http.md`).
+fn error(code: WireCode, message: &str) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = SqlResponse::Error {
+        error: ApiError::new(code, message),
+    };
+    (status, Json(body)).into_response()
 }
 
 fn core_error(e: &CoreError) -> Response {
-    let (status, code) = match e.kind() {
-        ErrorKind::BadInput => (StatusCode::BAD_REQUEST, "bad_request"),
-        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
-        ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-        ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
-        ErrorKind::Locked => (StatusCode::CONFLICT, "locked"),
-        ErrorKind::Integrity => (StatusCode::INTERNAL_SERVER_ERROR, "integrity"),
-        ErrorKind::IncompatibleFormat | ErrorKind::Internal => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
-    };
-    error(status, code, &e.to_string())
+    error(WireCode::Kind(e.kind()), &e.to_string())
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Session, AuthError> {
@@ -150,19 +139,10 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Session, AuthEr
 
 fn auth_error(e: AuthError) -> Response {
     match e {
-        AuthError::Missing => error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <token>",
-        ),
-        AuthError::Invalid => error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is not valid",
-        ),
+        AuthError::Missing => error(WireCode::Unauthorized, "send Authorization: Bearer <token>"),
+        AuthError::Invalid => error(WireCode::Unauthorized, "the bearer token is not valid"),
         AuthError::ActAsForbidden => error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            WireCode::Kind(ErrorKind::PermissionDenied),
             "only admin tokens may act as another user (X-Kalam-User-Id)",
         ),
     }
@@ -180,46 +160,32 @@ async fn sql(
         Ok(s) => s,
         Err(e) => return auth_error(e),
     };
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        sql: String,
-    }
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                WireCode::TooLarge,
                 "the body is larger than limits.max_body_bytes; send fewer statements per request",
             );
         }
-        Err(e) => return error(e.status(), "bad_request", &e.body_text()),
+        Err(e) => return error(WireCode::Kind(ErrorKind::BadInput), &e.body_text()),
     };
-    let Ok(Body { sql }) = serde_json::from_slice::<Body>(&body) else {
+    let Ok(SqlRequest { sql }) = serde_json::from_slice::<SqlRequest>(&body) else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
+            WireCode::Kind(ErrorKind::BadInput),
             r#"the body must be JSON: {"sql": "..."}"#,
         );
     };
     let started = Instant::now();
     match engine.execute(&session, &sql).await {
         Ok(results) => {
-            let results: Vec<_> = results
-                .into_iter()
-                .map(|r| {
-                    let mut v =
-                        json!({"columns": r.columns, "rows": r.rows, "row_count": r.row_count});
-                    if let Some(m) = r.message {
-                        v["message"] = m.into();
-                    }
-                    v
-                })
-                .collect();
-            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            Json(json!({"status": "success", "results": results, "execution_time_ms": ms}))
-                .into_response()
+            let execution_time_ms =
+                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Json(SqlResponse::Success {
+                results,
+                execution_time_ms,
+            })
+            .into_response()
         }
         Err(e) => core_error(&e),
     }

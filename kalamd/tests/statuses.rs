@@ -74,6 +74,15 @@ fn a_backup_repository_held_by_another_backup_answers_409_locked() {
     running_job(&tmp.path().join("data"), "backup");
     let second = d.sql(ADMIN, &format!("BACKUP DATABASE TO '{}'", repo.display()));
     assert_eq!(code(&second), (409, "locked"), "{}", second.1);
+    // kalamctl's online client reads the same code: exit 4, as offline.
+    let online = std::process::Command::new(common::kalamctl_path())
+        .args(["backup", "create", "--server", &d.url(""), "--token", ADMIN])
+        .args(["--to", repo.to_str().expect("utf8")])
+        .output()
+        .expect("kalamctl");
+    let stderr = String::from_utf8_lossy(&online.stderr);
+    assert_eq!(online.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     let first = first.join().expect("first backup");
     assert_eq!(first.0, 200, "the first backup finished: {}", first.1);
 }

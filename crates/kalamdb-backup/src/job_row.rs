@@ -60,6 +60,7 @@ pub(super) fn mark_completed(job: &mut JobRecord, manifest: &Manifest) {
     job.end_time = Some(manifest.completed_at);
     job.heartbeat_at = Some(manifest.completed_at);
     job.error_message = None;
+    job.error_code = None;
     job.result = Some(
         json!({
             "backup_id": manifest.id,

@@ -27,6 +27,66 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// Every kind, for tests and documentation.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::BadInput,
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Conflict,
+        ErrorKind::Cancelled,
+        ErrorKind::Locked,
+        ErrorKind::IncompatibleFormat,
+        ErrorKind::Integrity,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable code on the wire (kalamd's `error.code`, a job row's `error_code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::BadInput => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PermissionDenied => "forbidden",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Locked => "locked",
+            ErrorKind::IncompatibleFormat => "incompatible_format",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind a wire code names.
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// kalamctl's and kalamd's exit code for a failure of this kind (`specs/cli.md`).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::BadInput
+            | ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::Conflict => 2,
+            ErrorKind::Integrity => 3,
+            ErrorKind::Locked => 4,
+            ErrorKind::Cancelled | ErrorKind::Internal => 5,
+            ErrorKind::IncompatibleFormat => 6,
+        }
+    }
+
+    /// kalamd's HTTP status for a failure of this kind (`specs/http.md`).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadInput => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::Conflict | ErrorKind::Cancelled | ErrorKind::Locked => 409,
+            ErrorKind::Integrity | ErrorKind::IncompatibleFormat | ErrorKind::Internal => 500,
+        }
+    }
+}
+
 /// Errors from the business logic.
 #[derive(Debug, Error)]
 pub enum CoreError {
@@ -238,5 +298,22 @@ impl CoreError {
             | CoreError::Encode { .. }
             | CoreError::Io { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn every_kind_has_its_own_wire_code_and_it_round_trips() {
+        let mut codes: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        assert_eq!(ErrorKind::from_code("no_such_code"), None);
     }
 }

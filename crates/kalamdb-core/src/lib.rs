@@ -13,6 +13,7 @@
 //! This crate does not depend on `rocksdb`: data goes through `kalamdb-store` and metadata
 //! through `kalamdb-sql`, which share the process's one RocksDB handle.
 
+pub mod api;
 mod blocking;
 pub mod catalog;
 pub mod checksum;

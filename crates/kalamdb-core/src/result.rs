@@ -1,8 +1,8 @@
 use kalamdb_store::Row;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The result of one statement: the rows of a query, or the count a command affected.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueryResult {
     /// Column names, in order.
     pub columns: Vec<String>,
@@ -11,7 +11,7 @@ pub struct QueryResult {
     /// Rows returned (queries) or affected (INSERT, UPDATE, DELETE, FLUSH).
     pub row_count: usize,
     /// What a command did, in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 

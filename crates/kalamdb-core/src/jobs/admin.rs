@@ -111,6 +111,7 @@ impl Engine {
                 job.status = JobStatus::Cancelled;
                 job.end_time = Some(now_ms());
                 job.error_message = Some("cancelled before any irreversible step".into());
+                job.error_code = Some(crate::ErrorKind::Cancelled.code().to_string());
                 job.resume_state = None;
                 self.sql().jobs().put(&job)?;
                 CancelRequests::new(self.data_dir()).clear(id);

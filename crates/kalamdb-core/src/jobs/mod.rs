@@ -68,6 +68,7 @@ pub fn new_record(
         cpu_used_percent: None,
         node_id: owner.host.clone(),
         error_message: None,
+        error_code: None,
         owner: Some(owner),
         heartbeat_at: Some(now),
         progress: Some(JobProgress::default()),
@@ -117,6 +118,7 @@ impl Job {
         record.owner = Some(owner);
         record.heartbeat_at = Some(now_ms());
         record.error_message = None;
+        record.error_code = None;
         record.end_time = None;
         engine.sql().jobs().put(&record)?;
         Ok(Self::wrap(engine, record))
@@ -291,6 +293,7 @@ impl Job {
     pub fn fail(mut self, error: &CoreError) -> Result<JobRecord> {
         let now = now_ms();
         self.record.heartbeat_at = Some(now);
+        self.record.error_code = Some(error.kind().code().to_string());
         match (error, self.record.step.as_deref()) {
             (CoreError::Cancelled { .. }, _) => {
                 self.record.status = JobStatus::Cancelled;

@@ -50,6 +50,7 @@ fn orphan(job: &mut JobRecord) {
         job.status = JobStatus::Failed;
         job.end_time = Some(now_ms());
         job.error_message = Some(format!("{ABANDONED}: {who} is gone"));
+        job.error_code = Some(crate::ErrorKind::Internal.code().to_string());
     }
 }
 

@@ -82,6 +82,7 @@ fn columns(table: &str) -> Option<Vec<(&'static str, DataType)>> {
             ("cpu_used_percent", Float64),
             ("node_id", Utf8),
             ("error_message", Utf8),
+            ("error_code", Utf8),
             ("owner", Utf8),
             ("heartbeat_at", TS),
             ("progress", Utf8),

@@ -86,6 +86,11 @@ pub struct JobRecord {
     pub node_id: String,
     #[serde(default)]
     pub error_message: Option<String>,
+    /// The failure's kind as its stable wire code (`locked`, `integrity`, ...; see
+    /// `specs/http.md`), so a client tells why a job failed without reading the message.
+    /// Added in format 2's jobs; absent in older rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
     /// Added by format 1; absent in legacy rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<ProcessIdentity>,

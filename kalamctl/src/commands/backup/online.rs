@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kalamdb_backup::{CreateReport, Phase, Transfer};
+use kalamdb_core::api::{SqlRequest, SqlResponse, WireCode};
 use serde_json::{Value, json};
 
 use super::create_pairs;
@@ -69,7 +70,7 @@ fn follow(
     observer: Option<&kalamdb_backup::Observer>,
 ) -> Result<CreateReport, CliError> {
     let query = format!(
-        "SELECT status, progress, result, error_message FROM system.jobs WHERE job_id = '{}'",
+        "SELECT status, progress, result, error_message, error_code FROM system.jobs WHERE job_id = '{}'",
         job_id.replace('\'', "''")
     );
     loop {
@@ -103,13 +104,11 @@ fn follow(
                 let why = row["error_message"]
                     .as_str()
                     .unwrap_or("no reason recorded");
-                let code = if s == "cancelled" {
-                    ExitCode::Aborted
-                } else if why.contains("locked") {
-                    ExitCode::Locked
-                } else {
-                    ExitCode::Aborted
-                };
+                // The job's recorded kind, as kalamd would have answered it.
+                let code = row["error_code"]
+                    .as_str()
+                    .and_then(WireCode::parse)
+                    .map_or(ExitCode::Aborted, |c| ExitCode::from_code(c.exit_code()));
                 return Err(remote(code, &format!("backup job {job_id} {s}: {why}")));
             }
             Some(_) => std::thread::sleep(POLL),
@@ -155,7 +154,9 @@ impl Client {
             .agent
             .post(&self.url)
             .header("Authorization", &self.auth)
-            .send_json(json!({ "sql": sql }))
+            .send_json(SqlRequest {
+                sql: sql.to_string(),
+            })
             .map_err(|e| {
                 remote(
                     ExitCode::Usage,
@@ -163,20 +164,23 @@ impl Client {
                 )
             })?;
         let status = response.status().as_u16();
-        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
-        if status != 200 {
-            let code = body["error"]["code"].as_str().unwrap_or("");
-            let message = body["error"]["message"]
-                .as_str()
-                .map_or_else(|| format!("HTTP {status}"), str::to_string);
-            let exit = match code {
-                "locked" => ExitCode::Locked,
-                "integrity" => ExitCode::Integrity,
-                "internal" | "cancelled" | "unavailable" => ExitCode::Aborted,
-                _ => ExitCode::Usage,
-            };
-            return Err(remote(exit, &format!("kalamd refused: {message}")));
+        let body: Option<SqlResponse> = response.body_mut().read_json().ok();
+        match body {
+            Some(SqlResponse::Success { results, .. }) if status == 200 => Ok(results
+                .into_iter()
+                .next()
+                .and_then(|r| r.rows.into_iter().next())
+                .map_or(Value::Null, Value::Object)),
+            Some(SqlResponse::Error { error }) => Err(remote(
+                ExitCode::from_code(error.wire_code().exit_code()),
+                &format!("kalamd refused: {}", error.message),
+            )),
+            _ => Err(remote(
+                ExitCode::Aborted,
+                &format!(
+                    "kalamd answered HTTP {status} without the API's JSON; is --server a kalamd?"
+                ),
+            )),
         }
-        Ok(body["results"][0]["rows"][0].clone())
     }
 }

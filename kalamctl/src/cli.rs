@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use kalamdb_core::{JobStatus, TableKind};
 
 #[derive(Debug, Parser)]
 #[command(name = "kalamctl", version, about = "Administer KalamDB data directories", long_about = None)]
@@ -197,8 +199,8 @@ pub enum JobsCommand {
     )]
     List {
         /// Only jobs in this state.
-        #[arg(long, value_enum)]
-        status: Option<StatusArg>,
+        #[arg(long, value_parser = job_status())]
+        status: Option<JobStatus>,
         /// Only jobs of this type (`table_deletion`, `flush`, `stream_eviction`, `job_retention`).
         #[arg(long = "type", value_name = "TYPE")]
         job_type: Option<String>,
@@ -237,25 +239,19 @@ pub enum TableCommand {
         #[arg(long)]
         if_exists: bool,
         /// Refuse unless the table is of this type.
-        #[arg(long = "type", value_enum)]
-        kind: Option<KindArg>,
+        #[arg(long = "type", value_parser = table_kind())]
+        kind: Option<TableKind>,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusArg {
-    Queued,
-    Running,
-    Cancelling,
-    Paused,
-    Completed,
-    Failed,
-    Cancelled,
+/// `--status`: one of the job states, parsed into the engine's own type.
+fn job_status() -> impl clap::builder::TypedValueParser<Value = JobStatus> {
+    clap::builder::PossibleValuesParser::new(JobStatus::ALL.iter().map(|s| s.as_str()))
+        .try_map(|s| s.parse::<JobStatus>())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
-    User,
-    Shared,
-    Stream,
+/// `--type`: one of the data table kinds, parsed into the engine's own type.
+fn table_kind() -> impl clap::builder::TypedValueParser<Value = TableKind> {
+    clap::builder::PossibleValuesParser::new(TableKind::ALL.map(TableKind::as_str))
+        .try_map(|s| TableKind::parse(&s).ok_or_else(|| format!("'{s}' is not a table kind")))
 }

@@ -118,6 +118,11 @@ impl Legacy {
     }
 }
 
+/// `kalamctl migrate CMD --data-dir DIR`, human output.
+fn migrate_at(cmd: &str, dir: &Path) -> Run {
+    kalamctl(&["migrate", cmd, "--data-dir", dir.to_str().expect("utf8")])
+}
+
 fn names(rows: &[Value], column: &str) -> Vec<String> {
     rows.iter()
         .map(|r| r[column].as_str().unwrap_or_default().to_string())
@@ -377,12 +382,7 @@ fn bad_inputs_get_one_line_and_their_exit_code() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Not a database.
     let missing = tmp.path().join("nothing");
-    let run = kalamctl(&[
-        "migrate",
-        "status",
-        "--data-dir",
-        missing.to_str().expect("utf8"),
-    ]);
+    let run = migrate_at("status", &missing);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
 
@@ -393,12 +393,7 @@ fn bad_inputs_get_one_line_and_their_exit_code() {
         s.create_cf("something_else").expect("cf");
         s.put("something_else", b"k", b"v").expect("put");
     }
-    let run = kalamctl(&[
-        "migrate",
-        "apply",
-        "--data-dir",
-        unknown.to_str().expect("utf8"),
-    ]);
+    let run = migrate_at("apply", &unknown);
     assert_eq!(run.code, 6, "{}", run.stderr);
     assert!(
         run.stderr.contains("cannot be recognised"),
@@ -1080,12 +1075,7 @@ fn a_wrong_path_gets_the_fix_for_what_it_holds() {
     let legacy = tmp.path().join("kalamdb_data");
     kalamdb_fixtures::write(Generation::G1, &legacy).expect("fixture");
     // The parent of the legacy directory: name the directory inside, never `init`.
-    let run = kalamctl(&[
-        "migrate",
-        "plan",
-        "--data-dir",
-        tmp.path().to_str().expect("utf8"),
-    ]);
+    let run = migrate_at("plan", tmp.path());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -1098,12 +1088,7 @@ fn a_wrong_path_gets_the_fix_for_what_it_holds() {
     let other = tmp.path().join("other");
     std::fs::create_dir(&other).expect("mkdir");
     std::fs::write(other.join("readme"), b"x").expect("write");
-    let run = kalamctl(&[
-        "migrate",
-        "status",
-        "--data-dir",
-        other.to_str().expect("utf8"),
-    ]);
+    let run = migrate_at("status", &other);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("check the path") && !run.stderr.contains("init"),
@@ -1113,12 +1098,7 @@ fn a_wrong_path_gets_the_fix_for_what_it_holds() {
     // An empty one: `init` is the right advice there.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).expect("mkdir");
-    let run = kalamctl(&[
-        "migrate",
-        "status",
-        "--data-dir",
-        empty.to_str().expect("utf8"),
-    ]);
+    let run = migrate_at("status", &empty);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("kalamctl init"), "{}", run.stderr);
 }

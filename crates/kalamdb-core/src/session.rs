@@ -1,5 +1,6 @@
-/// Who runs a statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who runs a statement (and, in kalamd's configuration, what a token may do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May do everything, including DDL and `system.*`; acts on user tables as its user id.
     Admin,

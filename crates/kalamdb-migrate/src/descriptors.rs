@@ -57,13 +57,10 @@ pub struct Descriptor {
 
 /// The SHA-256 of `bytes` as `sha256:{hex}`.
 pub fn checksum(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(7 + 64);
-    hex.push_str("sha256:");
-    for b in digest.iter() {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    format!(
+        "sha256:{}",
+        kalamdb_core::checksum::hex(&Sha256::digest(bytes))
+    )
 }
 
 /// Every embedded descriptor, in the order the steps apply.

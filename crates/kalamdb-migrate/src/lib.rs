@@ -373,7 +373,7 @@ fn plan_hash(image: &Image, origin: Generation, pending: &[Descriptor]) -> Strin
         field(format!("{}{:?}", d.empty, d.inferred).as_bytes());
     }
     let digest = h.finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    kalamdb_core::checksum::hex(digest.get(..8).unwrap_or_default())
 }
 
 fn ctx<'a>(o: &'a Opened, origin: Generation, now: i64, job_id: Option<&'a str>) -> Ctx<'a> {

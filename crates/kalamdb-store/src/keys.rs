@@ -19,6 +19,14 @@ pub enum TableKind {
 }
 
 impl TableKind {
+    pub const ALL: [TableKind; 3] = [TableKind::User, TableKind::Shared, TableKind::Stream];
+
+    /// The kind named `text` (`user`, `shared`, `stream`, any case).
+    pub fn parse(text: &str) -> Option<TableKind> {
+        let lower = text.trim().to_ascii_lowercase();
+        TableKind::ALL.into_iter().find(|k| k.as_str() == lower)
+    }
+
     /// The column-family prefix for this kind (`user_table`, ...).
     pub fn cf_prefix(self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use kalamdb_core::{Access, Engine, JobRecord, JobStatus};
 use serde_json::json;
 
 use super::{block_on, open_offline, who};
-use crate::cli::{Cli, Format, JobsCommand, StatusArg};
+use crate::cli::{Cli, Format, JobsCommand};
 use crate::exit::{CliError, ExitCode};
 use crate::output::{human_time, print_json, render_pairs, render_rows};
 use crate::progress::job_bar;
@@ -29,13 +29,13 @@ pub fn run(cli: &Cli, dir: &Path, command: &JobsCommand) -> Result<ExitCode, Cli
 fn list(
     cli: &Cli,
     dir: &Path,
-    status: Option<StatusArg>,
+    status: Option<JobStatus>,
     job_type: Option<String>,
     since: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     // Validate every argument before touching the directory.
     let filter = JobFilter {
-        status: status.map(status_of),
+        status,
         job_type,
         since_ms: since.map(parse_since).transpose()?,
     };
@@ -192,18 +192,6 @@ fn prune(cli: &Cli, dir: &Path, older_than: &str) -> Result<ExitCode, CliError> 
         Format::Table => {}
     }
     Ok(ExitCode::Ok)
-}
-
-fn status_of(s: StatusArg) -> JobStatus {
-    match s {
-        StatusArg::Queued => JobStatus::Queued,
-        StatusArg::Running => JobStatus::Running,
-        StatusArg::Cancelling => JobStatus::Cancelling,
-        StatusArg::Paused => JobStatus::Paused,
-        StatusArg::Completed => JobStatus::Completed,
-        StatusArg::Failed => JobStatus::Failed,
-        StatusArg::Cancelled => JobStatus::Cancelled,
-    }
 }
 
 /// `--since`: a duration back from now, an RFC 3339 time, or a date (midnight UTC).

@@ -6,7 +6,7 @@ use kalamdb_core::{DropOptions, TableKind};
 use serde_json::json;
 
 use super::{block_on, open_offline};
-use crate::cli::{Cli, Format, KindArg, TableCommand};
+use crate::cli::{Cli, Format, TableCommand};
 use crate::exit::{CliError, ExitCode};
 use crate::output::{human_bytes, print_json};
 use crate::progress::job_bar;
@@ -26,7 +26,7 @@ fn drop(
     dir: &Path,
     table: &str,
     if_exists: bool,
-    kind: Option<KindArg>,
+    kind: Option<TableKind>,
 ) -> Result<ExitCode, CliError> {
     let (ns, name) = table
         .split_once('.')
@@ -39,11 +39,7 @@ fn drop(
     let engine = open_offline(dir, "table drop")?;
     let bar = job_bar(cli, &format!("dropping {table}"));
     let options = DropOptions {
-        kind: kind.map(|k| match k {
-            KindArg::User => TableKind::User,
-            KindArg::Shared => TableKind::Shared,
-            KindArg::Stream => TableKind::Stream,
-        }),
+        kind,
         if_exists,
         observer: bar.as_ref().map(|(_, o)| o.clone()),
         interrupt: Some(crate::interrupt::interruptible()),

@@ -29,20 +29,6 @@ fn next_row_id() -> String {
     format!("{}_{}", now_ms(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-fn table_of(name: &ObjectName) -> Result<(String, String)> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| p.to_string().trim_matches('"').to_string())
-        .collect();
-    match parts.as_slice() {
-        [ns, t] => Ok((ns.clone(), t.clone())),
-        _ => Err(CoreError::InvalidInput(format!(
-            "'{name}' is not a <namespace>.<table> name"
-        ))),
-    }
-}
-
 fn relation_name(factor: &TableFactor) -> Result<&ObjectName> {
     match factor {
         TableFactor::Table { name, .. } => Ok(name),
@@ -95,7 +81,7 @@ impl Engine {
                 "INSERT INTO a table function is not supported".into(),
             ));
         };
-        let (ns, t) = table_of(name)?;
+        let (ns, t) = super::parse::qualified(name)?;
         let def = self.catalog().table(&ns, &t)?;
         let columns: Vec<String> = if insert.columns.is_empty() {
             def.columns.iter().map(|c| c.name.clone()).collect()
@@ -275,7 +261,7 @@ impl Engine {
                 "UPDATE ... FROM and joins are not supported".into(),
             ));
         }
-        let (ns, t) = table_of(relation_name(&update.table.relation)?)?;
+        let (ns, t) = super::parse::qualified(relation_name(&update.table.relation)?)?;
         let def = self.catalog().table(&ns, &t)?;
         let mut targets = Vec::new();
         let mut exprs = Vec::new();
@@ -377,7 +363,7 @@ impl Engine {
                 "DELETE ... USING and joins are not supported".into(),
             ));
         }
-        let (ns, t) = table_of(relation_name(&table.relation)?)?;
+        let (ns, t) = super::parse::qualified(relation_name(&table.relation)?)?;
         let def = self.catalog().table(&ns, &t)?;
         let lock = self.table_lock(&ns, &t);
         let _guard = lock.lock().await;

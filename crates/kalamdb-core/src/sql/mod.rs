@@ -24,7 +24,7 @@ pub fn check_syntax(text: &str) -> Result<()> {
 }
 
 fn parse_all(text: &str) -> Result<Vec<Command>> {
-    let statements = split::split_statements(text);
+    let statements = split::split_statements(text)?;
     if statements.is_empty() {
         return Err(CoreError::InvalidInput("no SQL statement given".into()));
     }

@@ -128,8 +128,8 @@ fn kind_word(word: Option<&str>) -> Option<TableKind> {
     }
 }
 
-/// `ns.t`, both parts validated.
-fn qualified(name: &ObjectName) -> Result<(String, String)> {
+/// `ns.t`, both parts validated: the one reading of a table name in a statement.
+pub(crate) fn qualified(name: &ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> = name
         .0
         .iter()

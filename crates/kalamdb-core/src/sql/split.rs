@@ -1,56 +1,58 @@
-//! Splitting a request body into statements on `;`, outside quotes and comments.
+//! Splitting a request body into statements on `;`, with sqlparser's tokenizer (the one that
+//! parses them next), so a `;` inside a string, a quoted name or a comment never splits. Each
+//! statement is the text between two semicolons exactly as written.
 
-/// Splits `text` into trimmed, non-empty statements.
-pub fn split_statements(text: &str) -> Vec<String> {
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
+
+use crate::{CoreError, Result};
+
+/// Splits `text` into trimmed statements; one that holds only blanks and comments is none.
+pub fn split_statements(text: &str) -> Result<Vec<String>> {
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| CoreError::InvalidInput(format!("malformed SQL: {e}")))?;
+    let lines: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // The byte offset of a 1-based line and column (counted in characters).
+    let offset = |at: Location| -> Option<usize> {
+        let line = usize::try_from(at.line).ok()?.checked_sub(1)?;
+        let column = usize::try_from(at.column).ok()?.checked_sub(1)?;
+        let start = *lines.get(line)?;
+        let rest = text.get(start..)?;
+        Some(
+            start
+                + rest
+                    .char_indices()
+                    .nth(column)
+                    .map_or(rest.len(), |(i, _)| i),
+        )
+    };
     let mut out = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' | '`' => {
-                current.push(c);
-                // A doubled quote inside a quoted string is an escaped quote: the loop
-                // closes and immediately reopens the string, which keeps both characters.
-                for q in chars.by_ref() {
-                    current.push(q);
-                    if q == c {
-                        break;
-                    }
-                }
+    let (mut start, mut has_code) = (0, false);
+    for t in tokens {
+        match t.token {
+            Token::SemiColon => {
+                let end = offset(t.span.start).ok_or_else(|| {
+                    CoreError::InvalidInput("malformed SQL: a `;` out of place".into())
+                })?;
+                push_statement(&mut out, text.get(start..end), has_code);
+                (start, has_code) = (end + 1, false);
             }
-            '-' if chars.peek() == Some(&'-') => {
-                for q in chars.by_ref() {
-                    if q == '\n' {
-                        current.push('\n');
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                for q in chars.by_ref() {
-                    if prev == '*' && q == '/' {
-                        break;
-                    }
-                    prev = q;
-                }
-                current.push(' ');
-            }
-            ';' => {
-                push_statement(&mut out, &current);
-                current.clear();
-            }
-            _ => current.push(c),
+            Token::Whitespace(_) => {}
+            _ => has_code = true,
         }
     }
-    push_statement(&mut out, &current);
-    out
+    push_statement(&mut out, text.get(start..), has_code);
+    Ok(out)
 }
 
-fn push_statement(out: &mut Vec<String>, s: &str) {
-    let s = s.trim();
-    if !s.is_empty() {
+fn push_statement(out: &mut Vec<String>, statement: Option<&str>, has_code: bool) {
+    if let Some(s) = statement
+        .map(str::trim)
+        .filter(|s| has_code && !s.is_empty())
+    {
         out.push(s.to_string());
     }
 }
@@ -63,15 +65,34 @@ mod tests {
     fn semicolons_inside_strings_and_comments_do_not_split() {
         let stmts = split_statements(
             "INSERT INTO a.b VALUES ('x;y', 'it''s; fine'); -- trailing; comment\n SELECT 1 /* a;b */ ; ;",
-        );
+        )
+        .expect("splits");
         assert_eq!(
             stmts,
-            vec!["INSERT INTO a.b VALUES ('x;y', 'it''s; fine')", "SELECT 1"]
+            vec![
+                "INSERT INTO a.b VALUES ('x;y', 'it''s; fine')",
+                "-- trailing; comment\n SELECT 1 /* a;b */"
+            ]
         );
+        let quoted = split_statements(r#"SELECT "a;b" FROM t; SELECT 2"#).expect("splits");
+        assert_eq!(quoted, vec![r#"SELECT "a;b" FROM t"#, "SELECT 2"]);
     }
 
     #[test]
     fn empty_input_has_no_statements() {
-        assert!(split_statements(" ; ;\n").is_empty());
+        assert!(split_statements(" ; ;\n").expect("splits").is_empty());
+        assert!(
+            split_statements("-- only; a comment\n;")
+                .expect("splits")
+                .is_empty()
+        );
+        let multi = split_statements("SELECT 'é;ü'; SELECT\n  2").expect("splits");
+        assert_eq!(multi, vec!["SELECT 'é;ü'", "SELECT\n  2"]);
+    }
+
+    #[test]
+    fn an_unterminated_string_is_malformed_not_a_statement() {
+        let err = split_statements("SELECT 'oops; SELECT 1").expect_err("unterminated");
+        assert!(err.to_string().contains("malformed SQL"), "{err}");
     }
 }

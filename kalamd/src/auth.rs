@@ -50,11 +50,11 @@ impl Tokens {
         match (role, act_as) {
             (Role::Admin, Some(other)) => Ok(Session {
                 user_id: other.to_string(),
-                role: kalamdb_core::Role::Admin,
+                role: Role::Admin,
             }),
             (Role::Admin, None) => Ok(Session {
                 user_id: user_id.clone(),
-                role: kalamdb_core::Role::Admin,
+                role: Role::Admin,
             }),
             (Role::User, None) => Ok(Session::user(user_id.clone())),
             (Role::User, Some(_)) => Err(AuthError::ActAsForbidden),

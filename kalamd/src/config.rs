@@ -19,7 +19,7 @@ use kalamdb_core::limits;
 use crate::error::DaemonError;
 
 /// The largest request body kalamd accepts: 1 GiB.
-const MAX_BODY_BYTES: usize = 1 << 30;
+const MAX_BODY_BYTES: u64 = 1 << 30;
 /// Shutdown waits at most a day.
 const MAX_SHUTDOWN_SECONDS: u64 = 86_400;
 
@@ -52,12 +52,8 @@ pub struct Token {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    User,
-}
+/// A token's role: the engine's own.
+pub use kalamdb_core::Role;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -192,25 +188,132 @@ impl Default for Retention {
     }
 }
 
-/// Every key an environment variable may override: `KALAMD_` + the path in upper case,
-/// joined by `_` (`logging.level` → `KALAMD_LOGGING_LEVEL`).
-pub const OVERRIDABLE: &[&str] = &[
-    "data_dir",
-    "listen",
-    "auth.tokens",
-    "logging.level",
-    "logging.format",
-    "shutdown.drain_delay_seconds",
-    "shutdown.grace_seconds",
-    "limits.max_body_bytes",
-    "limits.request_timeout_seconds",
-    "flush.check_interval_seconds",
-    "eviction.interval_seconds",
-    "retention.completed_jobs_days",
-    "retention.failed_jobs_days",
-    "retention.check_interval_seconds",
-    "storage.sync_writes",
+/// What a key holds.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A whole number within `[min, max]` (in `unit`s, for messages); `get` reads it back
+    /// from a loaded configuration for the range check.
+    Count {
+        min: u64,
+        max: u64,
+        unit: &'static str,
+        get: fn(&Config) -> u64,
+    },
+    Flag,
+    Text,
+    OneOf(&'static [&'static str]),
+    /// `auth.tokens`: a list of `{token, user_id, role}`.
+    Tokens,
+}
+
+/// One configuration key.
+struct Key {
+    path: &'static str,
+    kind: Kind,
+}
+
+const fn key(path: &'static str, kind: Kind) -> Key {
+    Key { path, kind }
+}
+
+const fn count(
+    path: &'static str,
+    min: u64,
+    max: u64,
+    unit: &'static str,
+    get: fn(&Config) -> u64,
+) -> Key {
+    Key {
+        path,
+        kind: Kind::Count {
+            min,
+            max,
+            unit,
+            get,
+        },
+    }
+}
+
+/// Every key, the one list: which keys a file may hold and of what type, the range of each
+/// number, which `KALAMD_*` variables exist (every key has one: `KALAMD_` + the path in upper
+/// case, joined by `_`), and what `specs/config.md` and `kalamd.example.yaml` must document
+/// (a test holds them to it).
+const KEYS: &[Key] = &[
+    key("data_dir", Kind::Text),
+    key("listen", Kind::Text),
+    key("auth.tokens", Kind::Tokens),
+    key("logging.level", Kind::Text),
+    key("logging.format", Kind::OneOf(&["text", "json"])),
+    count(
+        "shutdown.drain_delay_seconds",
+        0,
+        MAX_SHUTDOWN_SECONDS,
+        " seconds",
+        |c| c.shutdown.drain_delay_seconds,
+    ),
+    count(
+        "shutdown.grace_seconds",
+        1,
+        MAX_SHUTDOWN_SECONDS,
+        " seconds",
+        |c| c.shutdown.grace_seconds,
+    ),
+    count(
+        "limits.max_body_bytes",
+        1024,
+        MAX_BODY_BYTES,
+        " bytes",
+        |c| u64::try_from(c.limits.max_body_bytes).unwrap_or(u64::MAX),
+    ),
+    count(
+        "limits.request_timeout_seconds",
+        1,
+        limits::MAX_SECONDS,
+        " seconds",
+        |c| c.limits.request_timeout_seconds,
+    ),
+    count(
+        "flush.check_interval_seconds",
+        1,
+        limits::MAX_SECONDS,
+        " seconds",
+        |c| c.flush.check_interval_seconds,
+    ),
+    count(
+        "eviction.interval_seconds",
+        1,
+        limits::MAX_SECONDS,
+        " seconds",
+        |c| c.eviction.interval_seconds,
+    ),
+    count(
+        "retention.completed_jobs_days",
+        0,
+        limits::MAX_DAYS,
+        " days",
+        |c| c.retention.completed_jobs_days,
+    ),
+    count(
+        "retention.failed_jobs_days",
+        0,
+        limits::MAX_DAYS,
+        " days",
+        |c| c.retention.failed_jobs_days,
+    ),
+    count(
+        "retention.check_interval_seconds",
+        1,
+        limits::MAX_SECONDS,
+        " seconds",
+        |c| c.retention.check_interval_seconds,
+    ),
+    key("storage.sync_writes", Kind::Flag),
 ];
+
+/// The path of every key, in the table's order.
+pub fn key_paths() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|k| k.path)
+}
 
 pub fn env_name(key: &str) -> String {
     format!("KALAMD_{}", key.replace('.', "_").to_uppercase())
@@ -248,12 +351,14 @@ impl Config {
                 .unwrap_or_else(|| "environment".into());
             DaemonError::Config(format!("{origin}: {e}"))
         })?;
-        let config: Config = serde_norway::from_value(Value::Mapping(root)).map_err(|e| {
-            let origin = file
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "environment".into());
-            DaemonError::Config(format!("{origin}: {e}"))
-        })?;
+        // What the checks above let through is named by its key path, too.
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Mapping(root)).map_err(|e| {
+                let origin = file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "environment".into());
+                DaemonError::Config(format!("{origin}: {}: {}", e.path(), e.inner()))
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -281,72 +386,21 @@ impl Config {
         }
         // Every duration and count, with its range: a value past it would overflow the time
         // arithmetic that uses it (and no operator means a retention of 10^17 days).
-        let max_body = u64::try_from(MAX_BODY_BYTES).unwrap_or(u64::MAX);
-        let body = u64::try_from(self.limits.max_body_bytes).unwrap_or(u64::MAX);
-        for (key, v, min, max, unit) in [
-            (
-                "shutdown.grace_seconds",
-                self.shutdown.grace_seconds,
-                1,
-                MAX_SHUTDOWN_SECONDS,
-                " seconds",
-            ),
-            (
-                "shutdown.drain_delay_seconds",
-                self.shutdown.drain_delay_seconds,
-                0,
-                MAX_SHUTDOWN_SECONDS,
-                " seconds",
-            ),
-            ("limits.max_body_bytes", body, 1024, max_body, " bytes"),
-            (
-                "limits.request_timeout_seconds",
-                self.limits.request_timeout_seconds,
-                1,
-                limits::MAX_SECONDS,
-                " seconds",
-            ),
-            (
-                "flush.check_interval_seconds",
-                self.flush.check_interval_seconds,
-                1,
-                limits::MAX_SECONDS,
-                " seconds",
-            ),
-            (
-                "eviction.interval_seconds",
-                self.eviction.interval_seconds,
-                1,
-                limits::MAX_SECONDS,
-                " seconds",
-            ),
-            (
-                "retention.check_interval_seconds",
-                self.retention.check_interval_seconds,
-                1,
-                limits::MAX_SECONDS,
-                " seconds",
-            ),
-            (
-                "retention.completed_jobs_days",
-                self.retention.completed_jobs_days,
-                0,
-                limits::MAX_DAYS,
-                " days",
-            ),
-            (
-                "retention.failed_jobs_days",
-                self.retention.failed_jobs_days,
-                0,
-                limits::MAX_DAYS,
-                " days",
-            ),
-        ] {
-            if v < min || v > max {
-                return bad(
-                    key,
-                    format!("{v} is out of range; use {min} to {max}{unit}"),
-                );
+        for k in KEYS {
+            if let Kind::Count {
+                min,
+                max,
+                unit,
+                get,
+            } = k.kind
+            {
+                let v = get(self);
+                if v < min || v > max {
+                    return bad(
+                        k.path,
+                        format!("{v} is out of range; use {min} to {max}{unit}"),
+                    );
+                }
             }
         }
         if self.shutdown.drain_delay_seconds >= self.shutdown.grace_seconds {
@@ -374,32 +428,6 @@ impl Config {
     }
 }
 
-/// What each documented leaf must hold.
-#[derive(Clone, Copy)]
-enum Kind {
-    Count,
-    Flag,
-    Text,
-    OneOf(&'static [&'static str]),
-}
-
-const LEAVES: &[(&str, Kind)] = &[
-    ("data_dir", Kind::Text),
-    ("listen", Kind::Text),
-    ("logging.level", Kind::Text),
-    ("logging.format", Kind::OneOf(&["text", "json"])),
-    ("shutdown.drain_delay_seconds", Kind::Count),
-    ("shutdown.grace_seconds", Kind::Count),
-    ("limits.max_body_bytes", Kind::Count),
-    ("limits.request_timeout_seconds", Kind::Count),
-    ("flush.check_interval_seconds", Kind::Count),
-    ("eviction.interval_seconds", Kind::Count),
-    ("retention.completed_jobs_days", Kind::Count),
-    ("retention.failed_jobs_days", Kind::Count),
-    ("retention.check_interval_seconds", Kind::Count),
-    ("storage.sync_writes", Kind::Flag),
-];
-
 fn lookup<'a>(root: &'a Mapping, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut v = root.get(parts.next()?)?;
@@ -411,19 +439,21 @@ fn lookup<'a>(root: &'a Mapping, path: &str) -> Option<&'a Value> {
 
 fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
     let ok = match kind {
-        Kind::Count => v.as_u64().is_some(),
+        Kind::Count { .. } => v.as_u64().is_some(),
         Kind::Flag => v.as_bool().is_some(),
         Kind::Text => v.as_str().is_some() || v.is_number(),
         Kind::OneOf(allowed) => v.as_str().is_some_and(|s| allowed.contains(&s)),
+        Kind::Tokens => v.is_sequence(),
     };
     if ok {
         return Ok(());
     }
     let want = match kind {
-        Kind::Count => "a whole number >= 0".to_string(),
+        Kind::Count { .. } => "a whole number >= 0".to_string(),
         Kind::Flag => "true or false".to_string(),
         Kind::Text => "text".to_string(),
         Kind::OneOf(allowed) => format!("one of {}", allowed.join(", ")),
+        Kind::Tokens => "a list of {token, user_id, role}".to_string(),
     };
     let shown = serde_norway::to_string(v)
         .map(|s| s.trim().to_string())
@@ -433,8 +463,7 @@ fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
 
 /// Refuses keys that are not documented, naming the full path and the keys allowed there.
 fn check_known(map: &Mapping, prefix: &str) -> Result<(), String> {
-    let mut known: Vec<&str> = LEAVES.iter().map(|(k, _)| *k).collect();
-    known.push("auth.tokens");
+    let known: Vec<&str> = key_paths().collect();
     for key in map.keys() {
         let name = key
             .as_str()
@@ -477,9 +506,9 @@ fn check_known(map: &Mapping, prefix: &str) -> Result<(), String> {
 /// Checks every documented leaf's type, so that an error names its key.
 fn check_types(root: &Mapping) -> Result<(), String> {
     check_known(root, "")?;
-    for (key, kind) in LEAVES {
-        if let Some(v) = lookup(root, key) {
-            check_kind(key, v, *kind)?;
+    for k in KEYS.iter().filter(|k| !matches!(k.kind, Kind::Tokens)) {
+        if let Some(v) = lookup(root, k.path) {
+            check_kind(k.path, v, k.kind)?;
         }
     }
     if let Some(tokens) = lookup(root, "auth.tokens") {
@@ -512,17 +541,13 @@ fn check_types(root: &Mapping) -> Result<(), String> {
 /// `KALAMD_AUTH_TOKENS` is `token:user_id:role` entries separated by commas.
 fn apply_env(root: &mut Mapping, env: &BTreeMap<String, String>) -> Result<(), DaemonError> {
     for (name, raw) in env.iter().filter(|(k, _)| k.starts_with("KALAMD_")) {
-        let Some(key) = OVERRIDABLE.iter().find(|k| env_name(k) == *name) else {
+        let Some(key) = key_paths().find(|k| env_name(k) == *name) else {
             return Err(DaemonError::Config(format!(
                 "{name}: unknown environment override; the variables are {}",
-                OVERRIDABLE
-                    .iter()
-                    .map(|k| env_name(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                key_paths().map(env_name).collect::<Vec<_>>().join(", ")
             )));
         };
-        let value = if *key == "auth.tokens" {
+        let value = if key == "auth.tokens" {
             Value::Sequence(parse_token_list(name, raw)?)
         } else {
             serde_norway::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()))
@@ -615,6 +640,31 @@ mod tests {
             .expect_err("format")
             .to_string();
         assert!(e.contains("format") || e.contains("xml"), "{e}");
+    }
+
+    /// `specs/config.md`'s table and `kalamd.example.yaml` document exactly the keys of
+    /// [`KEYS`], and the example holds each at its default.
+    #[test]
+    fn the_spec_and_the_example_document_exactly_the_keys_and_defaults() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let spec = std::fs::read_to_string(root.join("../specs/config.md")).expect("spec");
+        let documented: std::collections::BTreeSet<&str> = spec
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let keys: std::collections::BTreeSet<&str> = key_paths().collect();
+        assert_eq!(documented, keys, "specs/config.md's table of keys");
+        let example = root.join("kalamd.example.yaml");
+        let text = std::fs::read_to_string(&example).expect("example");
+        let Ok(Value::Mapping(mapping)) = serde_norway::from_str::<Value>(&text) else {
+            panic!("the example is not a mapping");
+        };
+        for k in key_paths() {
+            assert!(lookup(&mapping, k).is_some(), "{k} is not in the example");
+        }
+        let loaded = Config::load(Some(&example), &BTreeMap::new()).expect("the example loads");
+        assert_eq!(loaded, Config::default(), "the example shows the defaults");
     }
 
     #[test]

@@ -247,18 +247,6 @@ fn cycles(graph: &ModuleGraph) -> Vec<std::collections::BTreeSet<String>> {
     s.found
 }
 
-/// Modules that still form a cycle in kalamdb-core, all through `Engine`: its modules add
-/// `impl Engine` blocks and the engine composes them. It may shrink, never grow: any other
-/// cycle, or a module joining this one, fails.
-const CORE_ENGINE_CYCLE: [&str; 6] = [
-    "catalog",
-    "cold",
-    "drop_table",
-    "engine",
-    "jobs",
-    "table_data",
-];
-
 #[test]
 fn the_module_graph_of_every_crate_is_acyclic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -279,20 +267,15 @@ fn the_module_graph_of_every_crate_is_acyclic() {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
         let graph = module_graph(dir);
         assert!(!graph.is_empty(), "{name:?}: no modules found");
-        for cycle in cycles(&graph) {
-            let allowed = name.as_deref() == Some("kalamdb-core")
-                && cycle
-                    .iter()
-                    .all(|m| CORE_ENGINE_CYCLE.contains(&m.as_str()));
-            assert!(
-                allowed,
-                "{name:?}: these modules import each other in a cycle: {cycle:?} ({graph:?})"
-            );
-        }
+        let found = cycles(&graph);
+        assert!(
+            found.is_empty(),
+            "{name:?}: these modules import each other in a cycle: {found:?} ({graph:?})"
+        );
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} crates checked");
-    // The check sees cycles: the two that the crate split and the job registry removed.
+    // The check sees cycles: the one the crate split and the job registry removed.
     let mut before = ModuleGraph::new();
     for (a, b) in [
         ("backup", "verify"),

@@ -22,10 +22,10 @@ use serde_json::json;
 use crate::catalog::TableDef;
 use crate::catalog::types::{ROW_ID, arrow_schema};
 use crate::cold::arrow_rows::rows_to_batch;
-use crate::cold::leftovers;
 use crate::cold::manifest::{self, Content, Owner};
 use crate::cold::parquet::write_batch_file;
 use crate::jobs::{job_type, run_job};
+use crate::leftovers;
 use crate::{CoreError, Engine, Result};
 
 /// What a flush did.

@@ -28,15 +28,7 @@ pub struct ReadOptions {
     pub key: Option<String>,
 }
 
-/// The row key of a primary-key value.
-pub fn key_of_value(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
+pub use crate::cold::key_of_value;
 
 impl Engine {
     /// The rows of `def` visible to `user_id` (which matters for user tables only).

@@ -1,12 +1,12 @@
 //! Whether a batch file no manifest entry records may be removed by `--repair`: the table and
-//! user whose directory holds it are found, then [`kalamdb_core::cold::leftovers::rows_all_hot`]
+//! user whose directory holds it are found, then [`kalamdb_core::leftovers::rows_all_hot`]
 //! decides.
 
 use std::path::Path;
 
 use kalamdb_store::TableKind;
 
-use kalamdb_core::cold::leftovers::rows_all_hot;
+use kalamdb_core::leftovers::rows_all_hot;
 use kalamdb_core::{Engine, Result};
 
 /// Whether every row of `file` (found in one of a table's batch directories) is in the hot

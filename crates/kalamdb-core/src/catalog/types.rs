@@ -145,7 +145,7 @@ pub struct ColumnDef {
 pub const UPDATED: &str = kalamdb_store::UPDATED;
 pub const DELETED: &str = kalamdb_store::DELETED;
 /// The row key kept in every Parquet file this engine writes.
-pub const ROW_ID: &str = "_row_id";
+pub use crate::cold::ROW_ID;
 
 /// The Arrow schema of a table as queries see it.
 pub fn arrow_schema(columns: &[ColumnDef], system_columns: bool, extra: &[Field]) -> SchemaRef {

@@ -12,9 +12,8 @@ use serde_json::Value;
 
 use super::parquet::{self, WrittenFile};
 use super::paths::StorageTemplate;
-use crate::catalog::types::ROW_ID;
+use super::{ROW_ID, key_of_value};
 use crate::data_dir::DataDir;
-use crate::table_data::key_of_value;
 use crate::{CoreError, Result};
 
 /// Which table and user a batch file belongs to.

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use kalamdb_store::TableKind;
 use serde_json::Value;
 
-use super::parquet::read_rows;
-use super::paths::batch_files;
-use crate::catalog::types::ROW_ID;
+use crate::cold::ROW_ID;
+use crate::cold::parquet::read_rows;
+use crate::cold::paths::batch_files;
 use crate::{Engine, Result};
 
 /// Whether every row of `file` is in the hot tier of `ns.table` (for `user`, in a user

@@ -34,6 +34,16 @@ pub fn bounded(what: &str, value: u64, zero: bool, max: u64, unit: &str) -> Resu
     Ok(value)
 }
 
+/// The one duration grammar (humantime's: `30m`, `12h`, `7d`, `2w`, `1h 30m`), for SQL
+/// options and kalamctl's flags alike. `what` names the option in the error.
+pub fn parse_duration(what: &str, text: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        CoreError::InvalidInput(format!(
+            "{what} = '{text}' is not a duration ({e}); write it like '30m', '12h' or '7d'"
+        ))
+    })
+}
+
 /// Parses a whole number option and bounds it.
 pub fn parse_bounded(what: &str, text: &str, zero: bool, max: u64, unit: &str) -> Result<u64> {
     let t = text.trim();

@@ -176,11 +176,7 @@ fn resume(cli: &Cli, dir: &Path, id: &str) -> Result<ExitCode, CliError> {
 }
 
 fn prune(cli: &Cli, dir: &Path, older_than: &str) -> Result<ExitCode, CliError> {
-    let keep = humantime::parse_duration(older_than).map_err(|e| {
-        CliError::Usage(format!(
-            "--older-than {older_than:?} is not a duration ({e}); write it like 12h or 7d"
-        ))
-    })?;
+    let keep = kalamdb_core::limits::parse_duration("--older-than", older_than)?;
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let engine = open_offline(dir, "jobs prune")?;
     let pruned = engine.prune_jobs(keep_ms, keep_ms)?;
@@ -196,7 +192,7 @@ fn prune(cli: &Cli, dir: &Path, older_than: &str) -> Result<ExitCode, CliError> 
 
 /// `--since`: a duration back from now, an RFC 3339 time, or a date (midnight UTC).
 fn parse_since(s: &str) -> Result<i64, CliError> {
-    if let Ok(d) = humantime::parse_duration(s) {
+    if let Ok(d) = kalamdb_core::limits::parse_duration("--since", s) {
         let back = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         return Ok(chrono::Utc::now().timestamp_millis().saturating_sub(back));
     }

@@ -494,40 +494,22 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy> {
     })
 }
 
-/// `7d`, `12h`, `30m` (rounded up to whole hours), or a bare number of hours.
+/// A duration in the one grammar ([`limits::parse_duration`]), rounded up to whole hours, or a
+/// bare number of hours.
 pub fn parse_duration_hours(text: &str) -> Result<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let bad = || {
-        CoreError::InvalidInput(format!(
-            "DELETED_RETENTION '{text}' is malformed; use e.g. '7d', '12h' or '30m'"
-        ))
-    };
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    if num.is_empty() {
-        return Err(bad());
+    const WHAT: &str = "DELETED_RETENTION";
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return limits::parse_bounded(WHAT, t, true, limits::MAX_HOURS, " hours");
     }
-    let per_unit: u64 = match unit {
-        "d" => 24,
-        "h" | "" => 1,
-        "m" => 0,
-        _ => return Err(bad()),
-    };
-    let max_in_unit = match per_unit {
-        0 => limits::MAX_HOURS.saturating_mul(60),
-        n => limits::MAX_HOURS
-            .checked_div(n)
-            .unwrap_or(limits::MAX_HOURS),
-    };
-    let unit_name = match unit {
-        "d" => " days",
-        "m" => " minutes",
-        _ => " hours",
-    };
-    let n = limits::parse_bounded("DELETED_RETENTION", num, true, max_in_unit, unit_name)?;
-    Ok(match per_unit {
-        0 => n.div_ceil(60),
-        per => n.saturating_mul(per),
-    })
+    let seconds = limits::parse_duration(WHAT, t)?.as_secs();
+    limits::bounded(
+        WHAT,
+        seconds.div_ceil(3600),
+        true,
+        limits::MAX_HOURS,
+        " hours",
+    )
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
 use super::snapshot::{EXTERNAL, table_rows};
 use super::transfer::{self, Meter, Observer, Phase, Transfer};
-use kalamdb_core::catalog::kind_of;
 use kalamdb_core::cold::manifest::recorded_files;
 use kalamdb_core::fs::link_or_copy;
 use kalamdb_core::fs::sync_dir;
@@ -372,7 +371,7 @@ pub(crate) fn count_tables(
     let total = tables.len() as u64;
     for (done, record) in tables.into_iter().enumerate() {
         progress(done as u64, total);
-        let Some(kind) = kind_of(record.table_type) else {
+        let Some(kind) = record.table_type.kind() else {
             continue;
         };
         let mut files = Vec::new();

@@ -21,7 +21,7 @@ use kalamdb_store::{OpenMode, Storage, TableKind};
 use super::manifest::TableRows;
 use super::scratch::Scratch;
 use super::transfer::{parallel, threads};
-use kalamdb_core::catalog::{Catalog, kind_of};
+use kalamdb_core::catalog::Catalog;
 use kalamdb_core::cold::manifest::recorded_files;
 use kalamdb_core::cold::parquet::row_count;
 use kalamdb_core::data_dir::DataDir;
@@ -95,7 +95,7 @@ fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables
     let catalog = Catalog::new(sql.clone(), live.clone());
     let mut tables = Vec::new();
     for record in catalog.tables(None)? {
-        let Some(kind) = kind_of(record.table_type) else {
+        let Some(kind) = record.table_type.kind() else {
             continue;
         };
         let name = format!("{}.{}", record.namespace, record.table_name);

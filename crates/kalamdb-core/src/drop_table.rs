@@ -23,7 +23,6 @@ use kalamdb_store::{Batch, TableCf, TableKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::kind_of;
 use crate::cold::paths::{StorageTemplate, batch_files};
 use crate::jobs::{Job, Observer, finish_with, job_type};
 use crate::{CoreError, Engine, Result};
@@ -299,7 +298,7 @@ impl Engine {
         let start_time = job.record().start_time;
         finish_with(job, |job| {
             let t = state.table.clone();
-            let kind = kind_of(t.table_type).ok_or_else(|| {
+            let kind = t.table_type.kind().ok_or_else(|| {
                 CoreError::InvalidInput(format!("{} is a system table", t.table_id))
             })?;
             let template = self.catalog().storage_template(&t, kind)?;

@@ -8,7 +8,7 @@ use kalamdb_store::{TableCf, TableKind};
 
 use super::{Code, Scan};
 use kalamdb_core::Result;
-use kalamdb_core::catalog::{TableDef, kind_of};
+use kalamdb_core::catalog::TableDef;
 use kalamdb_core::jobs::job_type;
 
 /// A table as the catalog records it, with what the later checks need.
@@ -80,7 +80,7 @@ pub(crate) fn check(scan: &mut Scan<'_>) -> Result<CatalogView> {
 
     let mut tables = Vec::new();
     for record in records {
-        let Some(kind) = kind_of(record.table_type) else {
+        let Some(kind) = record.table_type.kind() else {
             continue;
         };
         let versions = by_table

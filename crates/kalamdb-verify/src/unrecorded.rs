@@ -16,7 +16,7 @@ pub(crate) fn rows_all_hot_in_place(engine: &Engine, file: &Path) -> Result<bool
         return Ok(false);
     };
     for record in engine.catalog().tables(None)? {
-        let Some(kind) = kalamdb_core::catalog::kind_of(record.table_type) else {
+        let Some(kind) = record.table_type.kind() else {
             continue;
         };
         if kind == TableKind::Stream {

@@ -64,24 +64,6 @@ pub struct Catalog {
     dir: DataDir,
 }
 
-pub fn table_type_of(kind: TableKind) -> TableType {
-    match kind {
-        TableKind::User => TableType::User,
-        TableKind::Shared => TableType::Shared,
-        TableKind::Stream => TableType::Stream,
-    }
-}
-
-/// The kind of a data table's row; `None` for `system`.
-pub fn kind_of(table_type: TableType) -> Option<TableKind> {
-    match table_type {
-        TableType::User => Some(TableKind::User),
-        TableType::Shared => Some(TableKind::Shared),
-        TableType::Stream => Some(TableKind::Stream),
-        TableType::System => None,
-    }
-}
-
 impl Catalog {
     pub fn new(sql: KalamSql, dir: DataDir) -> Self {
         Catalog { sql, dir }
@@ -258,7 +240,7 @@ impl Catalog {
             table_id: table_id.clone(),
             table_name: t.name.clone(),
             namespace: t.namespace.clone(),
-            table_type: table_type_of(t.kind),
+            table_type: TableType::from(t.kind),
             created_at: now,
             storage_location: storage,
             flush_policy: match t.flush_policy {

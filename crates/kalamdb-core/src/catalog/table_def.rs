@@ -46,7 +46,7 @@ impl TableDef {
 
     /// Joins a table row with its schema row.
     pub fn from_records(record: TableRecord, schema: &TableSchemaRecord) -> Result<TableDef> {
-        let Some(kind) = super::kind_of(record.table_type) else {
+        let Some(kind) = record.table_type.kind() else {
             return Err(CoreError::InvalidInput(format!(
                 "{} is a system table",
                 record.table_id

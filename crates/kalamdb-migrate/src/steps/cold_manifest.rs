@@ -20,7 +20,7 @@ use kalamdb_store::{DEFAULT_CF, TableKind};
 use super::{Ctx, Outcome, dropped_by_job, readable, readable_jobs, template_of};
 use crate::image::Image;
 use kalamdb_core::catalog::types::ColumnType;
-use kalamdb_core::catalog::{PRIMARY_KEY_OPTION, is_system_column, kind_of};
+use kalamdb_core::catalog::{PRIMARY_KEY_OPTION, is_system_column};
 use kalamdb_core::cold::manifest::{self, Content, Owner};
 use kalamdb_core::cold::parquet::{WrittenFile, read_schema};
 use kalamdb_core::cold::paths::batch_files;
@@ -47,7 +47,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
     }
     let mut owned: BTreeSet<PathBuf> = BTreeSet::new();
     for t in &tables {
-        let Some(kind) = kind_of(t.table_type) else {
+        let Some(kind) = t.table_type.kind() else {
             continue;
         };
         if kind == TableKind::Stream {

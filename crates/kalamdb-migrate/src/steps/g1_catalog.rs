@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Ctx, Outcome};
 use crate::image::{G1_COLUMN_FAMILIES, Image};
-use kalamdb_core::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH, kind_of, table_type_of};
+use kalamdb_core::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH};
 use kalamdb_core::cold::paths::{StorageTemplate, batch_files};
 
 const CONF: &str = "conf";
@@ -295,7 +295,7 @@ fn table_from_folder(
         table_id: table_id.clone(),
         table_name: table.to_string(),
         namespace: ns.to_string(),
-        table_type: table_type_of(kind),
+        table_type: TableType::from(kind),
         created_at,
         storage_location: ["storage_location", "storage_id", "location"]
             .iter()
@@ -357,7 +357,7 @@ fn kind_for(
             .get("table_type")
             .cloned()
             .and_then(|v| serde_json::from_value::<TableType>(v).ok())
-            .and_then(kind_of)
+            .and_then(TableType::kind)
             .ok_or_else(|| {
                 "no data column family, and the schema's options name no table_type".to_string()
             }),

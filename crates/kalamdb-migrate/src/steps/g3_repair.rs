@@ -13,7 +13,7 @@ use super::{Ctx, Outcome, dropped_by_job, readable_jobs, tables};
 use crate::detect::Generation;
 use crate::image::Image;
 use kalamdb_core::Result;
-use kalamdb_core::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH, kind_of};
+use kalamdb_core::catalog::{DEFAULT_LOCATION, DEFAULT_LOCATION_PATH};
 use kalamdb_core::cold::paths::batch_files;
 
 pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
@@ -270,7 +270,7 @@ fn dropped_tables(
 ) -> Result<()> {
     let mut kept = Vec::new();
     for t in tables.drain(..) {
-        let Some(kind) = kind_of(t.table_type) else {
+        let Some(kind) = t.table_type.kind() else {
             out.invalid(
                 TableRecord::CF,
                 &format!("table:{}", t.table_id),

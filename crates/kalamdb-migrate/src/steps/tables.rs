@@ -1,13 +1,13 @@
 //! Tables known only by their data column family: a `system.tables` row and a version-1
 //! schema inferred from the rows.
 
-use kalamdb_sql::{JobRecord, SystemRecord, TableRecord, TableSchemaRecord};
+use kalamdb_sql::{JobRecord, SystemRecord, TableRecord, TableSchemaRecord, TableType};
 
 use super::{Ctx, Outcome, dropped_by_job};
 use crate::image::Image;
 use crate::infer::column_type;
 use kalamdb_core::catalog::types::ColumnDef;
-use kalamdb_core::catalog::{DEFAULT_LOCATION, schema_json, table_type_of};
+use kalamdb_core::catalog::{DEFAULT_LOCATION, schema_json};
 
 /// Gives every data column family without a schema a table row and an inferred schema,
 /// or reports why it cannot. Dropped tables' empty column families are left to the repair
@@ -91,7 +91,7 @@ pub fn infer_missing(image: &Image, ctx: &Ctx<'_>, jobs: &[JobRecord], out: &mut
                 table_id: table_id.clone(),
                 table_name: table.clone(),
                 namespace: ns.clone(),
-                table_type: table_type_of(data.cf.kind),
+                table_type: TableType::from(data.cf.kind),
                 created_at: inferred.first_ms.unwrap_or(ctx.now),
                 storage_location: DEFAULT_LOCATION.to_string(),
                 flush_policy: String::new(),

@@ -1,12 +1,36 @@
+use kalamdb_store::TableKind;
 use serde::{Deserialize, Serialize};
 
 use crate::tolerant;
 use crate::{SystemRecord, lowercase_enum};
 
 lowercase_enum!(
-    /// The kind of table.
+    /// A table's type as `system.tables` records it: one of the three data kinds
+    /// ([`TableKind`], the store's), or `system`. The two convert here and nowhere else.
     TableType { User => "user", Shared => "shared", Stream => "stream", System => "system" }
 );
+
+impl TableType {
+    /// The kind of the table's data; `None` for `system`.
+    pub fn kind(self) -> Option<TableKind> {
+        match self {
+            TableType::User => Some(TableKind::User),
+            TableType::Shared => Some(TableKind::Shared),
+            TableType::Stream => Some(TableKind::Stream),
+            TableType::System => None,
+        }
+    }
+}
+
+impl From<TableKind> for TableType {
+    fn from(kind: TableKind) -> TableType {
+        match kind {
+            TableKind::User => TableType::User,
+            TableKind::Shared => TableType::Shared,
+            TableKind::Stream => TableType::Stream,
+        }
+    }
+}
 
 /// When a table's hot rows are written to Parquet. Stored as the JSON text of this tagged form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,7 +31,7 @@ pub mod limits;
 pub mod maintenance;
 mod open;
 pub mod process;
-pub mod providers;
+mod providers;
 mod result;
 mod session;
 pub mod sql;

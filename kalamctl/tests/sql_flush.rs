@@ -161,3 +161,79 @@ fn shared_tables_flush_to_one_file_and_custom_storage_paths() {
     db.fails("DROP TABLE app.nope", 2, "does not exist");
     db.fails("DROP USER TABLE app.cfg", 2, "is a shared table");
 }
+
+/// A storage location on object storage, as a migrated legacy directory carries it.
+fn add_s3_location(db: &Db) {
+    let storage =
+        kalamdb_store::Storage::open(&db.dir.join("rocksdb"), kalamdb_store::OpenMode::ReadWrite)
+            .expect("open");
+    let loc = json!({"location_name": "archive", "location_type": "s3", "path": "s3://kalam-archive/v1", "credentials_ref": "aws-prod", "usage_count": 0, "created_at": 1, "updated_at": 1});
+    storage
+        .put(
+            "system_storage_locations",
+            b"loc:archive",
+            loc.to_string().as_bytes(),
+        )
+        .expect("put");
+}
+
+#[test]
+fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)");
+    add_s3_location(&db);
+    // New tables on object storage are refused, by location or by URL.
+    db.fails(
+        "CREATE SHARED TABLE app.a (id BIGINT PRIMARY KEY) WITH (STORAGE = 'archive')",
+        2,
+        "object storage",
+    );
+    db.fails(
+        "CREATE SHARED TABLE app.b (id BIGINT PRIMARY KEY) WITH (STORAGE = 's3://bucket/b')",
+        2,
+        "is a URL",
+    );
+    // A table already on it (a migrated legacy table): writes and reads work in the hot tier,
+    // and FLUSH says why it cannot move them, writing nothing and recording no failed job.
+    {
+        let storage = kalamdb_store::Storage::open(
+            &db.dir.join("rocksdb"),
+            kalamdb_store::OpenMode::ReadWrite,
+        )
+        .expect("open");
+        let key = b"table:app:t";
+        let mut row: serde_json::Value = serde_json::from_slice(
+            &storage
+                .get("system_tables", key)
+                .expect("get")
+                .expect("row"),
+        )
+        .expect("json");
+        row["storage_location"] = "archive".into();
+        storage
+            .put("system_tables", key, row.to_string().as_bytes())
+            .expect("put");
+    }
+    db.ok("INSERT INTO app.t VALUES (1, 'a'), (2, 'b')");
+    let refused = db.fails("FLUSH TABLE app.t", 2, "object storage");
+    assert!(
+        refused.stderr.contains("stay in RocksDB"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        db.rows("SELECT count(*) AS n FROM app.t"),
+        vec![json!({"n": 2})]
+    );
+    assert!(
+        files_under(&db.dir)
+            .iter()
+            .all(|f| !f.contains("s3:") && !f.ends_with(".parquet")),
+        "{:?}",
+        files_under(&db.dir)
+    );
+    assert_eq!(
+        db.rows("SELECT count(*) AS n FROM system.jobs WHERE job_type = 'flush'"),
+        vec![json!({"n": 0})]
+    );
+}

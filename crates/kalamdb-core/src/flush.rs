@@ -47,6 +47,8 @@ impl Engine {
                 def.qualified()
             )));
         }
+        // Refused before any job row: a location this build cannot write is not a failed flush.
+        self.catalog().writable_template(&def.record, def.kind)?;
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
         let _cold = self.cold_gate().read().await;
@@ -105,7 +107,7 @@ impl Engine {
                 Ok(ControlFlow::Continue(()))
             })?,
         }
-        let template = self.catalog().storage_template(&def.record, def.kind)?;
+        let template = self.catalog().writable_template(&def.record, def.kind)?;
         let schema = arrow_schema(
             &def.columns,
             true,

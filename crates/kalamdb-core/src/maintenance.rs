@@ -38,10 +38,13 @@ impl FlushScheduler {
             let Ok(Some(policy)) = table.flush_policy() else {
                 continue;
             };
-            let kind = match table.table_type {
-                TableType::User => kalamdb_store::TableKind::User,
-                _ => kalamdb_store::TableKind::Shared,
+            let Some(kind) = table.table_type.kind() else {
+                continue;
             };
+            // A table on a location this build cannot write (object storage) is never due.
+            if engine.catalog().writable_template(&table, kind).is_err() {
+                continue;
+            }
             let cf = kalamdb_store::TableCf::new(kind, &table.namespace, &table.table_name).name();
             let hot = engine.storage().estimate_keys(&cf).unwrap_or(0);
             if hot == 0 {

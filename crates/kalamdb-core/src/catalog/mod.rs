@@ -216,6 +216,29 @@ impl Catalog {
         }
     }
 
+    /// Where a flush may write a table's Parquet files: [`Self::storage_template`], refused
+    /// for a location on object storage (`location_type` `s3`, or a URL path), which this
+    /// build cannot reach: its files would otherwise land on a local path made from the URL.
+    pub fn writable_template(
+        &self,
+        record: &TableRecord,
+        kind: TableKind,
+    ) -> Result<StorageTemplate> {
+        let name = match record.storage_location.trim() {
+            "" => DEFAULT_LOCATION,
+            name => name,
+        };
+        if let Some(loc) = self.sql.storage_locations().get(name)?
+            && (loc.location_type == LocationType::S3 || crate::cold::paths::is_url(&loc.path))
+        {
+            return Err(CoreError::Conflict(format!(
+                "{}.{} is on storage location '{}' ({}), object storage this build cannot write to yet; its rows stay in RocksDB and nothing is written locally",
+                record.namespace, record.table_name, loc.location_name, loc.path
+            )));
+        }
+        self.storage_template(record, kind)
+    }
+
     pub fn data_dir(&self) -> &DataDir {
         &self.dir
     }
@@ -230,6 +253,15 @@ impl Catalog {
             .clone()
             .unwrap_or_else(|| DEFAULT_LOCATION.to_string());
         let mut location = self.sql.storage_locations().get(&storage)?;
+        if let Some(loc) = location
+            .as_ref()
+            .filter(|l| l.location_type == LocationType::S3 || crate::cold::paths::is_url(&l.path))
+        {
+            return Err(CoreError::InvalidInput(format!(
+                "storage location '{}' is on object storage ({}), which this build cannot write to yet; create the table on a filesystem location",
+                loc.location_name, loc.path
+            )));
+        }
         if location.is_none() {
             // Not a location name: it must be a valid path template.
             StorageTemplate::for_path(&storage, t.kind, &t.namespace, &t.name)?;

@@ -173,6 +173,11 @@ fn fixed_prefix(template: &str) -> String {
 
 fn validate_template(template: &str, kind: TableKind) -> Result<()> {
     let has_user = template.contains(USER_ID_VAR);
+    if is_url(template) {
+        return Err(CoreError::InvalidInput(format!(
+            "STORAGE '{template}' is a URL; this build keeps Parquet files on local paths only (object storage is not supported yet); give a directory"
+        )));
+    }
     match kind {
         TableKind::User if !has_user => Err(CoreError::InvalidInput(format!(
             "STORAGE '{template}' for a user table must contain ${{user_id}}, e.g. '/data/${{user_id}}/t'"
@@ -190,6 +195,11 @@ fn validate_template(template: &str, kind: TableKind) -> Result<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// Whether a location path is a URL (`s3://...`): object storage, not a local path.
+pub fn is_url(path: &str) -> bool {
+    path.contains("://")
 }
 
 /// Whether a file name is a Parquet batch this engine writes or reads (`batch-*.parquet`).

@@ -99,7 +99,7 @@ fn run_checks(
 ) -> Result<()> {
     // In either layout: the database nested in the copy, the locations' folders beside it
     // (SST and Parquet files hard-linked: never written in place).
-    let dirs = super::layout::location_dirs(&super::open(dir.root(), None)?.image);
+    let dirs = super::layout::location_dirs(&crate::opened::open(dir.root(), None)?.image);
     super::layout::copy_to(dir, &DataDir::new(copy), &dirs)?;
     report.checks.push(Check {
         name: "copy",
@@ -128,7 +128,7 @@ fn run_checks(
     report.generation = applied.generation;
     let repaired: usize = applied.steps.iter().map(|s| s.report.repaired.len()).sum();
     let notes: Vec<&String> = applied.steps.iter().flat_map(|s| &s.report.notes).collect();
-    super::finalize_with(copy, true)?;
+    crate::cleanup::finalize_with(copy, true)?;
     let mut detail = format!(
         "{} step(s) applied and finalized, {repaired} defect(s) repaired, {} invalid record(s) skipped",
         applied.steps.len(),

@@ -1,4 +1,4 @@
-//! Flush to Parquet and reads that merge both tiers, end to end.
+//! Flush to Parquet and reads that merge both tiers, through SQL on an engine in this process.
 
 mod common;
 use common::{Db, files_under};
@@ -71,12 +71,11 @@ fn user_tables_flush_one_file_per_user_and_merge_on_read() {
         "newest wins, each row once"
     );
     // Duplicate checks see cold rows too.
-    let run = db.sql_as(Some("alice"), "INSERT INTO app.notes VALUES (2, 'dup')");
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("duplicate primary key"),
-        "{}",
-        run.stderr
+    db.fails_as(
+        Some("alice"),
+        "INSERT INTO app.notes VALUES (2, 'dup')",
+        2,
+        "duplicate primary key",
     );
     assert_eq!(
         db.rows_as(Some("bob"), "SELECT body FROM app.notes"),
@@ -162,26 +161,31 @@ fn shared_tables_flush_to_one_file_and_custom_storage_paths() {
     db.fails("DROP USER TABLE app.cfg", 2, "is a shared table");
 }
 
-/// A storage location on object storage, as a migrated legacy directory carries it.
-fn add_s3_location(db: &Db) {
-    let storage =
-        kalamdb_store::Storage::open(&db.dir.join("rocksdb"), kalamdb_store::OpenMode::ReadWrite)
-            .expect("open");
-    let loc = json!({"location_name": "archive", "location_type": "s3", "path": "s3://kalam-archive/v1", "credentials_ref": "aws-prod", "usage_count": 0, "created_at": 1, "updated_at": 1});
-    storage
-        .put(
-            "system_storage_locations",
-            b"loc:archive",
-            loc.to_string().as_bytes(),
-        )
-        .expect("put");
+/// Raw writes to the closed directory's RocksDB: what a migrated legacy directory carries.
+fn with_storage(db: &mut Db, f: impl FnOnce(&kalamdb_store::Storage)) {
+    db.closed(|dir| {
+        let storage =
+            kalamdb_store::Storage::open(&dir.join("rocksdb"), kalamdb_store::OpenMode::ReadWrite)
+                .expect("open");
+        f(&storage);
+    });
 }
 
 #[test]
 fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
-    let db = Db::new();
+    let mut db = Db::new();
     db.ok("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)");
-    add_s3_location(&db);
+    // A storage location on object storage.
+    with_storage(&mut db, |storage| {
+        let loc = json!({"location_name": "archive", "location_type": "s3", "path": "s3://kalam-archive/v1", "credentials_ref": "aws-prod", "usage_count": 0, "created_at": 1, "updated_at": 1});
+        storage
+            .put(
+                "system_storage_locations",
+                b"loc:archive",
+                loc.to_string().as_bytes(),
+            )
+            .expect("put");
+    });
     // New tables on object storage are refused, by location or by URL.
     db.fails(
         "CREATE SHARED TABLE app.a (id BIGINT PRIMARY KEY) WITH (STORAGE = 'archive')",
@@ -195,12 +199,7 @@ fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
     );
     // A table already on it (a migrated legacy table): writes and reads work in the hot tier,
     // and FLUSH says why it cannot move them, writing nothing and recording no failed job.
-    {
-        let storage = kalamdb_store::Storage::open(
-            &db.dir.join("rocksdb"),
-            kalamdb_store::OpenMode::ReadWrite,
-        )
-        .expect("open");
+    with_storage(&mut db, |storage| {
         let key = b"table:app:t";
         let mut row: serde_json::Value = serde_json::from_slice(
             &storage
@@ -213,14 +212,10 @@ fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
         storage
             .put("system_tables", key, row.to_string().as_bytes())
             .expect("put");
-    }
+    });
     db.ok("INSERT INTO app.t VALUES (1, 'a'), (2, 'b')");
     let refused = db.fails("FLUSH TABLE app.t", 2, "object storage");
-    assert!(
-        refused.stderr.contains("stay in RocksDB"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.to_string().contains("stay in RocksDB"), "{refused}");
     assert_eq!(
         db.rows("SELECT count(*) AS n FROM app.t"),
         vec![json!({"n": 2})]

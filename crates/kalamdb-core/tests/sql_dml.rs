@@ -1,4 +1,5 @@
-//! DML on the three table types, user isolation and permissions, end to end.
+//! DML on the three table types, user isolation and permissions, through SQL on an engine
+//! in this process.
 
 mod common;
 use common::Db;
@@ -31,15 +32,11 @@ fn user_tables_isolate_users_and_soft_delete() {
     );
 
     // Duplicate keys are refused per user.
-    let run = db.sql_as(
+    db.fails_as(
         Some("alice"),
         "INSERT INTO app.notes (id, body) VALUES (2, 'again')",
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("duplicate primary key '2'"),
-        "{}",
-        run.stderr
+        2,
+        "duplicate primary key '2'",
     );
 
     // UPDATE with an expression; _updated moves forward.
@@ -209,20 +206,15 @@ fn roles_limit_what_users_do() {
         "FLUSH TABLE app.t",
         "CREATE SHARED TABLE app.u (id INT)",
     ] {
-        let run = db.sql_as(Some("alice"), sql);
-        assert_eq!(run.code, 2, "{sql}");
-        assert!(
-            run.stderr.contains("needs the admin role"),
-            "{sql}: {}",
-            run.stderr
-        );
+        db.fails_as(Some("alice"), sql, 2, "needs the admin role");
     }
-    let run = db.sql_as(Some("alice"), "SELECT * FROM system.users");
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
-    let run = db.sql_as(Some("bad:id"), "SELECT 1");
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("invalid user id"), "{}", run.stderr);
+    db.fails_as(
+        Some("alice"),
+        "SELECT * FROM system.users",
+        2,
+        "permission denied",
+    );
+    db.fails_as(Some("bad:id"), "SELECT 1", 2, "invalid user id");
 }
 
 #[test]
@@ -239,9 +231,10 @@ fn every_system_table_is_queryable() {
         "table_schemas",
         "cold_batches",
     ];
-    let listed = db.sql_as(None, "SELECT * FROM system.nope");
+    let listed = db
+        .fails("SELECT * FROM system.nope", 2, "system tables are")
+        .to_string();
     let mut named: Vec<&str> = listed
-        .stderr
         .rsplit("system tables are: ")
         .next()
         .unwrap_or_default()
@@ -252,12 +245,11 @@ fn every_system_table_is_queryable() {
     named.sort_unstable();
     let mut documented = SYSTEM_TABLES.to_vec();
     documented.sort_unstable();
-    assert_eq!(named, documented, "{}", listed.stderr);
+    assert_eq!(named, documented, "{listed}");
     for t in SYSTEM_TABLES {
-        let run = db.sql_as(None, &format!("SELECT * FROM system.{t}"));
-        assert_eq!(run.code, 0, "system.{t}: {}", run.stderr);
+        let results = db.ok(&format!("SELECT * FROM system.{t}"));
         assert!(
-            run.json()["results"][0]["columns"]
+            results[0]["columns"]
                 .as_array()
                 .is_some_and(|c| !c.is_empty()),
             "system.{t} has columns"

@@ -533,20 +533,11 @@ fn a_drop_killed_mid_way_is_finished_by_kalamd_at_startup() {
 }
 
 /// Every `.parquet` file under `dir`.
-fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out
+fn parquet_files(dir: &std::path::Path) -> Vec<String> {
+    kalamdb_fixtures::tree::files_under(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .collect()
 }
 
 #[test]

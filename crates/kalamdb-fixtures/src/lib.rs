@@ -15,6 +15,8 @@
 //!   `system.tables` row whose column family is gone;
 //! - jobs in every state the original engine wrote (one left `running`) and live queries.
 
+pub mod tree;
+
 use std::path::Path;
 
 use kalamdb_store::{OpenMode, Storage};

@@ -1,7 +1,7 @@
 //! Helpers for tests that drive the real `kalamctl` binary.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
@@ -127,59 +127,8 @@ impl Db {
     }
 }
 
-/// Every regular file under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).expect("prefix").display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Every directory below `dir`, relative, with a trailing `/`, sorted.
-pub fn dirs_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.push(format!(
-                    "{}/",
-                    p.strip_prefix(dir).expect("prefix").display()
-                ));
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// A snapshot of every file's name, size and content under `dir`, and of every directory
-/// (an empty one made by a refusal is a change too).
-pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    dirs_under(dir)
-        .into_iter()
-        .map(|d| (d, Vec::new()))
-        .chain(files_under(dir).into_iter().map(|f| {
-            let bytes = std::fs::read(dir.join(&f)).unwrap_or_default();
-            (f, bytes)
-        }))
-        .collect()
-}
+#[allow(unused_imports)]
+pub use kalamdb_fixtures::tree::{dirs_under, files_under, snapshot};
 
 /// Runs kalamctl with extra environment variables.
 pub fn kalamctl_env(args: &[&str], env: &[(&str, &str)]) -> Run {

@@ -116,23 +116,5 @@ impl Db {
     }
 }
 
-/// Every file under `dir`, relative and sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(dir) {
-                out.push(rel.display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+#[allow(unused_imports)]
+pub use kalamdb_fixtures::tree::files_under;

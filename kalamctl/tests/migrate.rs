@@ -1136,3 +1136,101 @@ fn a_finalize_killed_while_deleting_the_original_files_finishes_when_run_again()
     let verify = kalamctl(&["verify", "--data-dir", db.path(), "--format", "json"]);
     assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
+
+/// Runs a copy of kalamctl as an unprivileged user (nobody) when this process is root, who
+/// may write anywhere; as itself otherwise. The copy sits in `bin_dir`, readable by all.
+fn kalamctl_unprivileged(bin_dir: &Path, args: &[&str]) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = bin_dir.join("kalamctl");
+    if !exe.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_kalamctl"), &exe).expect("copy kalamctl");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    };
+    cmd.args(args)
+        .env_remove("KALAMDB_DATA_DIR")
+        .output()
+        .expect("spawn kalamctl")
+        .into()
+}
+
+#[test]
+fn a_directory_this_user_cannot_write_is_migrated_into_a_new_one_with_to() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(tmp.path(), 0o755);
+    let dir = tmp.path().join("kalamdb_data");
+    kalamdb_fixtures::write(Generation::G2, &dir).expect("fixture");
+    // Readable by everyone, writable by nobody but its owner (root, here).
+    for d in std::iter::once(String::new()).chain(common::dirs_under(&dir)) {
+        mode(&dir.join(d), 0o555);
+    }
+    for f in common::files_under(&dir) {
+        mode(&dir.join(f), 0o444);
+    }
+    let files = snapshot(&dir);
+    let path = dir.to_str().expect("utf8");
+    let plan = kalamctl_unprivileged(
+        tmp.path(),
+        &["migrate", "plan", "--data-dir", path, "--format", "json"],
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.json()["layout"]["blocked"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not writable"),
+        "{}",
+        plan.stdout
+    );
+    let refused = kalamctl_unprivileged(tmp.path(), &["migrate", "apply", "--data-dir", path]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("not writable") && refused.stderr.contains("--to NEW_DIR"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stderr.trim_end().lines().count(), 1);
+    // A place this user may write: the copy goes there; the original stays as it was.
+    let space = tmp.path().join("space");
+    std::fs::create_dir(&space).expect("mkdir");
+    mode(&space, 0o777);
+    let new = space.join("kalamdb");
+    let to = new.to_str().expect("utf8");
+    let run = kalamctl_unprivileged(
+        tmp.path(),
+        &[
+            "migrate",
+            "apply",
+            "--data-dir",
+            path,
+            "--to",
+            to,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["copied_from"], path);
+    assert_eq!(snapshot(&dir), files, "the original changed");
+    let verify = kalamctl_unprivileged(
+        tmp.path(),
+        &["verify", "--data-dir", to, "--format", "json"],
+    );
+    assert_eq!(verify.json()["summary"]["errors"], 0, "{}", verify.stdout);
+    for d in std::iter::once(String::new()).chain(common::dirs_under(&dir)) {
+        mode(&dir.join(d), 0o755);
+    }
+}

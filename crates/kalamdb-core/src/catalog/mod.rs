@@ -1,9 +1,11 @@
 //! Namespaces and tables: the business rules over `kalamdb-sql`'s system tables.
 
+mod locations;
 pub mod names;
 mod table_def;
 pub mod types;
 
+pub use locations::{LocationChange, NewLocation};
 pub use table_def::{PRIMARY_KEY_OPTION, TableDef, is_system_column, schema_json};
 
 use kalamdb_sql::{

@@ -10,6 +10,7 @@ mod dml;
 pub mod parse;
 mod query;
 pub mod split;
+mod storages;
 
 pub use backup::{BackupHandler, StartedBackup, register_backup_handler};
 
@@ -65,6 +66,13 @@ impl Engine {
                 self.drop_namespace(&name, if_exists).await
             }
             Command::ShowNamespaces => self.show_namespaces(),
+            Command::CreateStorage {
+                location,
+                if_not_exists,
+            } => self.create_storage(&location, if_not_exists).await,
+            Command::AlterStorage { name, change } => self.alter_storage(&name, change).await,
+            Command::DropStorage { name, if_exists } => self.drop_storage(&name, if_exists).await,
+            Command::ShowStorages => self.show_storages(),
             Command::CreateTable {
                 table,
                 if_not_exists,
@@ -130,6 +138,10 @@ impl Command {
             Command::AlterNamespace { .. } => "ALTER NAMESPACE",
             Command::DropNamespace { .. } => "DROP NAMESPACE",
             Command::ShowNamespaces => "SHOW NAMESPACES",
+            Command::CreateStorage { .. } => "CREATE STORAGE",
+            Command::AlterStorage { .. } => "ALTER STORAGE",
+            Command::DropStorage { .. } => "DROP STORAGE",
+            Command::ShowStorages => "SHOW STORAGES",
             Command::CreateTable { .. } => "CREATE TABLE",
             Command::DropTable { .. } => "DROP TABLE",
             Command::ShowTables { .. } => "SHOW TABLES",
@@ -150,6 +162,10 @@ impl Command {
             Command::CreateNamespace { .. }
                 | Command::AlterNamespace { .. }
                 | Command::DropNamespace { .. }
+                | Command::CreateStorage { .. }
+                | Command::AlterStorage { .. }
+                | Command::DropStorage { .. }
+                | Command::ShowStorages
                 | Command::CreateTable { .. }
                 | Command::DropTable { .. }
                 | Command::FlushTable { .. }
@@ -161,6 +177,7 @@ impl Command {
         !matches!(
             self,
             Command::ShowNamespaces
+                | Command::ShowStorages
                 | Command::ShowTables { .. }
                 | Command::DescribeTable { .. }
                 | Command::Query(_)

@@ -17,12 +17,12 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use kalamdb_sql::FlushPolicy;
+use kalamdb_sql::{FlushPolicy, LocationType};
 use kalamdb_store::TableKind;
 
 use crate::catalog::names::{validate_column, validate_name};
 use crate::catalog::types::{ColumnDef, ColumnType};
-use crate::catalog::{NewTable, is_system_column};
+use crate::catalog::{LocationChange, NewLocation, NewTable, is_system_column};
 use crate::limits;
 use crate::{CoreError, Result};
 
@@ -63,6 +63,21 @@ pub enum Command {
         namespace: String,
         table: String,
     },
+    /// `CREATE STORAGE [IF NOT EXISTS] name TYPE filesystem|s3 PATH '...' [CREDENTIALS 'p']`.
+    CreateStorage {
+        location: NewLocation,
+        if_not_exists: bool,
+    },
+    /// `ALTER STORAGE name SET PATH '...'` or `SET CREDENTIALS 'p'|NULL`.
+    AlterStorage {
+        name: String,
+        change: LocationChange,
+    },
+    DropStorage {
+        name: String,
+        if_exists: bool,
+    },
+    ShowStorages,
     /// `BACKUP DATABASE TO '/repo' [DETACHED]`.
     Backup {
         repository: String,
@@ -146,6 +161,16 @@ pub(crate) fn qualified(name: &ObjectName) -> Result<(String, String)> {
     }
 }
 
+/// A quoted string after `what`, or a refusal showing `example`.
+fn quoted(p: &mut Parser, what: &str, example: &str) -> Result<String> {
+    match p.next_token().token {
+        Token::SingleQuotedString(s) => Ok(s),
+        other => Err(CoreError::InvalidInput(format!(
+            "malformed SQL: {what} takes a quoted string, e.g. {example}; found {other}"
+        ))),
+    }
+}
+
 fn ident(p: &mut Parser) -> Result<String> {
     Ok(p.parse_identifier().map_err(syntax)?.value)
 }
@@ -215,6 +240,71 @@ pub fn parse(sql: &str) -> Result<Command> {
             let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
             expect_end(&mut p)?;
             Ok(Command::FlushTable { namespace, table })
+        }
+        (Some("CREATE"), Some("STORAGE")) => {
+            p.next_token();
+            p.next_token();
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = ident(&mut p)?;
+            expect_word(&mut p, "TYPE")?;
+            let location_type = match peek_word(&p, 0).as_deref() {
+                Some("FILESYSTEM") => LocationType::Filesystem,
+                Some("S3") => LocationType::S3,
+                _ => {
+                    return Err(CoreError::InvalidInput(format!(
+                        "malformed SQL: TYPE is filesystem or s3, found {}",
+                        p.peek_token().token
+                    )));
+                }
+            };
+            p.next_token();
+            expect_word(&mut p, "PATH")?;
+            let path = quoted(&mut p, "PATH", "'/var/lib/kalamdb/archive'")?;
+            let credentials_ref = if eat_word(&mut p, "CREDENTIALS") {
+                Some(quoted(&mut p, "CREDENTIALS", "'profile'")?)
+            } else {
+                None
+            };
+            expect_end(&mut p)?;
+            Ok(Command::CreateStorage {
+                location: NewLocation { name, location_type, path, credentials_ref },
+                if_not_exists,
+            })
+        }
+        (Some("ALTER"), Some("STORAGE")) => {
+            p.next_token();
+            p.next_token();
+            let name = ident(&mut p)?;
+            expect_word(&mut p, "SET")?;
+            let change = if eat_word(&mut p, "PATH") {
+                LocationChange::Path(quoted(&mut p, "PATH", "'/var/lib/kalamdb/archive'")?)
+            } else if eat_word(&mut p, "CREDENTIALS") {
+                if eat_word(&mut p, "NULL") {
+                    LocationChange::Credentials(None)
+                } else {
+                    LocationChange::Credentials(Some(quoted(&mut p, "CREDENTIALS", "'profile' or NULL")?))
+                }
+            } else {
+                return Err(CoreError::InvalidInput(
+                    "malformed SQL: expected SET PATH '...' or SET CREDENTIALS 'profile'".into(),
+                ));
+            };
+            expect_end(&mut p)?;
+            Ok(Command::AlterStorage { name, change })
+        }
+        (Some("DROP"), Some("STORAGE")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = ident(&mut p)?;
+            expect_end(&mut p)?;
+            Ok(Command::DropStorage { name, if_exists })
+        }
+        (Some("SHOW"), Some("STORAGES")) => {
+            p.next_token();
+            p.next_token();
+            expect_end(&mut p)?;
+            Ok(Command::ShowStorages)
         }
         (Some("BACKUP"), Some("DATABASE")) => {
             p.next_token();

@@ -391,11 +391,37 @@ mod http_bodies {
         "UPDATE app.u SET body = 'x' WHERE id = 1",
     ];
 
+    /// One daemon for every case. A static is never dropped, so the daemon is killed and its
+    /// directory removed when the test process exits (otherwise each run would leave both).
     fn daemon() -> &'static (Daemon, tempfile::TempDir) {
         static D: OnceLock<(Daemon, tempfile::TempDir)> = OnceLock::new();
+        static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+        static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+        extern "C" fn at_exit() {
+            let pid = PID.load(std::sync::atomic::Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: kill(2) and waitpid(2) on our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+            if let Some(dir) = DIR.get() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
         D.get_or_init(|| {
             let tmp = tempfile::tempdir().expect("tmp");
             let d = Daemon::start(tmp.path(), "limits:\n  max_body_bytes: 4096\n");
+            PID.store(
+                i32::try_from(d.pid()).expect("pid"),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            let _ = DIR.set(tmp.path().to_path_buf());
+            // SAFETY: registers a plain function with no captured state.
+            unsafe {
+                libc::atexit(at_exit);
+            }
             (d, tmp)
         })
     }

@@ -371,6 +371,26 @@ fn location_missing() {
 }
 
 #[test]
+fn location_object_store() {
+    let db = setup();
+    db.ok("CREATE SHARED TABLE app.x (id BIGINT PRIMARY KEY)");
+    put_raw(
+        &db,
+        "system_storage_locations",
+        "loc:lake",
+        br#"{"location_name":"lake","location_type":"s3","path":"s3://bucket/v1","credentials_ref":null,"usage_count":1,"created_at":1,"updated_at":1}"#,
+    );
+    edit(&db, "system_tables", "table:app:x", |v| {
+        v["storage_location"] = json!("lake")
+    });
+    edit(&db, "system_storage_locations", "loc:local", |v| {
+        v["usage_count"] = json!(3)
+    });
+    let report = expect_only(&db, "location.object_store", 1);
+    assert_eq!(report["findings"][0]["object"], "app.x", "{report:#}");
+}
+
+#[test]
 fn location_usage_count_mismatch_is_repaired() {
     let db = setup();
     edit(&db, "system_storage_locations", "loc:local", |v| {

@@ -225,6 +225,23 @@ fn check_table(
         );
     }
     let location = location_of(&t.record);
+    if let Some(l) = locations
+        .iter()
+        .find(|l| l.location_name == location)
+        .filter(|l| {
+            l.location_type == kalamdb_sql::LocationType::S3
+                || kalamdb_core::cold::paths::is_url(&l.path)
+        })
+    {
+        scan.report(
+            Code::LocationObjectStore,
+            name.as_str(),
+            format!(
+                "table {name} is on storage location '{}' ({}), object storage this build cannot read or write",
+                l.location_name, l.path
+            ),
+        );
+    }
     if !location.contains('/') && !locations.iter().any(|l| l.location_name == location) {
         t.location_ok = false;
         scan.report(

@@ -142,7 +142,7 @@ proptest! {
         option in prop::sample::select(&["TTL_SECONDS", "MAX_BUFFER"][..]),
     ) {
         let sql = format!("CREATE STREAM TABLE app.p (v INT) WITH ({option} = '{value}')");
-        let parsed = kalamdb_core::sql::parse::parse(&sql);
+        let parsed = kalamdb_core::sql::check_syntax(&sql);
         let n: Option<u64> = value.parse().ok();
         let limit = if option == "TTL_SECONDS" { 3_155_760_000 } else { i64::MAX as u64 };
         match parsed {

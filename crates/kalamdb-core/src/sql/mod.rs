@@ -7,9 +7,9 @@
 mod backup;
 mod ddl;
 mod dml;
-pub mod parse;
+mod parse;
 mod query;
-pub mod split;
+mod split;
 mod storages;
 
 pub use backup::{BackupHandler, StartedBackup, register_backup_handler};

@@ -41,6 +41,8 @@ pub struct DropReport {
     pub duration_ms: u64,
     /// Live-query rows of the table cleared because no server was running (offline drops).
     pub stale_subscriptions_cleared: Vec<String>,
+    /// Live subscriptions `FORCE` closed before the drop (also in the job's result).
+    pub subscriptions_closed: Vec<String>,
 }
 
 /// How to drop.
@@ -49,6 +51,8 @@ pub struct DropOptions {
     /// When given, must match the table's kind.
     pub kind: Option<TableKind>,
     pub if_exists: bool,
+    /// Close the live subscriptions that target the table first, instead of refusing.
+    pub force: bool,
     /// Sees the job row at each step and progress report.
     pub observer: Option<Observer>,
     /// Set by a SIGINT/SIGTERM handler: see [`Job::interruptible`].
@@ -101,6 +105,9 @@ struct ResumeState {
     /// Bytes of the column family's SST files, taken before it went (RocksDB deletes them).
     #[serde(default)]
     hot_bytes: u64,
+    /// Live subscriptions `FORCE` closed before the drop.
+    #[serde(default)]
+    subscriptions_closed: Vec<String>,
 }
 
 /// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
@@ -184,7 +191,7 @@ impl Engine {
                 def.kind.as_str().to_uppercase()
             )));
         }
-        let cleared = self.check_subscriptions(namespace, table)?;
+        let (cleared, closed) = self.check_subscriptions(namespace, table, options.force)?;
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
         let _cold = self.cold_gate().read().await;
@@ -201,6 +208,7 @@ impl Engine {
             hot_rows: 0,
             cold_rows: 0,
             hot_bytes: 0,
+            subscriptions_closed: closed,
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)?))?;
         let mut report = crate::blocking::run(|| {
@@ -262,9 +270,15 @@ impl Engine {
         }
     }
 
-    /// Refuses while live subscriptions target the table. Offline (no server running), every
-    /// live-query row is stale: clears the table's and returns their ids.
-    fn check_subscriptions(&self, namespace: &str, table: &str) -> Result<Vec<String>> {
+    /// Refuses while live subscriptions target the table, unless `force`, which closes them.
+    /// Offline (no server running), every live-query row is stale and is cleared. Returns the
+    /// ids cleared as stale, and those closed by `force`.
+    fn check_subscriptions(
+        &self,
+        namespace: &str,
+        table: &str,
+        force: bool,
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let targeting: Vec<_> = self
             .sql()
             .live_queries()
@@ -274,14 +288,16 @@ impl Engine {
             .filter(|lq| lq.targets(namespace, table))
             .collect();
         if targeting.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let ids: Vec<String> = targeting.iter().map(|lq| lq.live_id.clone()).collect();
-        if !self.is_offline() {
+        let offline = self.is_offline();
+        if !offline && !force {
             return Err(CoreError::Conflict(format!(
-                "{namespace}.{table} has {} live subscription(s): {}; close them first",
+                "{namespace}.{table} has {} live subscription(s): {}; close them first with KILL LIVE QUERY '{}' (SHOW LIVE QUERIES lists them), or drop with DROP TABLE {namespace}.{table} FORCE",
                 ids.len(),
-                ids.join(", ")
+                ids.join(", "),
+                ids[0]
             )));
         }
         let mut batch = Batch::new();
@@ -289,8 +305,13 @@ impl Engine {
             self.sql().live_queries().delete_in(&mut batch, id);
         }
         self.storage().write(batch)?;
-        tracing::warn!(table = %format!("{namespace}.{table}"), cleared = ?ids, "cleared stale live-query rows");
-        Ok(ids)
+        if offline {
+            tracing::warn!(table = %format!("{namespace}.{table}"), cleared = ?ids, "cleared stale live-query rows");
+            Ok((ids, Vec::new()))
+        } else {
+            tracing::warn!(table = %format!("{namespace}.{table}"), closed = ?ids, "DROP TABLE FORCE closed live subscriptions");
+            Ok((Vec::new(), ids))
+        }
     }
 
     fn run_deletion(&self, job: Job, mut state: ResumeState, done: Step) -> Result<DropReport> {
@@ -395,12 +416,14 @@ impl Engine {
                 duration_ms: (kalamdb_store::now_ms() - start_time)
                     .max(started.elapsed().as_millis() as i64) as u64,
                 stale_subscriptions_cleared: Vec::new(),
+                subscriptions_closed: state.subscriptions_closed.clone(),
             };
             let result = json!({
                 "files_deleted": report.files_deleted,
                 "bytes_freed": report.bytes_freed,
                 "rows_estimate": report.rows_estimate,
                 "duration_ms": report.duration_ms,
+                "subscriptions_closed": report.subscriptions_closed,
             });
             Ok((report, result))
         })

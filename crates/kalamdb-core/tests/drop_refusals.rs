@@ -91,3 +91,88 @@ async fn concurrent_drops_of_one_table_one_wins_the_others_are_refused() {
     assert_eq!(deletions.len(), 1, "{deletions:?}");
     assert_eq!(deletions[0].status, kalamdb_core::JobStatus::Completed);
 }
+
+/// A live-query row as a server records a subscription.
+fn subscription(engine: &Engine, live_id: &str, table: &str) {
+    let lq: kalamdb_sql::LiveQueryRecord = serde_json::from_value(serde_json::json!({
+        "live_id": live_id, "connection_id": "c1", "table_name": table,
+        "query_id": "q1", "user_id": "u0", "query": format!("SELECT * FROM {table}"),
+        "options": "{}", "created_at": 1, "updated_at": 1, "changes": 0, "node": "here"
+    }))
+    .expect("record");
+    engine.sql().live_queries().insert(&lq).expect("insert");
+}
+
+#[tokio::test]
+async fn operators_list_and_kill_live_queries_and_drop_force_closes_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let engine = engine_with_table(tmp.path()).await;
+    let admin = Session::admin();
+    subscription(&engine, "u0-c1-app.t-q1", "app.t");
+    subscription(&engine, "u0-c1-app.t-q2", "app.t");
+
+    let shown = engine
+        .execute(&admin, "SHOW LIVE QUERIES")
+        .await
+        .expect("show");
+    let ids: Vec<&str> = shown[0]
+        .rows
+        .iter()
+        .filter_map(|r| r["live_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["u0-c1-app.t-q1", "u0-c1-app.t-q2"]);
+    for sql in ["SHOW LIVE QUERIES", "KILL LIVE QUERY 'u0-c1-app.t-q1'"] {
+        let err = engine
+            .execute(&Session::user("alice"), sql)
+            .await
+            .expect_err("admins only");
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{sql}: {err}");
+    }
+
+    // The refusal names the way out.
+    let err = engine
+        .execute(&admin, "DROP TABLE app.t")
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("KILL LIVE QUERY 'u0-c1-app.t-q1'")
+            && err.to_string().contains("FORCE"),
+        "{err}"
+    );
+
+    engine
+        .execute(&admin, "KILL LIVE QUERY 'u0-c1-app.t-q1'")
+        .await
+        .expect("kill");
+    let err = engine
+        .execute(&admin, "KILL LIVE QUERY 'u0-c1-app.t-q1'")
+        .await
+        .expect_err("gone");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+    // FORCE closes what is left, and the deletion job's result says so.
+    engine
+        .execute(&admin, "DROP TABLE app.t FORCE")
+        .await
+        .expect("drop force");
+    assert!(
+        engine
+            .execute(&admin, "SHOW LIVE QUERIES")
+            .await
+            .expect("show")[0]
+            .rows
+            .is_empty()
+    );
+    let jobs = engine.list_jobs(&Default::default()).expect("jobs");
+    let deletion = jobs
+        .iter()
+        .find(|j| j.job_type == "table_deletion")
+        .expect("deletion job");
+    let result: serde_json::Value =
+        serde_json::from_str(deletion.result.as_deref().unwrap_or("{}")).expect("result");
+    assert_eq!(
+        result["subscriptions_closed"],
+        serde_json::json!(["u0-c1-app.t-q2"]),
+        "{result}"
+    );
+}

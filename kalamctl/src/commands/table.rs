@@ -38,9 +38,11 @@ fn drop(
         })?;
     let engine = open_offline(dir, "table drop")?;
     let bar = job_bar(cli, &format!("dropping {table}"));
+    // Offline, live-query rows are stale and cleared anyway: no FORCE needed.
     let options = DropOptions {
         kind,
         if_exists,
+        force: false,
         observer: bar.as_ref().map(|(_, o)| o.clone()),
         interrupt: Some(crate::interrupt::interruptible()),
     };

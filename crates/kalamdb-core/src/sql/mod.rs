@@ -7,6 +7,7 @@
 mod backup;
 mod ddl;
 mod dml;
+mod live_queries;
 mod parse;
 mod query;
 mod split;
@@ -73,6 +74,8 @@ impl Engine {
             Command::AlterStorage { name, change } => self.alter_storage(&name, change).await,
             Command::DropStorage { name, if_exists } => self.drop_storage(&name, if_exists).await,
             Command::ShowStorages => self.show_storages(),
+            Command::ShowLiveQueries => self.show_live_queries(),
+            Command::KillLiveQuery { live_id } => self.kill_live_query(&live_id).await,
             Command::CreateTable {
                 table,
                 if_not_exists,
@@ -82,6 +85,7 @@ impl Engine {
                 namespace,
                 table,
                 if_exists,
+                force,
             } => match self
                 .drop_table(
                     &namespace,
@@ -89,6 +93,7 @@ impl Engine {
                     &crate::DropOptions {
                         kind,
                         if_exists,
+                        force,
                         observer: None,
                         interrupt: None,
                     },
@@ -142,6 +147,8 @@ impl Command {
             Command::AlterStorage { .. } => "ALTER STORAGE",
             Command::DropStorage { .. } => "DROP STORAGE",
             Command::ShowStorages => "SHOW STORAGES",
+            Command::ShowLiveQueries => "SHOW LIVE QUERIES",
+            Command::KillLiveQuery { .. } => "KILL LIVE QUERY",
             Command::CreateTable { .. } => "CREATE TABLE",
             Command::DropTable { .. } => "DROP TABLE",
             Command::ShowTables { .. } => "SHOW TABLES",
@@ -166,6 +173,8 @@ impl Command {
                 | Command::AlterStorage { .. }
                 | Command::DropStorage { .. }
                 | Command::ShowStorages
+                | Command::ShowLiveQueries
+                | Command::KillLiveQuery { .. }
                 | Command::CreateTable { .. }
                 | Command::DropTable { .. }
                 | Command::FlushTable { .. }
@@ -178,6 +187,7 @@ impl Command {
             self,
             Command::ShowNamespaces
                 | Command::ShowStorages
+                | Command::ShowLiveQueries
                 | Command::ShowTables { .. }
                 | Command::DescribeTable { .. }
                 | Command::Query(_)

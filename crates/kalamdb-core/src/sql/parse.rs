@@ -46,11 +46,18 @@ pub enum Command {
         table: NewTable,
         if_not_exists: bool,
     },
+    /// `DROP [kind] TABLE [IF EXISTS] ns.t [FORCE]`.
     DropTable {
         kind: Option<TableKind>,
         namespace: String,
         table: String,
         if_exists: bool,
+        force: bool,
+    },
+    ShowLiveQueries,
+    /// `KILL LIVE QUERY 'live_id'`.
+    KillLiveQuery {
+        live_id: String,
     },
     ShowTables {
         namespace: Option<String>,
@@ -300,6 +307,21 @@ pub fn parse(sql: &str) -> Result<Command> {
             expect_end(&mut p)?;
             Ok(Command::DropStorage { name, if_exists })
         }
+        (Some("SHOW"), Some("LIVE")) => {
+            p.next_token();
+            p.next_token();
+            expect_word(&mut p, "QUERIES")?;
+            expect_end(&mut p)?;
+            Ok(Command::ShowLiveQueries)
+        }
+        (Some("KILL"), Some("LIVE")) => {
+            p.next_token();
+            p.next_token();
+            expect_word(&mut p, "QUERY")?;
+            let live_id = quoted(&mut p, "KILL LIVE QUERY", "'u1-c1-notes-q1' (SHOW LIVE QUERIES lists them)")?;
+            expect_end(&mut p)?;
+            Ok(Command::KillLiveQuery { live_id })
+        }
         (Some("SHOW"), Some("STORAGES")) => {
             p.next_token();
             p.next_token();
@@ -341,8 +363,9 @@ pub fn parse(sql: &str) -> Result<Command> {
             expect_word(&mut p, "TABLE")?;
             let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
             let (namespace, table) = qualified(&p.parse_object_name(false).map_err(syntax)?)?;
+            let force = eat_word(&mut p, "FORCE");
             expect_end(&mut p)?;
-            Ok(Command::DropTable { kind, namespace, table, if_exists })
+            Ok(Command::DropTable { kind, namespace, table, if_exists, force })
         }
         (Some("INSERT" | "UPDATE" | "DELETE"), _) => {
             let stmt = p.parse_statement().map_err(syntax)?;

@@ -1,0 +1,51 @@
+//! `SHOW LIVE QUERIES` and `KILL LIVE QUERY 'id'` (admins only): the operator's view of the
+//! subscriptions `system.live_queries` records.
+
+use serde_json::{Map, Value};
+
+use crate::{CoreError, Engine, QueryResult, Result};
+
+impl Engine {
+    pub(crate) fn show_live_queries(&self) -> Result<QueryResult> {
+        let (mut all, _) = self.sql().live_queries().scan_lenient()?;
+        all.sort_by(|a, b| a.live_id.cmp(&b.live_id));
+        let rows = all
+            .into_iter()
+            .map(|lq| {
+                [
+                    ("live_id", Value::from(lq.live_id)),
+                    ("user_id", lq.user_id.into()),
+                    ("table_name", lq.table_name.into()),
+                    ("query", lq.query.into()),
+                    ("created_at", lq.created_at.into()),
+                    ("node", lq.node.into()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<Map<String, Value>>()
+            })
+            .collect();
+        Ok(QueryResult::rows(
+            &[
+                "live_id",
+                "user_id",
+                "table_name",
+                "query",
+                "created_at",
+                "node",
+            ],
+            rows,
+        ))
+    }
+
+    /// Ends the subscription: its row goes, so nothing (a drop, say) waits on it any more.
+    pub(crate) async fn kill_live_query(&self, live_id: &str) -> Result<QueryResult> {
+        let _ddl = self.ddl_guard().await;
+        if !self.sql().live_queries().delete(live_id)? {
+            return Err(CoreError::NotFound(format!(
+                "no live query '{live_id}'; SHOW LIVE QUERIES lists them"
+            )));
+        }
+        Ok(QueryResult::done(1, format!("live query {live_id} killed")))
+    }
+}

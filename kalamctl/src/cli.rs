@@ -52,6 +52,12 @@ pub enum Command {
     /// Table operations that run offline.
     #[command(subcommand)]
     Table(TableCommand),
+    /// A running kalamd's live queries (subscriptions): list them, or kill one.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kalamctl live list --server http://127.0.0.1:8080 --token $TOKEN\n  kalamctl live kill u1-c1-notes-q1 --server http://127.0.0.1:8080 --token $TOKEN"
+    )]
+    Live(LiveCommand),
     /// Scan every layer for inconsistencies and report them all. Read-only, and safe while
     /// kalamd runs. Exit 0 when clean, 1 for warnings only, 3 for any error.
     #[command(
@@ -128,6 +134,38 @@ pub enum MigrateCommand {
     /// Delete the checkpoint and what the original engine left behind (G1's column families
     /// and conf/, dropped tables' empty column families and Parquet files).
     Finalize,
+}
+
+/// Where a `live` command finds kalamd.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The running kalamd.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// An admin token.
+    #[arg(
+        long,
+        env = "KALAMDB_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LiveCommand {
+    /// Every subscription kalamd serves (`SHOW LIVE QUERIES`).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// End one subscription (`KILL LIVE QUERY`).
+    Kill {
+        /// Its live id, as `list` shows it.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

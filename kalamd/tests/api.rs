@@ -127,3 +127,38 @@ fn metrics_report_requests_rows_jobs_and_sizes() {
         .expect("parquet size");
     assert!(parquet > 0, "a flushed table has Parquet bytes");
 }
+
+/// `kalamctl live` against this daemon: (exit code, stdout, stderr).
+fn live(d: &Daemon, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(common::kalamctl_path())
+        .arg("live")
+        .args(args)
+        .args(["--server", &d.url(""), "--token", token])
+        .output()
+        .expect("kalamctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kalamctl_lists_and_kills_a_servers_live_queries() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    let (code, out, err) = live(&d, ADMIN, &["list", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(listed["live_queries"], serde_json::json!([]), "{out}");
+    let (code, out, _) = live(&d, ADMIN, &["list"]);
+    assert_eq!((code, out.trim()), (0, "no live queries"));
+    // What kalamd answers, with its exit code: an unknown id, and a user token.
+    let (code, _, err) = live(&d, ADMIN, &["kill", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no live query 'nope'"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = live(&d, ALICE, &["list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("admin"), "{err}");
+}

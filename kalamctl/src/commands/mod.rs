@@ -3,6 +3,7 @@
 mod backup;
 mod init;
 mod jobs;
+mod live;
 mod migrate;
 mod sql;
 mod table;
@@ -23,6 +24,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Sql { user, sql } => sql::run(cli, data_dir(cli)?, user.as_deref(), sql),
         Command::Jobs(command) => jobs::run(cli, data_dir(cli)?, command),
         Command::Table(command) => table::run(cli, data_dir(cli)?, command),
+        Command::Live(command) => live::run(cli, command),
         Command::Verify { repair, fast } => verify::run(
             cli,
             data_dir(cli)?,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kalamdb_backup::{CreateReport, Phase, Transfer};
-use kalamdb_core::api::{SqlRequest, SqlResponse, WireCode};
+use kalamdb_core::api::WireCode;
 use serde_json::{Value, json};
 
 use super::create_pairs;
@@ -13,6 +13,7 @@ use crate::cli::{Cli, Format};
 use crate::exit::{CliError, ExitCode};
 use crate::output::{print_json, render_pairs};
 use crate::progress::bytes_bar;
+use crate::remote::{Client, remote};
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -118,69 +119,6 @@ fn follow(
                     &format!("job {job_id} is not in system.jobs"),
                 ));
             }
-        }
-    }
-}
-
-fn remote(exit: ExitCode, message: &str) -> CliError {
-    CliError::Remote {
-        exit,
-        message: message.to_string(),
-    }
-}
-
-/// Just enough of the HTTP API: one statement, its first row.
-struct Client {
-    agent: ureq::Agent,
-    url: String,
-    auth: String,
-}
-
-impl Client {
-    fn new(url: &str, token: &str) -> Client {
-        Client {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
-            url: format!("{}/v1/api/sql", url.trim_end_matches('/')),
-            auth: format!("Bearer {token}"),
-        }
-    }
-
-    fn sql(&self, sql: &str) -> Result<Value, CliError> {
-        let mut response = self
-            .agent
-            .post(&self.url)
-            .header("Authorization", &self.auth)
-            .send_json(SqlRequest {
-                sql: sql.to_string(),
-            })
-            .map_err(|e| {
-                remote(
-                    ExitCode::Usage,
-                    &format!("cannot reach kalamd at {}: {e}; check --server", self.url),
-                )
-            })?;
-        let status = response.status().as_u16();
-        let body: Option<SqlResponse> = response.body_mut().read_json().ok();
-        match body {
-            Some(SqlResponse::Success { results, .. }) if status == 200 => Ok(results
-                .into_iter()
-                .next()
-                .and_then(|r| r.rows.into_iter().next())
-                .map_or(Value::Null, Value::Object)),
-            Some(SqlResponse::Error { error }) => Err(remote(
-                ExitCode::from_code(error.wire_code().exit_code()),
-                &format!("kalamd refused: {}", error.message),
-            )),
-            _ => Err(remote(
-                ExitCode::Aborted,
-                &format!(
-                    "kalamd answered HTTP {status} without the API's JSON; is --server a kalamd?"
-                ),
-            )),
         }
     }
 }

@@ -200,15 +200,19 @@ async fn ready(State(state): State<AppState>) -> Response {
         Phase::Ready => {
             // Queries are still served while a background loop is failing, so this stays 200:
             // the body names each failing loop and its error until a later run succeeds.
-            let down = state.health.down();
-            if down.is_empty() {
+            let mut failing: serde_json::Map<String, serde_json::Value> = state
+                .health
+                .down()
+                .into_iter()
+                .map(|(name, why)| (name.to_string(), json!(why)))
+                .collect();
+            if let Some(why) = state.engine.get().and_then(unreachable_storage) {
+                failing.insert("storage".into(), json!(why));
+            }
+            if failing.is_empty() {
                 Json(json!({"status": "ready"})).into_response()
             } else {
-                let tasks: serde_json::Map<String, serde_json::Value> = down
-                    .into_iter()
-                    .map(|(name, why)| (name.to_string(), json!(why)))
-                    .collect();
-                Json(json!({"status": "degraded", "failing": tasks})).into_response()
+                Json(json!({"status": "degraded", "failing": failing})).into_response()
             }
         }
         Phase::Opening => (
@@ -222,6 +226,26 @@ async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The storage locations tables use that this build cannot reach, for `/ready`.
+fn unreachable_storage(engine: &Engine) -> Option<String> {
+    let unreachable = match engine.catalog().unreachable_locations() {
+        Ok(u) => u,
+        Err(e) => return Some(format!("cannot read the storage locations: {e}")),
+    };
+    let each: Vec<String> = unreachable
+        .into_iter()
+        .map(|(l, tables)| {
+            format!(
+                "location '{}' ({}) is object storage, which this build cannot read or write: {} serve only their rows in RocksDB",
+                l.location_name,
+                l.path,
+                tables.join(", ")
+            )
+        })
+        .collect();
+    (!each.is_empty()).then(|| each.join("; "))
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -162,3 +162,40 @@ fn kalamctl_lists_and_kills_a_servers_live_queries() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("admin"), "{err}");
 }
+
+#[test]
+fn ready_names_the_tables_on_storage_this_build_cannot_reach() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    {
+        // A migrated table on an object-storage location, as a legacy directory can carry.
+        let engine = kalamdb_core::Engine::init(tmp.path().join("data"), "test").expect("init");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(engine.execute(
+                &kalamdb_core::Session::admin(),
+                "CREATE STORAGE lake TYPE s3 PATH 's3://bucket/v1'; CREATE NAMESPACE app; CREATE SHARED TABLE app.x (id BIGINT PRIMARY KEY)",
+            ))
+            .expect("setup");
+        let mut t = engine
+            .sql()
+            .tables()
+            .get("app:x")
+            .expect("get")
+            .expect("table");
+        t.storage_location = "lake".into();
+        engine.sql().tables().put(&t).expect("put");
+    }
+    let d = Daemon::start(tmp.path(), "");
+    let (status, body) = d.get("/ready", None);
+    assert_eq!(status, 200, "queries are still served: {body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let why = body["failing"]["storage"].as_str().unwrap_or_default();
+    assert!(why.contains("'lake'") && why.contains("app.x"), "{body}");
+    assert_eq!(d.sql(ADMIN, "DROP TABLE app.x").0, 200);
+    let (_, body) = d.get("/ready", None);
+    assert!(body.contains("\"ready\""), "{body}");
+}

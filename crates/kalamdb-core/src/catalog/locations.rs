@@ -59,6 +59,21 @@ impl Catalog {
             .collect())
     }
 
+    /// Locations on object storage that tables use, each with those tables: what this build
+    /// cannot fully serve (their Parquet objects are not read).
+    pub fn unreachable_locations(&self) -> Result<Vec<(StorageLocationRecord, Vec<String>)>> {
+        let mut out = Vec::new();
+        for l in self.locations()? {
+            if l.location_type == LocationType::S3 || is_url(&l.path) {
+                let tables = self.tables_on(&l.location_name)?;
+                if !tables.is_empty() {
+                    out.push((l, tables));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn create_location(&self, l: &NewLocation, if_not_exists: bool) -> Result<bool> {
         names::validate_name("storage", &l.name)?;
         check_path(l.location_type, &l.path)?;

@@ -43,6 +43,9 @@ pub struct DropReport {
     pub stale_subscriptions_cleared: Vec<String>,
     /// Live subscriptions `FORCE` closed before the drop (also in the job's result).
     pub subscriptions_closed: Vec<String>,
+    /// What the drop could not delete: the table's objects on a storage location this build
+    /// cannot reach (object storage), named so an operator can remove them there.
+    pub left_behind: Option<String>,
 }
 
 /// How to drop.
@@ -108,6 +111,9 @@ struct ResumeState {
     /// Live subscriptions `FORCE` closed before the drop.
     #[serde(default)]
     subscriptions_closed: Vec<String>,
+    /// The table's objects on object storage, which this build cannot delete.
+    #[serde(default)]
+    left_behind: Option<String>,
 }
 
 /// Whether a deletion job can still be cancelled: only before the table leaves the catalog.
@@ -209,6 +215,16 @@ impl Engine {
             cold_rows: 0,
             hot_bytes: 0,
             subscriptions_closed: closed,
+            left_behind: self
+                .catalog()
+                .writable_template(&def.record, def.kind)
+                .err()
+                .map(|_| {
+                    format!(
+                        "any Parquet objects of {qualified} on storage location '{}': object storage, which this build cannot reach; remove them there",
+                        crate::catalog::location_of(&def.record)
+                    )
+                }),
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)?))?;
         let mut report = crate::blocking::run(|| {
@@ -417,6 +433,7 @@ impl Engine {
                     .max(started.elapsed().as_millis() as i64) as u64,
                 stale_subscriptions_cleared: Vec::new(),
                 subscriptions_closed: state.subscriptions_closed.clone(),
+                left_behind: state.left_behind.clone(),
             };
             let result = json!({
                 "files_deleted": report.files_deleted,
@@ -424,6 +441,7 @@ impl Engine {
                 "rows_estimate": report.rows_estimate,
                 "duration_ms": report.duration_ms,
                 "subscriptions_closed": report.subscriptions_closed,
+                "left_behind": report.left_behind,
             });
             Ok((report, result))
         })

@@ -66,6 +66,9 @@ fn drop(
                 for id in &report.stale_subscriptions_cleared {
                     eprintln!("kalamctl: warning: cleared stale live-query row {id}");
                 }
+                if let Some(left) = &report.left_behind {
+                    eprintln!("kalamctl: warning: left behind: {left}");
+                }
                 println!(
                     "dropped {table} (job {}): {} file(s), {} freed, ~{} row(s), {} ms",
                     report.job_id,

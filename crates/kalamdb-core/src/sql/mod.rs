@@ -103,8 +103,13 @@ impl Engine {
                 Some(r) => Ok(QueryResult::done(
                     1,
                     format!(
-                        "table {namespace}.{table} dropped (job {}: {} file(s), {} byte(s) freed)",
-                        r.job_id, r.files_deleted, r.bytes_freed
+                        "table {namespace}.{table} dropped (job {}: {} file(s), {} byte(s) freed){}",
+                        r.job_id,
+                        r.files_deleted,
+                        r.bytes_freed,
+                        r.left_behind
+                            .map(|l| format!("; left behind: {l}"))
+                            .unwrap_or_default()
                     ),
                 )),
                 None => Ok(QueryResult::done(

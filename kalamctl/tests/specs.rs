@@ -145,3 +145,37 @@ fn every_exit_code_and_http_status_is_produced_by_the_test_named_for_it() {
         );
     }
 }
+
+/// Every fail point the code names is in specs/format.md's table.
+#[test]
+fn every_fail_point_is_documented() {
+    let spec = spec("format.md");
+    let mut dirs = vec![root().join("kalamd/src"), root().join("kalamctl/src")];
+    for e in std::fs::read_dir(root().join("crates"))
+        .expect("crates")
+        .flatten()
+    {
+        dirs.push(e.path().join("src"));
+    }
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for piece in text.split("fail::point(\"").skip(1) {
+                let name = piece.split('"').next().unwrap_or_default();
+                seen += 1;
+                assert!(
+                    spec.contains(&format!("`{name}`")),
+                    "fail point {name} ({}) is not in specs/format.md",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(seen >= 15, "only {seen} fail points found");
+}

@@ -167,18 +167,22 @@ impl Engine {
 
         let lock = self.table_lock(&ns, &t);
         let _guard = lock.lock().await;
-        if def.primary_key.is_some() && def.kind != TableKind::Stream {
-            for (key, _) in &rows {
-                if self.key_is_live(&def, &session.user_id, key)? {
-                    return Err(CoreError::AlreadyExists(format!(
-                        "duplicate primary key '{key}' in {}; the row already exists",
-                        def.qualified()
-                    )));
+        let n = rows.len();
+        // The existence checks (the hot tier, and Parquet files for keys that may be cold) and
+        // the write (an fsync, with synced writes) are blocking I/O: off the runtime's queue.
+        crate::blocking::run(|| {
+            if def.primary_key.is_some() && def.kind != TableKind::Stream {
+                for (key, _) in &rows {
+                    if self.key_is_live(&def, &session.user_id, key)? {
+                        return Err(CoreError::AlreadyExists(format!(
+                            "duplicate primary key '{key}' in {}; the row already exists",
+                            def.qualified()
+                        )));
+                    }
                 }
             }
-        }
-        let n = rows.len();
-        self.write_rows(&def, &session.user_id, rows)?;
+            self.write_rows(&def, &session.user_id, rows)
+        })?;
         Ok(QueryResult::done(n, format!("{n} row(s) inserted")))
     }
 
@@ -324,7 +328,7 @@ impl Engine {
             changed.push((key, row));
         }
         let n = changed.len();
-        self.write_changed(&def, &session.user_id, changed)?;
+        crate::blocking::run(|| self.write_changed(&def, &session.user_id, changed))?;
         Ok(QueryResult::done(n, format!("{n} row(s) updated")))
     }
 
@@ -393,7 +397,7 @@ impl Engine {
                 })
                 .collect();
             n = rows.len();
-            self.write_rows(&def, &session.user_id, rows)?;
+            crate::blocking::run(|| self.write_rows(&def, &session.user_id, rows))?;
         }
         Ok(QueryResult::done(n, format!("{n} row(s) deleted")))
     }

@@ -217,12 +217,11 @@ impl Engine {
             subscriptions_closed: closed,
             left_behind: self
                 .catalog()
-                .writable_template(&def.record, def.kind)
-                .err()
-                .map(|_| {
+                .object_store_location(&def.record)?
+                .map(|l| {
                     format!(
-                        "any Parquet objects of {qualified} on storage location '{}': object storage, which this build cannot reach; remove them there",
-                        crate::catalog::location_of(&def.record)
+                        "any Parquet objects of {qualified} on storage location '{}' ({}): object storage, which this build cannot reach; remove them there",
+                        l.location_name, l.path
                     )
                 }),
         };

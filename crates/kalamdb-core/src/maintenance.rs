@@ -31,6 +31,15 @@ impl FlushScheduler {
     pub async fn tick(&mut self, engine: &Engine) -> Result<Vec<FlushReport>> {
         let now = now_ms();
         let mut reports = Vec::new();
+        // Locations this build cannot write (object storage): a table on one is never due.
+        // Read once per tick, not per table.
+        let unwritable: std::collections::HashSet<String> = engine
+            .catalog()
+            .locations()?
+            .into_iter()
+            .filter(|l| l.is_object_store())
+            .map(|l| l.location_name)
+            .collect();
         for table in engine.catalog().tables(None)? {
             if matches!(table.table_type, TableType::Stream | TableType::System) {
                 continue;
@@ -41,8 +50,7 @@ impl FlushScheduler {
             let Some(kind) = table.table_type.kind() else {
                 continue;
             };
-            // A table on a location this build cannot write (object storage) is never due.
-            if engine.catalog().writable_template(&table, kind).is_err() {
+            if unwritable.contains(crate::catalog::location_of(&table)) {
                 continue;
             }
             let cf = kalamdb_store::TableCf::new(kind, &table.namespace, &table.table_name).name();

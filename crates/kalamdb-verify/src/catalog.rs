@@ -228,10 +228,7 @@ fn check_table(
     if let Some(l) = locations
         .iter()
         .find(|l| l.location_name == location)
-        .filter(|l| {
-            l.location_type == kalamdb_sql::LocationType::S3
-                || kalamdb_core::cold::paths::is_url(&l.path)
-        })
+        .filter(|l| l.is_object_store())
     {
         scan.report(
             Code::LocationObjectStore,

@@ -64,7 +64,7 @@ impl Catalog {
     pub fn unreachable_locations(&self) -> Result<Vec<(StorageLocationRecord, Vec<String>)>> {
         let mut out = Vec::new();
         for l in self.locations()? {
-            if l.location_type == LocationType::S3 || is_url(&l.path) {
+            if l.is_object_store() {
                 let tables = self.tables_on(&l.location_name)?;
                 if !tables.is_empty() {
                     out.push((l, tables));

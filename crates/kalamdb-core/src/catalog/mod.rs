@@ -226,19 +226,25 @@ impl Catalog {
         record: &TableRecord,
         kind: TableKind,
     ) -> Result<StorageTemplate> {
-        let name = match record.storage_location.trim() {
-            "" => DEFAULT_LOCATION,
-            name => name,
-        };
-        if let Some(loc) = self.sql.storage_locations().get(name)?
-            && (loc.location_type == LocationType::S3 || crate::cold::paths::is_url(&loc.path))
-        {
+        if let Some(loc) = self.object_store_location(record)? {
             return Err(CoreError::Conflict(format!(
                 "{}.{} is on storage location '{}' ({}), object storage this build cannot write to yet; its rows stay in RocksDB and nothing is written locally",
                 record.namespace, record.table_name, loc.location_name, loc.path
             )));
         }
         self.storage_template(record, kind)
+    }
+
+    /// The table's location, if it is on object storage.
+    pub fn object_store_location(
+        &self,
+        record: &TableRecord,
+    ) -> Result<Option<StorageLocationRecord>> {
+        Ok(self
+            .sql
+            .storage_locations()
+            .get(location_of(record))?
+            .filter(StorageLocationRecord::is_object_store))
     }
 
     pub fn data_dir(&self) -> &DataDir {
@@ -255,10 +261,7 @@ impl Catalog {
             .clone()
             .unwrap_or_else(|| DEFAULT_LOCATION.to_string());
         let mut location = self.sql.storage_locations().get(&storage)?;
-        if let Some(loc) = location
-            .as_ref()
-            .filter(|l| l.location_type == LocationType::S3 || crate::cold::paths::is_url(&l.path))
-        {
+        if let Some(loc) = location.as_ref().filter(|l| l.is_object_store()) {
             return Err(CoreError::InvalidInput(format!(
                 "storage location '{}' is on object storage ({}), which this build cannot write to yet; create the table on a filesystem location",
                 loc.location_name, loc.path

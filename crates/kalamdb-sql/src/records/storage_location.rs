@@ -25,6 +25,14 @@ pub struct StorageLocationRecord {
     pub updated_at: i64,
 }
 
+impl StorageLocationRecord {
+    /// Whether the location is on object storage: `location_type` `s3`, or a URL path (a
+    /// legacy row may say `filesystem` with an `s3://` path).
+    pub fn is_object_store(&self) -> bool {
+        self.location_type == LocationType::S3 || self.path.contains("://")
+    }
+}
+
 impl SystemRecord for StorageLocationRecord {
     const TABLE: &'static str = "storage_locations";
     const CF: &'static str = "system_storage_locations";

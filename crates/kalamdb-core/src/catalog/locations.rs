@@ -2,6 +2,8 @@
 //! `ALTER STORAGE` and `DROP STORAGE` manage, and the rules that keep tables' Parquet files
 //! findable (a location's path does not change, and it does not go, while tables use it).
 
+use std::collections::BTreeMap;
+
 use kalamdb_sql::{LocationType, StorageLocationRecord, TableRecord};
 use kalamdb_store::now_ms;
 
@@ -42,6 +44,12 @@ fn check_path(location_type: LocationType, path: &str) -> Result<()> {
     }
 }
 
+fn missing(name: &str) -> CoreError {
+    CoreError::NotFound(format!(
+        "storage '{name}' does not exist; see SHOW STORAGES"
+    ))
+}
+
 impl Catalog {
     pub fn locations(&self) -> Result<Vec<StorageLocationRecord>> {
         let mut all = self.sql().storage_locations().scan()?;
@@ -49,8 +57,27 @@ impl Catalog {
         Ok(all)
     }
 
+    /// Every location with the tables that use it (`ns.table`), in one scan of the tables.
+    pub fn locations_with_tables(&self) -> Result<Vec<(StorageLocationRecord, Vec<String>)>> {
+        let mut by_location: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in self.tables(None)? {
+            by_location
+                .entry(location_of(&t).to_string())
+                .or_default()
+                .push(format!("{}.{}", t.namespace, t.table_name));
+        }
+        Ok(self
+            .locations()?
+            .into_iter()
+            .map(|l| {
+                let tables = by_location.remove(&l.location_name).unwrap_or_default();
+                (l, tables)
+            })
+            .collect())
+    }
+
     /// The tables whose storage is the location `name`, as `ns.table`.
-    pub fn tables_on(&self, name: &str) -> Result<Vec<String>> {
+    fn tables_on(&self, name: &str) -> Result<Vec<String>> {
         Ok(self
             .tables(None)?
             .iter()
@@ -59,19 +86,35 @@ impl Catalog {
             .collect())
     }
 
+    /// Refuses (409) while tables use the location `name`, naming them; `why` says what
+    /// they would lose.
+    fn refuse_if_used(&self, name: &str, why: &str) -> Result<()> {
+        let users = self.tables_on(name)?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::Conflict(format!(
+            "storage '{name}' is used by {} table(s): {}; {why}",
+            users.len(),
+            users.join(", ")
+        )))
+    }
+
     /// Locations on object storage that tables use, each with those tables: what this build
     /// cannot fully serve (their Parquet objects are not read).
     pub fn unreachable_locations(&self) -> Result<Vec<(StorageLocationRecord, Vec<String>)>> {
-        let mut out = Vec::new();
-        for l in self.locations()? {
-            if l.is_object_store() {
-                let tables = self.tables_on(&l.location_name)?;
-                if !tables.is_empty() {
-                    out.push((l, tables));
-                }
-            }
+        if !self
+            .locations()?
+            .iter()
+            .any(StorageLocationRecord::is_object_store)
+        {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        Ok(self
+            .locations_with_tables()?
+            .into_iter()
+            .filter(|(l, tables)| l.is_object_store() && !tables.is_empty())
+            .collect())
     }
 
     pub fn create_location(&self, l: &NewLocation, if_not_exists: bool) -> Result<bool> {
@@ -103,11 +146,10 @@ impl Catalog {
     }
 
     fn location(&self, name: &str) -> Result<StorageLocationRecord> {
-        self.sql().storage_locations().get(name)?.ok_or_else(|| {
-            CoreError::NotFound(format!(
-                "storage '{name}' does not exist; see SHOW STORAGES"
-            ))
-        })
+        self.sql()
+            .storage_locations()
+            .get(name)?
+            .ok_or_else(|| missing(name))
     }
 
     /// A new path is refused while tables use the location: the cold-tier manifest records
@@ -117,14 +159,10 @@ impl Catalog {
         match change {
             LocationChange::Path(path) => {
                 check_path(loc.location_type, &path)?;
-                let users = self.tables_on(name)?;
-                if !users.is_empty() {
-                    return Err(CoreError::Conflict(format!(
-                        "storage '{name}' is used by {} table(s): {}; their Parquet files are recorded under its path, so it cannot move while they use it",
-                        users.len(),
-                        users.join(", ")
-                    )));
-                }
+                self.refuse_if_used(
+                    name,
+                    "their Parquet files are recorded under its path, so it cannot move while they use it",
+                )?;
                 loc.path = path;
             }
             LocationChange::Credentials(profile) => loc.credentials_ref = profile,
@@ -145,19 +183,10 @@ impl Catalog {
             return if if_exists {
                 Ok(false)
             } else {
-                Err(CoreError::NotFound(format!(
-                    "storage '{name}' does not exist; see SHOW STORAGES"
-                )))
+                Err(missing(name))
             };
         }
-        let users = self.tables_on(name)?;
-        if !users.is_empty() {
-            return Err(CoreError::Conflict(format!(
-                "storage '{name}' is used by {} table(s): {}; drop them first",
-                users.len(),
-                users.join(", ")
-            )));
-        }
+        self.refuse_if_used(name, "drop them first")?;
         self.sql().storage_locations().delete(name)?;
         Ok(true)
     }

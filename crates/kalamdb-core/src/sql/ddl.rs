@@ -8,7 +8,8 @@ use crate::catalog::names::validate_namespace;
 use crate::catalog::types::{DELETED, UPDATED};
 use crate::{Engine, QueryResult, Result};
 
-fn row(pairs: Vec<(&str, Value)>) -> Row {
+/// A result row from `(column, value)` pairs.
+pub(super) fn row(pairs: Vec<(&str, Value)>) -> Row {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

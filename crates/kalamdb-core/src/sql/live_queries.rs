@@ -1,7 +1,7 @@
 //! `SHOW LIVE QUERIES` and `KILL LIVE QUERY 'id'` (admins only): the operator's view of the
 //! subscriptions `system.live_queries` records.
 
-use serde_json::{Map, Value};
+use super::ddl::row;
 
 use crate::{CoreError, Engine, QueryResult, Result};
 
@@ -12,17 +12,14 @@ impl Engine {
         let rows = all
             .into_iter()
             .map(|lq| {
-                [
-                    ("live_id", Value::from(lq.live_id)),
+                row(vec![
+                    ("live_id", lq.live_id.into()),
                     ("user_id", lq.user_id.into()),
                     ("table_name", lq.table_name.into()),
                     ("query", lq.query.into()),
                     ("created_at", lq.created_at.into()),
                     ("node", lq.node.into()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect::<Map<String, Value>>()
+                ])
             })
             .collect();
         Ok(QueryResult::rows(

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::ddl::row;
 use crate::catalog::{LocationChange, NewLocation};
 use crate::{Engine, QueryResult, Result};
 
@@ -44,25 +45,24 @@ impl Engine {
     /// Every location with the tables that use it. `credentials` is the name of a profile
     /// in the configuration, never a secret (secrets are never in the catalog).
     pub(crate) fn show_storages(&self) -> Result<QueryResult> {
-        let mut rows = Vec::new();
-        for l in self.catalog().locations()? {
-            let tables = self.catalog().tables_on(&l.location_name)?;
-            let row: serde_json::Map<String, Value> = [
-                ("name", Value::from(l.location_name)),
-                ("type", l.location_type.as_str().into()),
-                ("path", l.path.into()),
-                (
-                    "credentials",
-                    l.credentials_ref.map_or(Value::Null, Value::from),
-                ),
-                ("tables", tables.len().into()),
-                ("created_at", l.created_at.into()),
-            ]
+        let rows = self
+            .catalog()
+            .locations_with_tables()?
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(l, tables)| {
+                row(vec![
+                    ("name", l.location_name.into()),
+                    ("type", l.location_type.as_str().into()),
+                    ("path", l.path.into()),
+                    (
+                        "credentials",
+                        l.credentials_ref.map_or(Value::Null, Value::from),
+                    ),
+                    ("tables", tables.len().into()),
+                    ("created_at", l.created_at.into()),
+                ])
+            })
             .collect();
-            rows.push(row);
-        }
         Ok(QueryResult::rows(
             &[
                 "name",

@@ -16,7 +16,7 @@ use crate::image::{Image, Invalid, Op};
 use crate::journal::{self, AppliedRecord, RunRecord};
 use crate::layout::{self, LayoutPlan};
 use crate::opened::{Opened, Standing, open};
-use crate::planning::{PlannedStep, ctx, pending, plan, plan_hash, simulate};
+use crate::planning::{Plan, PlannedStep, ctx, pending, plan, plan_hash, simulate};
 use crate::steps::{self, Ctx};
 use std::time::Instant;
 
@@ -105,7 +105,7 @@ pub fn apply(root: &std::path::Path, mut opts: ApplyOptions) -> Result<ApplyRepo
         });
     }
     if let Some(to) = opts.to.take() {
-        return apply_to(root, &to, decided.hash, opts);
+        return apply_to(root, &to, decided, opts);
     }
     let nested = match &decided.layout {
         Some(layout) => {
@@ -242,7 +242,7 @@ pub(crate) fn nest_in_place(root: &std::path::Path, plan: &LayoutPlan) -> Result
 pub(crate) fn apply_to(
     root: &std::path::Path,
     to: &std::path::Path,
-    hash: String,
+    decided: Plan,
     opts: ApplyOptions,
 ) -> Result<ApplyReport> {
     let (src, dst) = (DataDir::new(root), DataDir::new(to));
@@ -263,9 +263,8 @@ pub(crate) fn apply_to(
                 layout::discard_partial(&dst)?;
             }
             layout::check_not_open(&src, &src.database())?;
-            let dirs = layout::location_dirs(&open(root, None)?.image);
-            layout::copy_to(&src, &dst, &dirs)?;
-            Some(hash)
+            layout::copy_to(&src, &dst, &decided.location_dirs)?;
+            Some(decided.hash)
         }
     };
     let mut report = apply(

@@ -9,7 +9,7 @@ use crate::descriptors::{self, Descriptor};
 use crate::detect::Generation;
 use crate::image::Image;
 use crate::journal::RunRecord;
-use crate::layout::LayoutPlan;
+use crate::layout::{self, LayoutPlan};
 use crate::opened::{Opened, Standing, open};
 use crate::steps::{self, Ctx, StepReport};
 
@@ -56,6 +56,10 @@ pub struct Plan {
     pub invalid: usize,
     /// Give it to `apply --plan` to refuse if the directory changes meanwhile.
     pub hash: String,
+    /// The top-level folders the locations' relative paths point into (what `--to` copies
+    /// beside the database), read with the rest of the image.
+    #[serde(skip)]
+    pub(crate) location_dirs: std::collections::BTreeSet<String>,
 }
 
 /// The descriptors still to apply for `origin`, given a run's progress.
@@ -153,6 +157,7 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
                 steps: Vec::new(),
                 invalid: 0,
                 hash: plan_hash(&o.image, Generation::G3, &[]),
+                location_dirs: layout::location_dirs(&o.image),
             });
         }
         Standing::Legacy { origin, run } => (origin, run),
@@ -176,5 +181,6 @@ pub fn plan(root: &std::path::Path) -> Result<Plan> {
             .map(|r| r.plan_hash)
             .unwrap_or_else(|| plan_hash(&o.image, origin, &pending)),
         steps,
+        location_dirs: layout::location_dirs(&o.image),
     })
 }

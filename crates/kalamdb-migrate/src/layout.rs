@@ -29,7 +29,7 @@ const CARRIED: [&str; 2] = ["conf", "archive"];
 /// What a KalamDB data directory holds besides its locations' folders.
 const OURS: [&str; 5] = ["rocksdb", STAGING, "migration", "kalamdb.pid", "jobs"];
 /// In a directory made by `--to`: the original it was copied from.
-pub const COPIED_FROM: &str = "copied-from";
+const COPIED_FROM: &str = "copied-from";
 
 /// How RocksDB treats one of its files when it is carried over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,17 +295,10 @@ pub fn nest(dir: &DataDir) -> Result<()> {
 /// copy never deletes a file outside it. Runs again from the start if it was killed before
 /// the database appeared.
 pub fn copy_to(src: &DataDir, dst: &DataDir, location_dirs: &BTreeSet<String>) -> Result<()> {
-    let marker = dst.root().join("migration").join(COPIED_FROM);
-    let source = src
-        .root()
-        .canonicalize()
-        .unwrap_or_else(|_| src.root().to_path_buf());
-    kalamdb_core::fs::write_atomically(
-        &dst.root().join("migration"),
-        &marker,
-        source.display().to_string().as_bytes(),
-        0o644,
-    )?;
+    let marker = copied_from(dst);
+    let folder = marker.parent().unwrap_or(dst.root());
+    let source = source_name(src).display().to_string();
+    kalamdb_core::fs::write_atomically(folder, &marker, source.as_bytes(), 0o644)?;
     for name in location_dirs {
         let from = src.root().join(name);
         let to = dst.root().join(name);
@@ -336,20 +329,12 @@ pub fn target(src: &DataDir, dst: &DataDir) -> Result<Target> {
     if !root.exists() {
         return Ok(Target::Fresh);
     }
-    let entries: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| CoreError::io(root, e))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    if entries.is_empty() {
+    let mut entries = std::fs::read_dir(root).map_err(|e| CoreError::io(root, e))?;
+    if entries.next().is_none() {
         return Ok(Target::Fresh);
     }
-    let marker = root.join("migration").join(COPIED_FROM);
-    let source = src
-        .root()
-        .canonicalize()
-        .unwrap_or_else(|_| src.root().to_path_buf());
-    let ours = std::fs::read_to_string(&marker).is_ok_and(|s| Path::new(&s) == source);
+    let ours =
+        std::fs::read_to_string(copied_from(dst)).is_ok_and(|s| Path::new(&s) == source_name(src));
     match (ours, kalamdb_store::is_database(&dst.rocksdb())) {
         (true, true) => Ok(Target::Copied),
         (true, false) => Ok(Target::Partial),
@@ -388,7 +373,19 @@ pub fn original_files(dir: &DataDir) -> Result<Vec<PathBuf>> {
 
 /// Whether `dir` was copied from an original by `--to`.
 pub fn is_copy(dir: &DataDir) -> bool {
-    dir.root().join("migration").join(COPIED_FROM).is_file()
+    copied_from(dir).is_file()
+}
+
+/// The marker a `--to` copy keeps: the original it was copied from.
+fn copied_from(dir: &DataDir) -> PathBuf {
+    dir.root().join("migration").join(COPIED_FROM)
+}
+
+/// How a copy names its original: the canonical path, where it resolves.
+fn source_name(src: &DataDir) -> PathBuf {
+    src.root()
+        .canonicalize()
+        .unwrap_or_else(|_| src.root().to_path_buf())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use kalamdb_sql::{FormatState, KalamSql};
 use kalamdb_store::{OpenMode, Storage};
 
-use crate::data_dir::{DataDir, DirLock};
+use crate::data_dir::{DataDir, DirLock, Layout};
 use crate::engine::{Access, Engine};
 use crate::{CoreError, Result, jobs};
 
@@ -13,15 +13,10 @@ impl Engine {
     /// holds one.
     pub fn init(root: impl Into<std::path::PathBuf>, who: &str) -> Result<Engine> {
         let dir = DataDir::new(root);
-        if dir.layout() == crate::data_dir::Layout::Original {
-            // The original engine's database: migrating it is the fix, not a new one.
-            return dir
-                .check_is_database()
-                .and(Err(CoreError::AlreadyInitialized {
-                    path: dir.root().display().to_string(),
-                }));
-        }
-        if kalamdb_store::is_database(&dir.rocksdb()) || kalamdb_store::is_database(dir.root()) {
+        if dir.layout() != Layout::NoDatabase {
+            // A database is there. In the original engine's layout, migrating it is the fix,
+            // and the check names it; otherwise it is simply initialized already.
+            dir.check_is_database()?;
             return Err(CoreError::AlreadyInitialized {
                 path: dir.root().display().to_string(),
             });

@@ -10,7 +10,7 @@ use crate::checkpoint;
 use crate::image::{self, G1_COLUMN_FAMILIES};
 use crate::journal::{self, FinalizedRecord};
 use crate::layout;
-use crate::opened::{Standing, not_migrated, open};
+use crate::opened::{Opened, Standing, not_migrated, open};
 use crate::steps::Leftovers;
 
 /// `kalamctl migrate rollback` and `finalize`.
@@ -89,30 +89,7 @@ pub(crate) fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result
     if checkpoint::has_original(&o.dir)
         || o.image.kalamdb_keys.contains_key(journal::FINALIZING_KEY)
     {
-        // Recorded first: a finalize killed part-way finishes the deletion when run again,
-        // though the files left no longer form a database.
-        let mut batch = Batch::new();
-        journal::put(&mut batch, journal::FINALIZING_KEY, &true)?;
-        o.storage.write(batch)?;
-        let mut files = layout::original_files(&o.dir)?;
-        // CURRENT first: without it what remains is no database, never taken for the original.
-        files.sort_by_key(|f| f.file_name().is_none_or(|n| n != "CURRENT"));
-        for (i, file) in files.into_iter().enumerate() {
-            if file.is_dir() {
-                checkpoint::remove_tree(&file)?;
-            } else if i == 0 {
-                kalamdb_core::fs::remove_file_durable(&file)?;
-                kalamdb_core::fail::point("migrate.finalize.original");
-            } else {
-                match std::fs::remove_file(&file) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(CoreError::io(&file, e)),
-                }
-            }
-            removed.push(file.display().to_string());
-        }
-        checkpoint::sync_dir(o.dir.root())?;
+        removed.extend(remove_original_files(&o)?);
     }
     let leftovers: Vec<Leftovers> = journal::applied(&o.image)
         .into_iter()
@@ -206,4 +183,35 @@ pub(crate) fn finalize_with(root: &std::path::Path, inside_only: bool) -> Result
         state: "finalized",
         removed,
     })
+}
+
+/// Deletes the original engine's files from the top of a nested directory. Recorded first
+/// (`FINALIZING_KEY`): a finalize killed part-way finishes the deletion when run again,
+/// though the files left no longer form a database. CURRENT goes first, durably: without it
+/// what remains is never taken for the original.
+fn remove_original_files(o: &Opened) -> Result<Vec<String>> {
+    let mut batch = Batch::new();
+    journal::put(&mut batch, journal::FINALIZING_KEY, &true)?;
+    o.storage.write(batch)?;
+    let mut files = layout::original_files(&o.dir)?;
+    let is_current = |f: &std::path::Path| f.file_name().is_some_and(|n| n == "CURRENT");
+    files.sort_by_key(|f| !is_current(f));
+    let mut removed = Vec::new();
+    for file in files {
+        if file.is_dir() {
+            checkpoint::remove_tree(&file)?;
+        } else if is_current(&file) {
+            kalamdb_core::fs::remove_file_durable(&file)?;
+            kalamdb_core::fail::point("migrate.finalize.original");
+        } else {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CoreError::io(&file, e)),
+            }
+        }
+        removed.push(file.display().to_string());
+    }
+    checkpoint::sync_dir(o.dir.root())?;
+    Ok(removed)
 }

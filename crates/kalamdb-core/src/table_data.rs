@@ -5,10 +5,12 @@
 //! flushes. Soft-deleted rows are dropped unless asked for; expired stream rows never show.
 //!
 //! The batch files read are those the cold-tier manifest records (never a directory listing);
-//! a primary-key lookup skips every file whose recorded key range cannot hold the key.
+//! a primary-key lookup skips every file whose recorded key range cannot hold the key, and in
+//! the files it opens reads only the row groups whose bloom filter may hold it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use kalamdb_store::{Row, TableKind, now_ms};
 use serde_json::Value;
@@ -98,12 +100,13 @@ impl Engine {
     }
 
     /// The batch files the manifest records for one user (`""`: a shared table), in write
-    /// order, with their position in that order; for a key lookup, only those that may hold it.
+    /// order, with their position in that order; for a key lookup, only those whose recorded
+    /// key range may hold one of the keys.
     fn cold_files(
         &self,
         def: &TableDef,
         user_id: &str,
-        key: Option<&str>,
+        keys: Option<&HashSet<String>>,
     ) -> Result<Vec<ColdFile>> {
         let batches = self
             .sql()
@@ -114,7 +117,7 @@ impl Engine {
         let template: StorageTemplate = self.catalog().storage_template(&def.record, def.kind)?;
         let mut files = Vec::with_capacity(batches.len());
         for (no, b) in batches.iter().enumerate() {
-            if key.is_some_and(|k| !b.may_hold(k)) {
+            if keys.is_some_and(|keys| !keys.iter().any(|k| b.may_hold(k))) {
                 continue;
             }
             files.push(ColdFile {
@@ -133,42 +136,36 @@ impl Engine {
         opts: &ReadOptions,
         merged: &mut BTreeMap<String, Row>,
     ) -> Result<()> {
-        for file in self.cold_files(def, user_id, opts.key.as_deref())? {
-            let file_no = file.no;
-            for (row_no, mut row) in file.read(def, None)?.into_iter().enumerate() {
-                let key = match row.remove(ROW_ID) {
-                    Some(Value::String(id)) => id,
-                    _ => match def
-                        .primary_key
-                        .as_ref()
-                        .and_then(|pk| row.get(pk))
-                        .and_then(key_of_value)
-                    {
-                        Some(k) => k,
-                        // A file from a writer that kept no key: every row is its own.
-                        None => format!("cold-{file_no}-{row_no}"),
-                    },
-                };
-                if opts.key.as_ref().is_none_or(|k| *k == key) {
-                    merged.insert(key, row);
-                }
-            }
+        let keys = opts
+            .key
+            .as_ref()
+            .map(|k| Arc::new(HashSet::from([k.clone()])));
+        for file in self.cold_files(def, user_id, keys.as_deref())? {
+            merged.extend(file.keyed_rows(def, keys.as_ref(), None)?);
         }
         Ok(())
     }
 
-    /// Whether any Parquet file of the table (for this user) holds `key`: for duplicate checks.
-    pub(crate) fn cold_has_key(
+    /// Which of `keys` a live (not soft-deleted) row holds in the table's Parquet files (for
+    /// this user): for duplicate checks. Each file that may hold one is opened once.
+    pub(crate) fn cold_live_keys(
         &self,
         def: &TableDef,
         user_id: Option<&str>,
-        key: &str,
-    ) -> Result<bool> {
-        let mut live = false;
-        for file in self.cold_files(def, user_id.unwrap_or(""), Some(key))? {
-            for row in file.read(def, Some(&[ROW_ID, DELETED]))? {
-                if row.get(ROW_ID).and_then(Value::as_str) == Some(key) {
-                    live = row.get(DELETED) != Some(&Value::Bool(true));
+        keys: HashSet<String>,
+    ) -> Result<HashSet<String>> {
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let keys = Arc::new(keys);
+        let mut live = HashSet::new();
+        // Files in write order: a later version of a key replaces an earlier one.
+        for file in self.cold_files(def, user_id.unwrap_or(""), Some(&keys))? {
+            for (key, row) in file.keyed_rows(def, Some(&keys), Some(&[ROW_ID, DELETED]))? {
+                if row.get(DELETED) == Some(&Value::Bool(true)) {
+                    live.remove(&key);
+                } else {
+                    live.insert(key);
                 }
             }
         }
@@ -186,10 +183,56 @@ struct ColdFile {
 }
 
 impl ColdFile {
+    /// Its rows with their keys, optionally only some columns; given `keys`, only the rows
+    /// holding one of them (read through the file's bloom filters where it has them).
+    fn keyed_rows(
+        &self,
+        def: &TableDef,
+        keys: Option<&Arc<HashSet<String>>>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<(String, Row)>> {
+        let keyed = match keys {
+            Some(keys) => {
+                parquet::read_keyed(&self.path, keys, columns).map_err(|e| self.missing(def, e))?
+            }
+            None => None,
+        };
+        let rows = match keyed {
+            Some(rows) => rows,
+            // No key column: every column, so that keys come from the primary key.
+            None if keys.is_some() => self.read(def, None)?,
+            None => self.read(def, columns)?,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (row_no, mut row) in rows.into_iter().enumerate() {
+            let key = match row.remove(ROW_ID) {
+                Some(Value::String(id)) => id,
+                _ => match def
+                    .primary_key
+                    .as_ref()
+                    .and_then(|pk| row.get(pk))
+                    .and_then(key_of_value)
+                {
+                    Some(k) => k,
+                    // A file from a writer that kept no key: every row is its own.
+                    None => format!("cold-{}-{row_no}", self.no),
+                },
+            };
+            if keys.is_none_or(|keys| keys.contains(&key)) {
+                out.push((key, row));
+            }
+        }
+        Ok(out)
+    }
+
     /// Its rows (optionally only some columns). A missing file is an integrity error naming
     /// it, never fewer rows.
     fn read(&self, def: &TableDef, columns: Option<&[&str]>) -> Result<Vec<Row>> {
-        parquet::read_rows(&self.path, columns).map_err(|e| match e {
+        parquet::read_rows(&self.path, columns).map_err(|e| self.missing(def, e))
+    }
+
+    fn missing(&self, def: &TableDef, e: CoreError) -> CoreError {
+        match e {
             CoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 CoreError::Parquet {
                     path: self.path.display().to_string(),
@@ -201,6 +244,6 @@ impl ColdFile {
                 }
             }
             other => other,
-        })
+        }
     }
 }

@@ -271,6 +271,16 @@ impl Storage {
         Ok(self.db.get_cf(&handle, key)?)
     }
 
+    /// The values of many keys of one column family, in the order given, in one batched read.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, cf: &str, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
+        let handle = self.cf(cf)?;
+        self.db
+            .batched_multi_get_cf(&handle, keys.iter().map(AsRef::as_ref), false)
+            .into_iter()
+            .map(|v| Ok(v?.map(|slice| slice.to_vec())))
+            .collect()
+    }
+
     pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let handle = self.cf(cf)?;
         self.db

@@ -47,6 +47,17 @@ impl DataStore {
         }
     }
 
+    fn get_many(&self, cf: &str, keys: &[String]) -> Result<Vec<Option<Row>>> {
+        let values = self.storage.multi_get(cf, keys)?;
+        keys.iter()
+            .zip(values)
+            .map(|(key, value)| match value {
+                Some(bytes) => Ok(Some(decode_row(cf, key.as_bytes(), &bytes)?)),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     /// Writes `(key, row)` pairs atomically, stamping the system columns when `stamp` is set.
     fn put_all(&self, cf: &str, rows: Vec<(String, Row)>, stamp: bool) -> Result<()> {
         let now = now_ms();
@@ -145,6 +156,17 @@ impl UserTableStore {
             &keys::user_key(user_id, row_id),
         )
     }
+    /// The rows of many of one user's keys, in the order given, in one batched read.
+    pub fn get_many(
+        &self,
+        namespace: &str,
+        table: &str,
+        user_id: &str,
+        row_ids: &[&str],
+    ) -> Result<Vec<Option<Row>>> {
+        let keys: Vec<String> = row_ids.iter().map(|r| keys::user_key(user_id, r)).collect();
+        self.inner.get_many(&self.inner.cf(namespace, table), &keys)
+    }
     /// Writes rows `(user_id, row_id, row)` atomically, setting `_updated` and `_deleted`.
     pub fn put_batch(
         &self,
@@ -218,6 +240,16 @@ impl SharedTableStore {
         self.inner.get(&self.inner.cf(namespace, table), row_id)
     }
     /// Writes rows `(row_id, row)` atomically, setting `_updated` and `_deleted`.
+    /// The rows of many keys, in the order given, in one batched read.
+    pub fn get_many(
+        &self,
+        namespace: &str,
+        table: &str,
+        row_ids: &[&str],
+    ) -> Result<Vec<Option<Row>>> {
+        let keys: Vec<String> = row_ids.iter().map(|r| r.to_string()).collect();
+        self.inner.get_many(&self.inner.cf(namespace, table), &keys)
+    }
     pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, Row)>) -> Result<()> {
         self.inner
             .put_all(&self.inner.cf(namespace, table), rows, true)

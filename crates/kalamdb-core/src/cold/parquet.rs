@@ -4,19 +4,30 @@
 //! renamed to `batch-{epoch_ms}.parquet` (a `-{n}` suffix when that name is taken), and the
 //! directory is fsynced. A crash leaves either no file or a complete one. The file's SHA-256
 //! is computed as it is written, for the cold-tier manifest.
+//!
+//! Every file carries a bloom filter on its row-key column, so that a lookup by key (a point
+//! SELECT, an INSERT's duplicate check) skips the row groups that cannot hold it and decodes
+//! the other columns only for the rows that match.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter,
+};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use kalamdb_store::Row;
 
+use super::ROW_ID;
 use super::arrow_rows::batch_to_rows;
 use crate::checksum::HashingWriter;
 use crate::{CoreError, Result};
@@ -44,8 +55,14 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> 
     let tmp = dir.join(format!(".batch-{ms}-{}.parquet.tmp", std::process::id()));
     let (sha256, size) = {
         let file = File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        // The filter is sized for the rows written (at 1% false positives), not the crate's
+        // default of a million distinct values, which would make small files large.
+        let keys = u64::try_from(batch.num_rows()).unwrap_or(u64::MAX).max(1);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_column_bloom_filter_enabled(ColumnPath::from(ROW_ID), true)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from(ROW_ID), keys)
+            .set_column_bloom_filter_fpp(ColumnPath::from(ROW_ID), 0.01)
             .build();
         let mut writer =
             ArrowWriter::try_new(HashingWriter::new(file), batch.schema(), Some(props))
@@ -79,33 +96,96 @@ fn free_name(dir: &Path, ms: i64) -> PathBuf {
 
 /// The Arrow schema in a file's footer.
 pub fn read_schema(path: &Path) -> Result<SchemaRef> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
-    Ok(builder.schema().clone())
+    Ok(open(path)?.schema().clone())
 }
 
 /// The number of rows a file's footer records, without reading its data.
 pub fn row_count(path: &Path) -> Result<u64> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
-    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+    Ok(open(path)?.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Reads every row of a file as JSON rows, optionally only the named columns.
 pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let mut builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
-    if let Some(cols) = columns {
-        let schema = builder.parquet_schema();
-        let indices: Vec<usize> = (0..schema.num_columns())
-            .filter(|i| cols.contains(&schema.column(*i).name()))
-            .collect();
-        let mask = ProjectionMask::leaves(schema, indices);
-        builder = builder.with_projection(mask);
+    let builder = open(path)?;
+    collect(path, project(builder, columns))
+}
+
+/// The rows of a file whose row key is one of `keys`, optionally only the named columns.
+/// Only the row groups whose bloom filter may hold a key are read (all of them in a file
+/// written without filters), and the other columns are decoded for matching rows only.
+/// `None` if the file has no row-key column (a writer that kept none): the caller reads it
+/// whole and finds keys its own way.
+pub fn read_keyed(
+    path: &Path,
+    keys: &Arc<HashSet<String>>,
+    columns: Option<&[&str]>,
+) -> Result<Option<Vec<Row>>> {
+    let builder = open(path)?;
+    let Some(key_column) = leaf_index(builder.parquet_schema(), ROW_ID) else {
+        return Ok(None);
+    };
+    let mut groups = Vec::new();
+    for group in 0..builder.metadata().num_row_groups() {
+        let may_hold = match builder
+            .get_row_group_column_bloom_filter(group, key_column)
+            .map_err(|e| parquet_err(path, e))?
+        {
+            Some(filter) => keys.iter().any(|k| filter.check(k.as_str())),
+            None => true,
+        };
+        if may_hold {
+            groups.push(group);
+        }
     }
+    if groups.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let wanted = Arc::clone(keys);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [key_column]);
+    let predicate = ArrowPredicateFn::new(mask, move |batch| {
+        let column = batch.column(0);
+        let ids = match column.data_type() {
+            DataType::Utf8 => Arc::clone(column),
+            _ => datafusion::arrow::compute::cast(column, &DataType::Utf8)?,
+        };
+        let ids = ids.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+            datafusion::arrow::error::ArrowError::CastError(format!("{ROW_ID} is not text"))
+        })?;
+        Ok(ids
+            .iter()
+            .map(|id| Some(id.is_some_and(|id| wanted.contains(id))))
+            .collect::<BooleanArray>())
+    });
+    let builder = project(builder, columns)
+        .with_row_groups(groups)
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    collect(path, builder).map(Some)
+}
+
+type Builder = ParquetRecordBatchReaderBuilder<File>;
+
+fn open(path: &Path) -> Result<Builder> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))
+}
+
+fn leaf_index(schema: &SchemaDescriptor, name: &str) -> Option<usize> {
+    (0..schema.num_columns()).find(|i| schema.column(*i).name() == name)
+}
+
+fn project(builder: Builder, columns: Option<&[&str]>) -> Builder {
+    let Some(cols) = columns else {
+        return builder;
+    };
+    let schema = builder.parquet_schema();
+    let indices: Vec<usize> = (0..schema.num_columns())
+        .filter(|i| cols.contains(&schema.column(*i).name()))
+        .collect();
+    let mask = ProjectionMask::leaves(schema, indices);
+    builder.with_projection(mask)
+}
+
+fn collect(path: &Path, builder: Builder) -> Result<Vec<Row>> {
     let reader = builder.build().map_err(|e| parquet_err(path, e))?;
     let mut rows = Vec::new();
     for batch in reader {
@@ -113,4 +193,84 @@ pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
         rows.extend(batch_to_rows(&batch)?);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn batch(ids: &[&str]) -> RecordBatch {
+        let n: Vec<i64> = (0..ids.len() as i64).collect();
+        RecordBatch::try_from_iter([
+            (
+                "n",
+                Arc::new(Int64Array::from(n)) as datafusion::arrow::array::ArrayRef,
+            ),
+            (ROW_ID, Arc::new(StringArray::from(ids.to_vec())) as _),
+        ])
+        .expect("batch")
+    }
+
+    fn keys(k: &[&str]) -> Arc<HashSet<String>> {
+        Arc::new(k.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn files_carry_a_key_bloom_filter_and_keyed_reads_return_only_those_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let file = write_batch_file(dir.path(), &batch(&refs)).expect("write");
+
+        let builder = open(&file.path).expect("open");
+        let column = leaf_index(builder.parquet_schema(), ROW_ID).expect("key column");
+        let filter = builder
+            .get_row_group_column_bloom_filter(0, column)
+            .expect("read filter")
+            .expect("a bloom filter on _row_id");
+        assert!(refs.iter().all(|k| filter.check(*k)), "no false negatives");
+        let false_positives = (0..5000)
+            .filter(|i| filter.check(format!("absent{i}").as_str()))
+            .count();
+        assert!(
+            false_positives < 250,
+            "{false_positives} of 5000 absent keys pass"
+        );
+
+        let rows = read_keyed(&file.path, &keys(&["k7", "k4999", "absent"]), None)
+            .expect("read")
+            .expect("keyed");
+        let got: Vec<(&str, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r[ROW_ID].as_str().unwrap_or_default(),
+                    r["n"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(got, vec![("k7", 7), ("k4999", 4999)]);
+        let only_n = read_keyed(&file.path, &keys(&["k3"]), Some(&["n"]))
+            .expect("read")
+            .expect("keyed");
+        assert_eq!(only_n.len(), 1);
+        assert_eq!(only_n[0].get("n"), Some(&serde_json::json!(3)));
+        assert_eq!(only_n[0].get(ROW_ID), None, "projection respected");
+    }
+
+    #[test]
+    fn a_file_without_a_key_column_is_left_to_the_caller() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let batch = RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(Int64Array::from(vec![1, 2])) as datafusion::arrow::array::ArrayRef,
+        )])
+        .expect("batch");
+        let file = write_batch_file(dir.path(), &batch).expect("write");
+        assert_eq!(
+            read_keyed(&file.path, &keys(&["1"]), None).expect("read"),
+            None
+        );
+    }
 }

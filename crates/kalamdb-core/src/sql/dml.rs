@@ -172,13 +172,12 @@ impl Engine {
         // the write (an fsync, with synced writes) are blocking I/O: off the runtime's queue.
         crate::blocking::run(|| {
             if def.primary_key.is_some() && def.kind != TableKind::Stream {
-                for (key, _) in &rows {
-                    if self.key_is_live(&def, &session.user_id, key)? {
-                        return Err(CoreError::AlreadyExists(format!(
-                            "duplicate primary key '{key}' in {}; the row already exists",
-                            def.qualified()
-                        )));
-                    }
+                let live = self.live_keys(&def, &session.user_id, &rows)?;
+                if let Some((key, _)) = rows.iter().find(|(key, _)| live.contains(key)) {
+                    return Err(CoreError::AlreadyExists(format!(
+                        "duplicate primary key '{key}' in {}; the row already exists",
+                        def.qualified()
+                    )));
                 }
             }
             self.write_rows(&def, &session.user_id, rows)
@@ -186,16 +185,38 @@ impl Engine {
         Ok(QueryResult::done(n, format!("{n} row(s) inserted")))
     }
 
-    fn key_is_live(&self, def: &TableDef, user_id: &str, key: &str) -> Result<bool> {
+    /// Which of the rows' keys a live row already holds: one batched read of the hot tier,
+    /// then, for the keys not there, one pass over the Parquet files that may hold them.
+    fn live_keys(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        rows: &[(String, Row)],
+    ) -> Result<HashSet<String>> {
         let (ns, t) = (def.namespace(), def.name());
+        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
         let hot = match def.kind {
-            TableKind::User => self.user_store().get(ns, t, user_id, key)?,
-            _ => self.shared_store().get(ns, t, key)?,
+            TableKind::User => self.user_store().get_many(ns, t, user_id, &keys)?,
+            _ => self.shared_store().get_many(ns, t, &keys)?,
         };
-        match hot {
-            Some(row) => Ok(row.get(DELETED) != Some(&Value::Bool(true))),
-            None => self.cold_has_key(def, (def.kind == TableKind::User).then_some(user_id), key),
+        let mut live = HashSet::new();
+        let mut not_hot = HashSet::new();
+        for (key, row) in keys.iter().zip(hot) {
+            match row {
+                // The hot version is the newest: a soft-deleted one frees the key.
+                Some(row) => {
+                    if row.get(DELETED) != Some(&Value::Bool(true)) {
+                        live.insert(key.to_string());
+                    }
+                }
+                None => {
+                    not_hot.insert(key.to_string());
+                }
+            }
         }
+        let user = (def.kind == TableKind::User).then_some(user_id);
+        live.extend(self.cold_live_keys(def, user, not_hot)?);
+        Ok(live)
     }
 
     /// Writes whole rows by key, through the table's store, atomically.

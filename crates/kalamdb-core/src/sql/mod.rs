@@ -9,6 +9,7 @@ mod ddl;
 mod dml;
 mod live_queries;
 mod parse;
+mod point;
 mod query;
 mod split;
 mod storages;

@@ -23,6 +23,16 @@ impl Engine {
         sql: &str,
         with_key: bool,
     ) -> Result<Vec<RecordBatch>> {
+        Ok(self.planned_query(session, sql, with_key).await?.1)
+    }
+
+    /// Plans and runs a query through DataFusion: the result's columns and its batches.
+    async fn planned_query(
+        &self,
+        session: &Session,
+        sql: &str,
+        with_key: bool,
+    ) -> Result<(Vec<String>, Vec<RecordBatch>)> {
         let config = SessionConfig::new()
             .with_target_partitions(1)
             .with_information_schema(false);
@@ -44,7 +54,14 @@ impl Engine {
                 "only queries run through this path".into(),
             ));
         }
-        Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+        let columns = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok((columns, batches))
     }
 
     fn register(
@@ -93,18 +110,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs a query and returns its rows as JSON.
+    /// Runs a query and returns its rows as JSON: a lookup by primary key directly, anything
+    /// else through DataFusion.
     pub(crate) async fn run_query(&self, session: &Session, sql: &str) -> Result<QueryResult> {
-        let batches = self.query_batches(session, sql, false).await?;
-        let columns: Vec<String> = match batches.first() {
-            Some(b) => b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
-            None => Vec::new(),
-        };
+        if let Some(point) = super::point::recognize(sql)
+            && let Some(result) = self.point_query(session, &point)?
+        {
+            return Ok(result);
+        }
+        let (columns, batches) = self.planned_query(session, sql, false).await?;
         let rows = batches_to_json(&batches)?;
         Ok(QueryResult {
             row_count: rows.len(),
@@ -116,7 +130,7 @@ impl Engine {
 }
 
 /// Renders batches as JSON objects, nulls included, timestamps as ISO 8601 text.
-fn batches_to_json(batches: &[RecordBatch]) -> Result<Vec<Row>> {
+pub(super) fn batches_to_json(batches: &[RecordBatch]) -> Result<Vec<Row>> {
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, JsonArray>(Vec::new());

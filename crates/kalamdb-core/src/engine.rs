@@ -1,7 +1,7 @@
 //! The engine: one open data directory, with its RocksDB handle, catalog and table stores.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kalamdb_sql::KalamSql;
@@ -21,6 +21,9 @@ pub enum Access {
     /// Read-only: no lock, nothing written; safe next to a running kalamd.
     ReadOnly,
 }
+
+/// Rows per batch file a flush writes, unless set otherwise.
+pub const DEFAULT_FLUSH_FILE_ROWS: usize = 100_000;
 
 /// An open data directory. Cheap to clone: clones share everything.
 #[derive(Clone)]
@@ -42,6 +45,7 @@ struct Inner {
     cold_gate: tokio::sync::RwLock<()>,
     stats: crate::stats::Stats,
     offline: AtomicBool,
+    flush_file_rows: AtomicUsize,
     // Dropped last: the lock outlives the RocksDB handle.
     lock: Option<DirLock>,
 }
@@ -71,6 +75,7 @@ impl Engine {
                 cold_gate: tokio::sync::RwLock::new(()),
                 stats: crate::stats::Stats::default(),
                 offline: AtomicBool::new(false),
+                flush_file_rows: AtomicUsize::new(DEFAULT_FLUSH_FILE_ROWS),
                 lock,
             }),
         }
@@ -105,6 +110,18 @@ impl Engine {
     }
     pub fn is_offline(&self) -> bool {
         self.inner.offline.load(Ordering::Relaxed)
+    }
+
+    /// The most rows a flush puts in one batch file (files are also cut at about 64 MiB of
+    /// row data); a flush holds one file's rows in memory at a time.
+    pub fn flush_file_rows(&self) -> usize {
+        self.inner.flush_file_rows.load(Ordering::Relaxed)
+    }
+    /// Sets [`Engine::flush_file_rows`] (at least 1).
+    pub fn set_flush_file_rows(&self, rows: usize) {
+        self.inner
+            .flush_file_rows
+            .store(rows.max(1), Ordering::Relaxed);
     }
 
     /// Whether this engine holds the directory's lock (opened read-write).

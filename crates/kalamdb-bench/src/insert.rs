@@ -1,40 +1,43 @@
-//! Insert throughput through SQL and through the store, on identical rows, in one run.
+//! Insert throughput through SQL and through the store, on identical rows: `repeat` rounds,
+//! each into fresh tables, the two variants in alternating order.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kalamdb_core::{Engine, Session};
 
 use crate::datagen::{COLUMNS, row, sql_row, user};
-use crate::report::{emit, per_second};
+use crate::report::{emit, median, per_second};
 
-pub async fn run(rows: usize, batch: usize, users: usize) -> Result<(), String> {
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let engine =
-        Engine::init(tmp.path().join("data"), "kalamdb-bench").map_err(|e| e.to_string())?;
-    let admin = Session::admin();
-    engine
-        .execute(&admin, &format!("CREATE NAMESPACE b; CREATE USER TABLE b.via_sql ({COLUMNS}); CREATE USER TABLE b.via_store ({COLUMNS})"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let per_user = rows / users.max(1);
-
-    // SQL: INSERT statements of `batch` rows each, as each user.
+async fn via_sql(
+    engine: &Engine,
+    table: &str,
+    per_user: usize,
+    batch: usize,
+    users: usize,
+) -> Result<Duration, String> {
     let started = Instant::now();
     for u in 0..users {
         let session = Session::user(user(u));
         for chunk_start in (0..per_user).step_by(batch) {
             let end = (chunk_start + batch).min(per_user);
             let values: Vec<String> = (chunk_start..end).map(|id| sql_row(id as u64)).collect();
-            let sql = format!("INSERT INTO b.via_sql VALUES {}", values.join(", "));
+            let sql = format!("INSERT INTO b.{table} VALUES {}", values.join(", "));
             engine
                 .execute(&session, &sql)
                 .await
                 .map_err(|e| e.to_string())?;
         }
     }
-    let sql_time = started.elapsed();
+    Ok(started.elapsed())
+}
 
-    // Store: the same rows, the same batch size, straight into kalamdb-store.
+fn via_store(
+    engine: &Engine,
+    table: &str,
+    per_user: usize,
+    batch: usize,
+    users: usize,
+) -> Result<Duration, String> {
     let started = Instant::now();
     for u in 0..users {
         for chunk_start in (0..per_user).step_by(batch) {
@@ -44,28 +47,79 @@ pub async fn run(rows: usize, batch: usize, users: usize) -> Result<(), String> 
                 .collect();
             engine
                 .user_store()
-                .put_batch("b", "via_store", chunk)
+                .put_batch("b", table, chunk)
                 .map_err(|e| e.to_string())?;
         }
     }
-    let store_time = started.elapsed();
+    Ok(started.elapsed())
+}
 
+pub async fn run(rows: usize, batch: usize, users: usize, repeat: usize) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine =
+        Engine::init(tmp.path().join("data"), "kalamdb-bench").map_err(|e| e.to_string())?;
+    let admin = Session::admin();
+    engine
+        .execute(&admin, "CREATE NAMESPACE b")
+        .await
+        .map_err(|e| e.to_string())?;
+    let per_user = rows / users.max(1);
     let n = per_user * users;
-    let (sql_rps, store_rps) = (per_second(n, sql_time), per_second(n, store_time));
-    println!("insert: {n} rows, {batch} per statement, {users} users");
+    let (mut sql, mut store) = (Vec::new(), Vec::new());
+    for r in 0..repeat.max(1) {
+        engine
+            .execute(
+                &admin,
+                &format!("CREATE USER TABLE b.sql{r} ({COLUMNS}); CREATE USER TABLE b.store{r} ({COLUMNS})"),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let table = format!("store{r}");
+        if r % 2 == 0 {
+            sql.push(per_second(
+                n,
+                via_sql(&engine, &format!("sql{r}"), per_user, batch, users).await?,
+            ));
+            store.push(per_second(
+                n,
+                via_store(&engine, &table, per_user, batch, users)?,
+            ));
+        } else {
+            store.push(per_second(
+                n,
+                via_store(&engine, &table, per_user, batch, users)?,
+            ));
+            sql.push(per_second(
+                n,
+                via_sql(&engine, &format!("sql{r}"), per_user, batch, users).await?,
+            ));
+        }
+    }
+    let ratios: Vec<f64> = sql.iter().zip(&store).map(|(a, b)| a / b).collect();
+    let (sql_rps, store_rps, ratio) = (median(&sql), median(&store), median(&ratios));
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.0}–{hi:.0}")
+    };
     println!(
-        "  SQL INSERT      {sql_rps:>12.0} rows/s  ({:.2} s)",
-        sql_time.as_secs_f64()
+        "insert: {n} rows a round, {batch} per statement, {users} users, {} rounds",
+        sql.len()
     );
     println!(
-        "  store put_batch {store_rps:>12.0} rows/s  ({:.2} s)",
-        store_time.as_secs_f64()
+        "  SQL INSERT      {sql_rps:>12.0} rows/s  ({})",
+        spread(&sql)
     );
-    println!("  ratio SQL/store {:.3}", sql_rps / store_rps);
+    println!(
+        "  store put_batch {store_rps:>12.0} rows/s  ({})",
+        spread(&store)
+    );
+    println!("  ratio SQL/store {ratio:.3} (median of rounds)");
     emit(
         "insert",
-        serde_json::json!({"rows": n, "batch": batch, "users": users, "sql_rows_per_s": sql_rps.round(),
-            "store_rows_per_s": store_rps.round(), "ratio_sql_to_store": sql_rps / store_rps}),
+        serde_json::json!({"rows": n, "batch": batch, "users": users, "repeat": sql.len(),
+            "sql_rows_per_s": sql_rps.round(), "store_rows_per_s": store_rps.round(),
+            "ratio_sql_to_store": ratio}),
     );
     Ok(())
 }

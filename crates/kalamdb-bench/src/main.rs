@@ -7,6 +7,7 @@
 mod backup;
 mod datagen;
 mod drop;
+mod flush;
 mod http;
 mod insert;
 mod migrate;
@@ -39,6 +40,9 @@ enum Bench {
         batch: usize,
         #[arg(long, default_value_t = 10)]
         users: usize,
+        /// Rounds; each inserts `rows` rows both ways, into fresh tables, in alternating order.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// kalamd over HTTP vs the engine in-process: batched INSERT at concurrency 1, 8, 32 and
     /// point-SELECT p50/p99. Needs `cargo build --release -p kalamd`.
@@ -135,10 +139,28 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
-    /// Point-SELECT latency by primary key on a user table, vs a direct store get.
+    /// Flush of a user table at two sizes: time and the peak resident set during the flush.
+    /// Put the scratch data on a real disk with KALAMDB_BENCH_DIR.
+    Flush {
+        #[arg(long, default_value_t = 200)]
+        small_mb: usize,
+        #[arg(long, default_value_t = 2000)]
+        large_mb: usize,
+        /// Bytes of incompressible text per row.
+        #[arg(long, default_value_t = 1000)]
+        payload: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Point-SELECT latency by primary key on a user table: the fast path, the same lookup
+    /// planned by DataFusion, a direct store get, and a flushed row; interleaved rounds.
     PointSelect {
         #[command(flatten)]
         data: Lookups,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
 }
 
@@ -161,7 +183,12 @@ fn main() {
         .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.bench {
-            Bench::Insert { rows, batch, users } => insert::run(rows, batch, users).await,
+            Bench::Insert {
+                rows,
+                batch,
+                users,
+                repeat,
+            } => insert::run(rows, batch, users, repeat).await,
             Bench::Drop {
                 small,
                 large,
@@ -225,8 +252,24 @@ fn main() {
                 batch,
                 repeat,
             } => sync_writes::run(statements_per_worker, batch, repeat),
-            Bench::PointSelect { data } => {
-                point_select::run(data.rows, data.users, data.queries).await
+            Bench::Flush {
+                small_mb,
+                large_mb,
+                payload,
+                users,
+                repeat,
+            } => {
+                flush::run(flush::Plan {
+                    small_mb,
+                    large_mb,
+                    payload,
+                    users,
+                    repeat,
+                })
+                .await
+            }
+            Bench::PointSelect { data, repeat } => {
+                point_select::run(data.rows, data.users, data.queries, repeat).await
             }
             Bench::Http {
                 data,

@@ -28,14 +28,7 @@ struct Sample {
 
 /// kalamd's resident set, in KiB, from /proc.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    crate::report::proc_status_kib(pid, "VmRSS")
 }
 
 pub fn run(plan: Plan) -> Result<(), String> {

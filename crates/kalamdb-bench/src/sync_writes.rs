@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::datagen::COLUMNS;
 use crate::http::{agent, insert_over_http, post, start_kalamd_with};
-use crate::report::emit;
+use crate::report::{emit, median};
 
 const CONCURRENCY: [usize; 2] = [1, 8];
 
@@ -28,11 +28,6 @@ fn run_once(sync: bool, c: usize, per_worker: usize, batch: usize) -> Result<f64
     Ok(rps)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 pub fn run(per_worker: usize, batch: usize, repeat: usize) -> Result<(), String> {
     let mut figures = serde_json::Map::new();
     println!(
@@ -52,7 +47,7 @@ pub fn run(per_worker: usize, batch: usize, repeat: usize) -> Result<(), String>
                 if sync { on.push(rps) } else { off.push(rps) }
             }
         }
-        let (on, off) = (median(on), median(off));
+        let (on, off) = (median(&on), median(&off));
         println!(
             "  {:<14} {on:>12.0} r/s {off:>12.0} r/s {:>8.3}",
             format!("INSERT c={c}"),

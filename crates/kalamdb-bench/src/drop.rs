@@ -135,7 +135,7 @@ async fn build_and_drop(
         rows,
         files: report.files_deleted,
         parquet_bytes,
-        freed_bytes: report.bytes_freed,
+        freed_bytes: report.bytes_freed + report.hot_bytes_released,
         rows_estimate: report.rows_estimate,
         took,
     })

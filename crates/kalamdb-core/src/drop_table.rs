@@ -33,8 +33,11 @@ pub struct DropReport {
     pub job_id: String,
     pub table: String,
     pub files_deleted: u64,
-    /// Bytes of the deleted Parquet files plus the dropped column family's SST files.
+    /// Bytes of the Parquet files the drop deleted: freed when it returns.
     pub bytes_freed: u64,
+    /// Bytes of the dropped column family's SST files, which RocksDB deletes on a background
+    /// thread after the drop returns (or at the next open): freed soon, not yet.
+    pub hot_bytes_released: u64,
     /// Rows dropped: RocksDB's estimate of the hot rows plus the rows the deleted Parquet
     /// files' footers record.
     pub rows_estimate: u64,
@@ -403,6 +406,8 @@ impl Engine {
                         job.stop_point("while deleting Parquet files")?;
                     }
                 }
+                // The removals are durable before the step that says they happened.
+                cold.sync_dirs()?;
                 cold.remove_empty_dirs(self, &template);
                 // The entries go with the step record: a resumed step finds none left.
                 let mut batch = Batch::new();
@@ -425,7 +430,8 @@ impl Engine {
                 job_id: job.id().to_string(),
                 table: format!("{}.{}", t.namespace, t.table_name),
                 files_deleted: files,
-                bytes_freed: bytes + state.hot_bytes,
+                bytes_freed: bytes,
+                hot_bytes_released: state.hot_bytes,
                 rows_estimate: state.hot_rows + state.cold_rows,
                 // From the job's start: a resumed drop counts its whole life.
                 duration_ms: (kalamdb_store::now_ms() - start_time)
@@ -437,6 +443,7 @@ impl Engine {
             let result = json!({
                 "files_deleted": report.files_deleted,
                 "bytes_freed": report.bytes_freed,
+                "hot_bytes_released": report.hot_bytes_released,
                 "rows_estimate": report.rows_estimate,
                 "duration_ms": report.duration_ms,
                 "subscriptions_closed": report.subscriptions_closed,
@@ -505,6 +512,18 @@ impl ColdFiles {
     }
 
     /// Removes the directories the deleted files leave empty, up to the storage root.
+    /// Fsyncs each directory that held files, so their removal survives a power loss.
+    fn sync_dirs(&self) -> Result<()> {
+        for dir in &self.dirs {
+            match crate::fs::sync_dir(dir) {
+                Err(CoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
     fn remove_empty_dirs(&self, engine: &Engine, template: &StorageTemplate) {
         let dd = engine.data_dir();
         let root = template.table_root(dd);

@@ -70,10 +70,11 @@ fn drop(
                     eprintln!("kalamctl: warning: left behind: {left}");
                 }
                 println!(
-                    "dropped {table} (job {}): {} file(s), {} freed, ~{} row(s), {} ms",
+                    "dropped {table} (job {}): {} file(s), {} freed, {} of RocksDB files released to background deletion, ~{} row(s), {} ms",
                     report.job_id,
                     report.files_deleted,
                     human_bytes(report.bytes_freed),
+                    human_bytes(report.hot_bytes_released),
                     report.rows_estimate,
                     report.duration_ms
                 );

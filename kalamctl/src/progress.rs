@@ -56,8 +56,8 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 /// A bar for backup runs, or nothing when output is JSON, quiet, or not a TTY. Copying shows
-/// bytes, throughput and ETA; the checks after a restore (verifying column families, counting
-/// tables) show their steps.
+/// bytes, throughput and ETA; the check after a restore (one pass that verifies and counts
+/// each column family) shows its steps.
 pub fn bytes_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, backup::Observer)> {
     if cli.quiet || cli.format == Format::Json || !std::io::stderr().is_terminal() {
         return None;
@@ -95,12 +95,6 @@ pub fn bytes_bar(cli: &Cli, label: &str) -> Option<(ProgressBar, backup::Observe
                     "column families, {} read",
                     indicatif::HumanBytes(t.bytes_done)
                 ));
-            }
-            backup::Phase::Counting => {
-                follower.set_prefix("counting");
-                follower.set_length(t.files_total);
-                follower.set_position(t.files_done);
-                follower.set_message("tables");
             }
         }
     });

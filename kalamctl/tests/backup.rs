@@ -870,3 +870,43 @@ fn sigint_and_sigterm_stop_a_backup_with_exit_5_and_no_debris() {
     assert_eq!(run(&["backup", "verify", s(&repo)]).code, 0);
     create(&db, &repo);
 }
+
+/// Restore compares every table's counts, hot and cold, with the manifest's, from the same
+/// pass that verifies the copy: a manifest whose counts disagree with its (intact) files is
+/// refused, by restore and by `verify --deep`, naming the table, and nothing is restored.
+#[test]
+fn counts_that_differ_from_the_manifest_refuse_the_restore() {
+    let (tmp, _db, repo) = backed_up();
+    let path = repo.join("backups/1.json");
+    let original = std::fs::read(&path).expect("manifest");
+    make_writable(&path);
+    for (table, part) in [
+        ("app.notes", "hot"),
+        ("app.notes", "cold"),
+        ("app.events", "hot"),
+    ] {
+        let mut manifest = kalamdb_backup::Manifest::parse(&original).expect("parse");
+        let counts = manifest.tables.get_mut(table).expect("table in manifest");
+        match part {
+            "hot" => counts.hot_rows += 1,
+            _ => counts.cold_rows += 1,
+        }
+        std::fs::write(&path, manifest.seal().expect("seal")).expect("write");
+
+        let to = tmp.path().join(format!("restored-{table}-{part}"));
+        let r = run(&["backup", "restore", s(&repo), "--to", s(&to)]);
+        assert_eq!(r.code, 3, "{table} {part}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("row counts differ from the manifest") && r.stderr.contains(table),
+            "{table} {part}: {}",
+            r.stderr
+        );
+        assert!(!to.exists(), "{table} {part}: nothing restored");
+        let deep = run(&["backup", "verify", s(&repo), "--deep"]);
+        assert_eq!(deep.code, 3, "{table} {part}: {}", deep.stdout);
+    }
+    // The untouched manifest restores.
+    std::fs::write(&path, &original).expect("write");
+    let to = tmp.path().join("restored");
+    ok(&["backup", "restore", s(&repo), "--to", s(&to)]);
+}

@@ -19,9 +19,8 @@ use super::job_row::mark_completed;
 use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
-use super::snapshot::{EXTERNAL, table_rows};
+use super::snapshot::EXTERNAL;
 use super::transfer::{self, Meter, Observer, Phase, Transfer};
-use kalamdb_core::cold::manifest::recorded_files;
 use kalamdb_core::fs::link_or_copy;
 use kalamdb_core::fs::sync_dir;
 use kalamdb_core::jobs::{Job, job_type};
@@ -316,14 +315,8 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
                 manifest.id, report.summary.errors,
             )));
         }
-        let counts = count_tables(&engine, &|done, total| {
-            report_phase(Transfer {
-                phase: Phase::Counting,
-                files_done: done,
-                files_total: total,
-                ..Transfer::default()
-            })
-        })?;
+        // The scan that verified the copy counted it too: one pass over the data.
+        let counts = counts_of(&engine, &report)?;
         let mismatches = compare_counts(&manifest.tables, &counts);
         if !mismatches.is_empty() {
             return Err(CoreError::BackupDamaged(format!(
@@ -360,41 +353,34 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
     }
 }
 
-/// Every table's physical counts, finding its Parquet files through the catalog.
-/// `progress(tables done, tables)` before each table and at the end.
-pub(crate) fn count_tables(
+/// Every table's physical counts, as the verify scan of the copy found them: the keys in its
+/// column family and the rows its recorded Parquet files' footers hold (what a snapshot's
+/// counts are, see `snapshot::table_rows`).
+fn counts_of(
     engine: &Engine,
-    progress: &dyn Fn(u64, u64),
+    report: &kalamdb_verify::Report,
 ) -> Result<BTreeMap<String, TableRows>> {
     let mut out = BTreeMap::new();
-    let tables = engine.catalog().tables(None)?;
-    let total = tables.len() as u64;
-    for (done, record) in tables.into_iter().enumerate() {
-        progress(done as u64, total);
+    for record in engine.catalog().tables(None)? {
         let Some(kind) = record.table_type.kind() else {
             continue;
         };
-        let mut files = Vec::new();
-        if kind != kalamdb_store::TableKind::Stream {
-            let template = engine.catalog().storage_template(&record, kind)?;
-            files = recorded_files(
-                engine.sql(),
-                &template,
-                engine.data_dir(),
-                &record.namespace,
-                &record.table_name,
-            )?;
-        }
-        let rows = table_rows(
-            engine.storage(),
-            kind,
-            &record.namespace,
-            &record.table_name,
-            &files,
-        )?;
-        out.insert(format!("{}.{}", record.namespace, record.table_name), rows);
+        let name = format!("{}.{}", record.namespace, record.table_name);
+        let found = report
+            .summary
+            .table_counts
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        let cold = kind != kalamdb_store::TableKind::Stream;
+        let rows = TableRows {
+            kind: kind.to_string(),
+            hot_rows: found.keys,
+            cold_rows: if cold { found.parquet_rows } else { 0 },
+            parquet_files: if cold { found.parquet_files } else { 0 },
+        };
+        out.insert(name, rows);
     }
-    progress(total, total);
     Ok(out)
 }
 

@@ -32,11 +32,9 @@ pub enum Phase {
     /// Reading, hashing or writing file contents.
     #[default]
     Copying,
-    /// `verify` over a restored copy: column families, and the key and value bytes read
-    /// (no total: it is not known ahead).
+    /// `verify` over a restored copy, which also counts every table's rows: column
+    /// families, and the key and value bytes read (no total: it is not known ahead).
     Verifying,
-    /// Counting every table's rows, to compare with the manifest.
-    Counting,
 }
 
 /// Called with progress (from any thread, at most every 100 ms, and once at the end).

@@ -65,21 +65,24 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> R
         owned.extend(listed.iter().cloned());
         let key = (t.record.namespace.clone(), t.record.table_name.clone());
         let entries = recorded.remove(&key).unwrap_or_default();
-        let (files, bytes) = if with_manifest && t.kind != TableKind::Stream {
+        let (files, bytes, rows) = if with_manifest && t.kind != TableKind::Stream {
             check_recorded(scan, t, &template, &entries, &listed, fast, &mut owned)
         } else {
+            let mut rows = 0u64;
             for file in &listed {
                 check_file(scan, t, file);
+                rows = rows.saturating_add(row_count(file).unwrap_or(0));
             }
             let bytes = listed
                 .iter()
                 .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .sum();
-            (listed.len() as u64, bytes)
+            (listed.len() as u64, bytes, rows)
         };
         if let Some(c) = scan.summary.table_counts.get_mut(&t.qualified()) {
             c.parquet_files = files;
             c.parquet_bytes = bytes;
+            c.parquet_rows = rows;
         }
         scan.summary.parquet_files += files;
     }
@@ -110,7 +113,8 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> R
     Ok(())
 }
 
-/// Checks a table's recorded batches against the files; returns the recorded files and bytes.
+/// Checks a table's recorded batches against the files; returns the recorded files, their
+/// recorded bytes, and the rows their footers hold.
 fn check_recorded(
     scan: &mut Scan<'_>,
     t: &KnownTable,
@@ -119,11 +123,11 @@ fn check_recorded(
     listed: &[PathBuf],
     fast: bool,
     owned: &mut BTreeSet<PathBuf>,
-) -> (u64, u64) {
+) -> (u64, u64, u64) {
     let dd = scan.engine.data_dir().clone();
     let name = t.qualified();
     let mut recorded_paths = BTreeSet::new();
-    let mut bytes = 0u64;
+    let (mut bytes, mut rows) = (0u64, 0u64);
     for b in entries {
         bytes = bytes.saturating_add(b.size);
         let path = match template.locate(&dd, &b.path) {
@@ -136,7 +140,9 @@ fn check_recorded(
         recorded_paths.insert(path.clone());
         owned.insert(path.clone());
         // A file that is not what the entry records is reported as that alone.
-        if check_batch(scan, &name, b, &path, fast) {
+        let checked = check_batch(scan, &name, b, &path, fast);
+        rows = rows.saturating_add(checked.footer_rows.unwrap_or(0));
+        if checked.matched {
             check_file(scan, t, &path);
         }
     }
@@ -150,18 +156,30 @@ fn check_recorded(
             ),
         );
     }
-    (entries.len() as u64, bytes)
+    (entries.len() as u64, bytes, rows)
+}
+
+/// What [`check_batch`] found of one file.
+struct CheckedBatch {
+    /// The file is what its entry records.
+    matched: bool,
+    /// The rows its footer records, when it was read.
+    footer_rows: Option<u64>,
 }
 
 /// A recorded batch against its file: present, same size, same footer row count, same bytes.
-/// Returns whether it matched.
 fn check_batch(
     scan: &mut Scan<'_>,
     table: &str,
     b: &ColdBatchRecord,
     path: &Path,
     fast: bool,
-) -> bool {
+) -> CheckedBatch {
+    let footer_rows = || row_count(path).ok();
+    let unmatched = |footer_rows| CheckedBatch {
+        matched: false,
+        footer_rows,
+    };
     let object = path.display().to_string();
     let meta = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m,
@@ -176,7 +194,7 @@ fn check_batch(
                     b.size
                 ),
             );
-            return false;
+            return unmatched(None);
         }
     };
     if meta.len() != b.size {
@@ -190,7 +208,7 @@ fn check_batch(
                 b.size
             ),
         );
-        return false;
+        return unmatched(footer_rows());
     }
     if !fast {
         match kalamdb_core::checksum::sha256_file(path) {
@@ -204,12 +222,12 @@ fn check_batch(
                         b.sha256
                     ),
                 );
-                return false;
+                return unmatched(footer_rows());
             }
             Ok(_) => {}
             Err(e) => {
                 scan.report(Code::BatchMissing, object, e.to_string());
-                return false;
+                return unmatched(None);
             }
         }
     }
@@ -224,10 +242,17 @@ fn check_batch(
                     b.row_count
                 ),
             );
-            false
+            unmatched(Some(rows))
         }
+        Ok(rows) => CheckedBatch {
+            matched: true,
+            footer_rows: Some(rows),
+        },
         // An unreadable footer is reported by the file checks.
-        _ => true,
+        Err(_) => CheckedBatch {
+            matched: true,
+            footer_rows: None,
+        },
     }
 }
 

@@ -58,6 +58,7 @@ pub(crate) fn check(
                     ),
                 );
             }
+            counter.counts.keys = counter.keys;
             scan.summary
                 .table_counts
                 .insert(t.qualified(), std::mem::take(&mut counter.counts));

@@ -26,7 +26,10 @@ use kalamdb_core::{Engine, Result};
 /// Row counts of one table (per user for user tables).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TableCounts {
-    /// Rows in RocksDB (the hot tier), soft-deleted ones included.
+    /// Keys in the table's column family, whether or not their rows passed the checks: the
+    /// physical count a backup's manifest records.
+    pub keys: u64,
+    /// Rows in RocksDB (the hot tier) that passed the checks, soft-deleted ones included.
     pub hot_rows: u64,
     /// Of those, rows with `_deleted = true`.
     pub hot_deleted: u64,
@@ -35,6 +38,8 @@ pub struct TableCounts {
     pub users: BTreeMap<String, UserCounts>,
     pub parquet_files: u64,
     pub parquet_bytes: u64,
+    /// Rows the table's Parquet files hold, by their footers.
+    pub parquet_rows: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

@@ -323,6 +323,11 @@ impl Engine {
             self.sql().live_queries().delete_in(&mut batch, id);
         }
         self.storage().write(batch)?;
+        self.live().close(
+            &ids,
+            "table_dropped",
+            &format!("{namespace}.{table} was dropped with DROP TABLE ... FORCE"),
+        );
         if offline {
             tracing::warn!(table = %format!("{namespace}.{table}"), cleared = ?ids, "cleared stale live-query rows");
             Ok((ids, Vec::new()))

@@ -10,6 +10,7 @@ use kalamdb_store::{SharedTableStore, Storage, StreamTableStore, UserTableStore}
 use crate::Result;
 use crate::catalog::Catalog;
 use crate::data_dir::{DataDir, DirLock};
+use crate::live::LiveRegistry;
 use crate::process::ProcessIdentity;
 
 /// How to open a data directory.
@@ -46,6 +47,7 @@ struct Inner {
     stats: crate::stats::Stats,
     offline: AtomicBool,
     flush_file_rows: AtomicUsize,
+    live: Arc<LiveRegistry>,
     // Dropped last: the lock outlives the RocksDB handle.
     lock: Option<DirLock>,
 }
@@ -62,6 +64,16 @@ impl Engine {
     /// An engine over an opened RocksDB handle (see `open.rs` for the ways to get one).
     pub(crate) fn assemble(dir: DataDir, storage: Storage, lock: Option<DirLock>) -> Engine {
         let sql = KalamSql::new(storage.clone());
+        let live = Arc::new(LiveRegistry::new());
+        // A subscription that ends takes its `system.live_queries` row with it.
+        let rows = sql.clone();
+        live.on_ended(Box::new(move |ids| {
+            for id in ids {
+                if let Err(e) = rows.live_queries().delete(id) {
+                    tracing::warn!(live_id = %id, error = %e, "could not delete a live query's row");
+                }
+            }
+        }));
         Engine {
             inner: Arc::new(Inner {
                 catalog: Catalog::new(sql, dir.clone()),
@@ -76,6 +88,7 @@ impl Engine {
                 stats: crate::stats::Stats::default(),
                 offline: AtomicBool::new(false),
                 flush_file_rows: AtomicUsize::new(DEFAULT_FLUSH_FILE_ROWS),
+                live,
                 lock,
             }),
         }
@@ -135,6 +148,11 @@ impl Engine {
             return Ok(Some(crate::process::this_process()));
         }
         DirLock::holder(&self.inner.dir)
+    }
+
+    /// This process's live subscriptions.
+    pub(crate) fn live_registry(&self) -> &Arc<LiveRegistry> {
+        &self.inner.live
     }
 
     /// Counters for metrics.

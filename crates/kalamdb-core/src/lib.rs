@@ -28,6 +28,7 @@ pub mod fs;
 pub mod jobs;
 pub mod leftovers;
 pub mod limits;
+pub mod live;
 pub mod maintenance;
 mod open;
 pub mod process;
@@ -36,6 +37,7 @@ mod result;
 mod session;
 pub mod sql;
 mod stats;
+mod subscribe;
 mod table_data;
 
 pub use drop_table::{DropOptions, DropReport};
@@ -45,6 +47,7 @@ pub use flush::FlushReport;
 pub use result::QueryResult;
 pub use session::{ADMIN_USER_ID, Role, Session};
 pub use stats::StatsSnapshot;
+pub use subscribe::Initial;
 pub use table_data::ReadOptions;
 
 /// Re-exported so the binaries name store types without depending on the storage crates.

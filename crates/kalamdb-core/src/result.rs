@@ -1,3 +1,6 @@
+use datafusion::arrow::json::WriterBuilder;
+use datafusion::arrow::json::writer::JsonArray;
+use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_store::Row;
 use serde::{Deserialize, Serialize};
 
@@ -35,4 +38,24 @@ impl QueryResult {
             message: None,
         }
     }
+}
+
+/// Renders batches as JSON objects, nulls included, timestamps as ISO 8601 text.
+pub(crate) fn batches_to_json(batches: &[RecordBatch]) -> crate::Result<Vec<Row>> {
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
+    for b in batches {
+        writer
+            .write(b)
+            .map_err(|e| crate::CoreError::Query(e.to_string()))?;
+    }
+    writer
+        .finish()
+        .map_err(|e| crate::CoreError::Query(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| crate::CoreError::Query(e.to_string()))
 }

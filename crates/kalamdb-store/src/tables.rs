@@ -2,7 +2,8 @@
 //!
 //! Each store maps `(namespace, table, ...)` onto the table's column family and key encoding
 //! (see [`crate::keys`]). User and shared stores maintain the system columns: every write
-//! sets `_updated` (epoch milliseconds) and `_deleted` (false unless soft-deleted).
+//! sets `_updated` (epoch milliseconds; a row that carries one keeps it, so a writer can
+//! know the value written) and `_deleted` (false unless soft-deleted).
 
 use std::ops::ControlFlow;
 
@@ -64,7 +65,7 @@ impl DataStore {
         let mut batch = Batch::new();
         for (key, mut row) in rows {
             if stamp {
-                row.insert(UPDATED.into(), Value::from(now));
+                row.entry(UPDATED).or_insert(Value::from(now));
                 row.entry(DELETED).or_insert(Value::Bool(false));
             }
             batch.put(cf, key.into_bytes(), encode_row(cf, &row)?);

@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::catalog::TableDef;
 use crate::catalog::types::{DELETED, UPDATED};
 use crate::cold::arrow_rows::batch_to_rows;
+use crate::live::ChangeKind;
 use crate::providers::KEY_COLUMN;
 use crate::table_data::key_of_value;
 use crate::{CoreError, Engine, QueryResult, Result, Session};
@@ -180,7 +181,7 @@ impl Engine {
                     )));
                 }
             }
-            self.write_rows(&def, &session.user_id, rows)
+            self.write_rows(&def, &session.user_id, rows, ChangeKind::Insert, None)
         })?;
         Ok(QueryResult::done(n, format!("{n} row(s) inserted")))
     }
@@ -219,8 +220,30 @@ impl Engine {
         Ok(live)
     }
 
-    /// Writes whole rows by key, through the table's store, atomically.
-    fn write_rows(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
+    /// Writes whole rows by key, through the table's store, atomically, and publishes the
+    /// change to the table's live subscribers. User and shared rows are stamped `_updated`
+    /// here, so that what subscribers receive is what was written.
+    fn write_rows(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        mut rows: Vec<(String, Row)>,
+        kind: ChangeKind,
+        old: Option<Vec<Row>>,
+    ) -> Result<()> {
+        if def.has_system_columns() {
+            let now = Value::from(now_ms());
+            for (_, row) in &mut rows {
+                row.insert(UPDATED.into(), now.clone());
+                row.entry(DELETED).or_insert(Value::Bool(false));
+            }
+        }
+        self.write_published(def, user_id, rows, kind, old, |rows| {
+            self.store_rows(def, user_id, rows)
+        })
+    }
+
+    fn store_rows(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
         let (ns, t) = (def.namespace(), def.name());
         self.stats().wrote(rows.len() as u64);
         match def.kind {
@@ -327,10 +350,14 @@ impl Engine {
             .matching_rows(session, &def, &exprs, update.selection.as_ref())
             .await?;
         let mut changed = Vec::new();
+        let mut before = Vec::new();
         for (key, mut row) in matched {
             if row.get(DELETED) == Some(&Value::Bool(true)) {
                 continue; // An UPDATE never resurrects a deleted row.
             }
+            let mut old = row.clone();
+            old.retain(|k, v| !k.starts_with("__set_") && !v.is_null());
+            before.push(old);
             for (i, cdef) in targets.iter().enumerate() {
                 let v = row.remove(&format!("__set_{i}")).unwrap_or(Value::Null);
                 let v = cdef.ty.coerce(&v).map_err(|why| {
@@ -349,14 +376,20 @@ impl Engine {
             changed.push((key, row));
         }
         let n = changed.len();
-        crate::blocking::run(|| self.write_changed(&def, &session.user_id, changed))?;
+        crate::blocking::run(|| self.write_changed(&def, &session.user_id, changed, before))?;
         Ok(QueryResult::done(n, format!("{n} row(s) updated")))
     }
 
     /// Writes rows found by a query back by key; stream keys are `{ts}:{row_id}`.
-    fn write_changed(&self, def: &TableDef, user_id: &str, rows: Vec<(String, Row)>) -> Result<()> {
+    fn write_changed(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        rows: Vec<(String, Row)>,
+        before: Vec<Row>,
+    ) -> Result<()> {
         if def.kind != TableKind::Stream {
-            return self.write_rows(def, user_id, rows);
+            return self.write_rows(def, user_id, rows, ChangeKind::Update, Some(before));
         }
         let parsed = rows
             .into_iter()
@@ -366,9 +399,22 @@ impl Engine {
                 Ok((ts, id.to_string(), r))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.stream_store()
-            .put_batch(def.namespace(), def.name(), parsed)?;
-        Ok(())
+        let published: Vec<(String, Row)> = parsed
+            .iter()
+            .map(|(_, id, row)| (id.clone(), row.clone()))
+            .collect();
+        self.write_published(
+            def,
+            user_id,
+            published,
+            ChangeKind::Update,
+            Some(before),
+            |_| {
+                self.stream_store()
+                    .put_batch(def.namespace(), def.name(), parsed)?;
+                Ok(())
+            },
+        )
     }
 
     pub(crate) async fn delete(&self, session: &Session, stmt: &Statement) -> Result<QueryResult> {
@@ -405,7 +451,18 @@ impl Engine {
                 .collect();
             n = keys.len();
             self.stats().wrote(n as u64);
-            self.stream_store().remove(&ns, &t, keys)?;
+            let gone: Vec<(String, Row)> = matched.into_iter().collect();
+            self.write_published(
+                &def,
+                &session.user_id,
+                gone,
+                ChangeKind::Delete,
+                None,
+                |_| {
+                    self.stream_store().remove(&ns, &t, keys)?;
+                    Ok(())
+                },
+            )?;
         } else {
             let rows: Vec<(String, Row)> = matched
                 .into_iter()
@@ -418,7 +475,9 @@ impl Engine {
                 })
                 .collect();
             n = rows.len();
-            crate::blocking::run(|| self.write_rows(&def, &session.user_id, rows))?;
+            crate::blocking::run(|| {
+                self.write_rows(&def, &session.user_id, rows, ChangeKind::Delete, None)
+            })?;
         }
         Ok(QueryResult::done(n, format!("{n} row(s) deleted")))
     }

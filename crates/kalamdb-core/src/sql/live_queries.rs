@@ -35,10 +35,17 @@ impl Engine {
         ))
     }
 
-    /// Ends the subscription: its row goes, so nothing (a drop, say) waits on it any more.
+    /// Ends the subscription: its client is told, and its row goes, so nothing (a drop, say)
+    /// waits on it any more. A row no subscription of this process holds (left by a server
+    /// that died) just goes.
     pub(crate) async fn kill_live_query(&self, live_id: &str) -> Result<QueryResult> {
         let _ddl = self.ddl_guard().await;
-        if !self.sql().live_queries().delete(live_id)? {
+        let closed = self.live().close(
+            &[live_id.to_string()],
+            "killed",
+            "an admin ended this subscription with KILL LIVE QUERY",
+        );
+        if !self.sql().live_queries().delete(live_id)? && closed == 0 {
             return Err(CoreError::NotFound(format!(
                 "no live query '{live_id}'; SHOW LIVE QUERIES lists them"
             )));

@@ -16,9 +16,9 @@ use datafusion::sql::sqlparser::parser::Parser;
 use kalamdb_store::Row;
 use serde_json::Value;
 
-use super::query::batches_to_json;
 use crate::catalog::types::ColumnType;
 use crate::cold::arrow_rows::rows_to_batch;
+use crate::result::batches_to_json;
 use crate::table_data::ReadOptions;
 use crate::{Engine, QueryResult, Result, Session};
 

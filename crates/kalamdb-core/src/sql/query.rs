@@ -2,17 +2,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::json::WriterBuilder;
-use datafusion::arrow::json::writer::JsonArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::common::config::Dialect;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use kalamdb_store::Row;
 
 use crate::providers::{DataTableProvider, SYSTEM_TABLES, SystemTableProvider};
+use crate::result::batches_to_json;
 use crate::{CoreError, Engine, QueryResult, Result, Session};
 
 impl Engine {
@@ -127,24 +125,4 @@ impl Engine {
             message: None,
         })
     }
-}
-
-/// Renders batches as JSON objects, nulls included, timestamps as ISO 8601 text.
-pub(super) fn batches_to_json(batches: &[RecordBatch]) -> Result<Vec<Row>> {
-    let mut writer = WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, JsonArray>(Vec::new());
-    for b in batches {
-        writer
-            .write(b)
-            .map_err(|e| CoreError::Query(e.to_string()))?;
-    }
-    writer
-        .finish()
-        .map_err(|e| CoreError::Query(e.to_string()))?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| CoreError::Query(e.to_string()))
 }

@@ -1,0 +1,191 @@
+//! Live queries on the engine: subscribing (the initial rows, or the changes since a
+//! sequence), unsubscribing, and publishing the changes DML commits.
+
+use std::sync::Arc;
+
+use kalamdb_sql::LiveQueryRecord;
+use kalamdb_store::{Row, TableKind, now_ms};
+
+use crate::catalog::TableDef;
+use crate::live::{
+    ChangeKind, Connection, Delivery, LiveQuery, LiveRegistry, SubscribeOptions, Subscriber,
+    deliver,
+};
+use crate::table_data::ReadOptions;
+use crate::{CoreError, Engine, Result};
+
+/// What a new subscription starts with.
+#[derive(Debug, Clone)]
+pub struct Initial {
+    pub live_id: String,
+    pub columns: Vec<String>,
+    /// The current rows (empty when resuming with `from`).
+    pub rows: Vec<Row>,
+    /// With `from`, when every change since it was still held: those changes, in order.
+    pub replayed: Option<Vec<Delivery>>,
+}
+
+/// The longest subscription id a client may choose.
+const MAX_SUBSCRIPTION_ID: usize = 128;
+
+impl Engine {
+    /// This process's live subscriptions.
+    pub fn live(&self) -> &Arc<LiveRegistry> {
+        self.live_registry()
+    }
+
+    /// Opens a connection for `user_id`'s subscriptions (user tables show that user's rows).
+    pub fn connect_live(&self, user_id: &str) -> Connection {
+        self.live().connect(user_id)
+    }
+
+    /// Subscribes `sql` on `conn` under the client's `subscription_id`.
+    pub async fn subscribe(
+        &self,
+        conn: &Connection,
+        subscription_id: &str,
+        sql: &str,
+        options: &SubscribeOptions,
+    ) -> Result<Initial> {
+        if subscription_id.is_empty()
+            || subscription_id.len() > MAX_SUBSCRIPTION_ID
+            || subscription_id.chars().any(char::is_control)
+        {
+            return Err(CoreError::InvalidInput(format!(
+                "a subscription id is 1 to {MAX_SUBSCRIPTION_ID} characters without control characters"
+            )));
+        }
+        if self.storage().is_read_only() {
+            return Err(CoreError::InvalidInput(
+                "the database is open read-only; subscriptions need a server".into(),
+            ));
+        }
+        let query = LiveQuery::compile(self.catalog(), sql)?;
+        let def = query.def.clone();
+        let user_id = conn.shared.user_id.clone();
+        let live_id = format!(
+            "{user_id}-{}-{}-{subscription_id}",
+            conn.id(),
+            def.qualified()
+        );
+        if self.live().has(&live_id) {
+            return Err(CoreError::AlreadyExists(format!(
+                "subscription '{subscription_id}' already exists on this connection; unsubscribe it first or pick another id"
+            )));
+        }
+        let columns = query.columns();
+        let now = now_ms();
+        let record = LiveQueryRecord {
+            live_id: live_id.clone(),
+            connection_id: conn.id().to_string(),
+            table_name: def.qualified(),
+            query_id: subscription_id.to_string(),
+            user_id: user_id.clone(),
+            query: sql.to_string(),
+            options: serde_json::json!({"last_rows": options.last_rows, "from": options.from})
+                .to_string(),
+            created_at: now,
+            updated_at: now,
+            changes: 0,
+            node: "kalamd".into(),
+        };
+        let sub = Arc::new(Subscriber {
+            live_id: live_id.clone(),
+            subscription_id: subscription_id.to_string(),
+            query,
+            conn: conn.shared.clone(),
+        });
+        // Under the table's lock: no commit lands between the initial rows and the first
+        // change delivered.
+        let lock = self.table_lock(def.namespace(), def.name());
+        let _guard = lock.lock().await;
+        crate::blocking::run(|| {
+            self.sql().live_queries().put(&record)?;
+            let replay = self.live().add(sub.clone(), options.from);
+            let (rows, replayed) = match replay {
+                Some(changes) => {
+                    let mut out = Vec::new();
+                    for change in changes {
+                        if def.kind == TableKind::User && change.user_id != user_id {
+                            continue;
+                        }
+                        out.extend(deliver(&sub, &change)?);
+                    }
+                    (Vec::new(), Some(out))
+                }
+                None => (self.initial_rows(&sub.query, &user_id, options)?, None),
+            };
+            Ok(Initial {
+                live_id,
+                columns,
+                rows,
+                replayed,
+            })
+        })
+        .inspect_err(|_| {
+            self.live().remove(conn.id(), subscription_id);
+        })
+    }
+
+    /// Ends one of the connection's subscriptions.
+    pub fn unsubscribe(&self, conn: &Connection, subscription_id: &str) -> Result<()> {
+        match self.live().remove(conn.id(), subscription_id) {
+            Some(_) => Ok(()),
+            None => Err(CoreError::NotFound(format!(
+                "no subscription '{subscription_id}' on this connection"
+            ))),
+        }
+    }
+
+    fn initial_rows(
+        &self,
+        query: &LiveQuery,
+        user_id: &str,
+        options: &SubscribeOptions,
+    ) -> Result<Vec<Row>> {
+        let rows = self.read_rows(&query.def, user_id, &ReadOptions::default())?;
+        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
+        let batch = query.batch(&refs)?;
+        let mut rendered = query.render(&batch, &query.mask(&batch)?)?;
+        if let Some(n) = options.last_rows.and_then(|n| usize::try_from(n).ok()) {
+            let skip = rendered.len().saturating_sub(n);
+            rendered.drain(..skip);
+        }
+        Ok(rendered)
+    }
+
+    /// Writes rows and publishes the change to the table's subscribers. The caller holds the
+    /// table's write lock. `old`: for updates, the rows before, in the same order.
+    pub(crate) fn write_published(
+        &self,
+        def: &TableDef,
+        user_id: &str,
+        rows: Vec<(String, Row)>,
+        kind: ChangeKind,
+        old: Option<Vec<Row>>,
+        write: impl FnOnce(Vec<(String, Row)>) -> Result<()>,
+    ) -> Result<()> {
+        let table = def.qualified();
+        if rows.is_empty() || !self.live().records(&table) {
+            return write(rows);
+        }
+        let schema = def.arrow_schema();
+        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
+        let new = crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[]);
+        let old = old.map(|old| {
+            let refs: Vec<&Row> = old.iter().collect();
+            crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[])
+        });
+        write(rows)?;
+        // The write is committed: a failure to tell subscribers is logged, not the writer's.
+        let published = new.and_then(|new| {
+            let old = old.transpose()?;
+            self.live()
+                .publish(def.kind, user_id, kind, new, old, &table)
+        });
+        if let Err(e) = published {
+            tracing::error!(table = %table, error = %e, "could not publish a change to live queries");
+        }
+        Ok(())
+    }
+}

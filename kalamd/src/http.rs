@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /v1/api/sql`, `GET /health`, `GET /ready`, `GET /metrics`.
+//! The HTTP API: `POST /v1/api/sql`, `GET /v1/ws` (live queries, see `crate::live`),
+//! `GET /health`, `GET /ready`, `GET /metrics`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -6,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -75,6 +77,7 @@ impl AppState {
 pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/api/sql", post(sql))
+        .route("/v1/ws", get(live))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -137,6 +140,29 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Session, AuthEr
         .session(auth, act_as)
 }
 
+/// The engine and the caller's session, or the answer to give instead (503 while opening or
+/// draining, 401/403 for a bad token).
+fn authenticate_request(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Engine, Session), Box<Response>> {
+    let Some(engine) = state.serving_engine().cloned() else {
+        return Err(Box::new(state.unavailable()));
+    };
+    let session = authenticate(state, headers).map_err(|e| Box::new(auth_error(e)))?;
+    Ok((engine, session))
+}
+
+/// `GET /v1/ws`: authenticates the upgrade, then hands the socket to `crate::live`.
+async fn live(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let (engine, session) = match authenticate_request(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    ws.max_message_size(crate::live::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::live::serve(engine, session.user_id, socket))
+}
+
 fn auth_error(e: AuthError) -> Response {
     match e {
         AuthError::Missing => error(WireCode::Unauthorized, "send Authorization: Bearer <token>"),
@@ -153,12 +179,9 @@ async fn sql(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(engine) = state.serving_engine().cloned() else {
-        return state.unavailable();
-    };
-    let session = match authenticate(&state, &headers) {
-        Ok(s) => s,
-        Err(e) => return auth_error(e),
+    let (engine, session) = match authenticate_request(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let body = match body {
         Ok(b) => b,

@@ -5,6 +5,7 @@ mod background;
 mod config;
 mod error;
 mod http;
+mod live;
 mod logging;
 mod metrics;
 
@@ -209,6 +210,20 @@ async fn serve(
     tracing::info!("shutting down: draining requests and jobs");
     notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
     state.set_phase(Phase::Draining);
+    // Live-query clients get a close frame with the reason; their sockets close before the
+    // listener does (a short wait: a client that never reads is not waited for).
+    engine.live().shutdown();
+    let closing = tokio::time::Instant::now();
+    while engine
+        .live()
+        .stats
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && closing.elapsed() < Duration::from_secs(2)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = drain_tx.send(true);
     let _ = drain_rx.borrow_and_update();
     let grace = Duration::from_secs(config.shutdown.grace_seconds);

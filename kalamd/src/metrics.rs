@@ -120,6 +120,41 @@ impl Metrics {
             reg.register(name, help, c);
         }
 
+        let live = &engine.live().stats;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                "live_changes_sent",
+                "Changes delivered to live-query subscribers",
+                load(&live.changes_sent),
+            ),
+            (
+                "live_slow_consumers_closed",
+                "Subscriptions closed because their client fell too far behind",
+                load(&live.slow_consumers_closed),
+            ),
+        ] {
+            let c = Counter::<u64>::default();
+            c.inc_by(value);
+            reg.register(name, help, c);
+        }
+        for (name, help, value) in [
+            (
+                "live_connections",
+                "Open WebSocket connections on /v1/ws",
+                load(&live.connections),
+            ),
+            (
+                "live_subscriptions",
+                "Live-query subscriptions",
+                load(&live.subscriptions),
+            ),
+        ] {
+            let g = Gauge::<i64>::default();
+            g.set(i64::try_from(value).unwrap_or(i64::MAX));
+            reg.register(name, help, g);
+        }
+
         let failures = Family::<TaskLabels, Counter>::default();
         let up = Family::<TaskLabels, Gauge>::default();
         let down = health.down();

@@ -345,7 +345,10 @@ fn queries_that_cannot_be_evaluated_per_change_are_refused() {
         ("SELECT * FROM system.jobs", "system tables"),
         ("SELECT nope FROM app.cfg", "column 'nope' does not exist"),
         ("SELECT * FROM app.cfg WHERE k || 'x'", "not a condition"),
-        ("SELECT * FROM app.cfg WHERE v + 1 > 0", "cannot be evaluated"),
+        (
+            "SELECT * FROM app.cfg WHERE v + 1 > 0",
+            "cannot be evaluated",
+        ),
         ("SELECT * FROM app.missing", "missing"),
         ("DELETE FROM app.cfg", "one SELECT"),
     ] {

@@ -16,7 +16,7 @@ mod registry;
 
 pub(crate) use query::LiveQuery;
 pub(crate) use registry::{ChangeKind, Subscriber, deliver};
-pub use registry::{Closed, Connection, Delivery, LiveRegistry, LiveStats};
+pub use registry::{Closed, Connection, Delivery, Event, LiveRegistry, LiveStats};
 
 use serde::Deserialize;
 

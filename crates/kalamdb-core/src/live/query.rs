@@ -70,7 +70,9 @@ impl LiveQuery {
             return Err(refuse("a live query reads exactly one table"));
         };
         if !from.joins.is_empty() {
-            return Err(refuse("a live query reads exactly one table, without joins"));
+            return Err(refuse(
+                "a live query reads exactly one table, without joins",
+            ));
         }
         let TableFactor::Table { name, .. } = &from.relation else {
             return Err(refuse(format!("'{}' is not a table", from.relation)));

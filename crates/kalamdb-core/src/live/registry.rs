@@ -88,6 +88,29 @@ impl Connection {
     pub fn is_shutdown(&self) -> bool {
         self.shared.shutdown.load(Ordering::SeqCst)
     }
+    /// The next thing to tell the client: changes first, in order, then subscriptions the
+    /// server ended, or that it is shutting down.
+    pub async fn next(&mut self) -> Event {
+        tokio::select! {
+            biased;
+            Some(delivery) = self.rx.recv() => Event::Change(delivery),
+            _ = self.shared.notify.notified() => {
+                if self.is_shutdown() {
+                    Event::Shutdown
+                } else {
+                    Event::Ended(self.take_closed())
+                }
+            }
+        }
+    }
+}
+
+/// What [`Connection::next`] brings.
+#[derive(Debug)]
+pub enum Event {
+    Change(Delivery),
+    Ended(Vec<Closed>),
+    Shutdown,
 }
 
 impl Drop for Connection {

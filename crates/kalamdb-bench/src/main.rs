@@ -10,6 +10,7 @@ mod drop;
 mod flush;
 mod http;
 mod insert;
+mod live;
 mod migrate;
 mod point_select;
 mod report;
@@ -154,6 +155,19 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Live queries on the release kalamd: change latency with 1, 100 and 10,000
+    /// subscriptions, and the INSERT rate with them against none.
+    /// Needs `cargo build --release -p kalamd`.
+    Live {
+        /// Subscription counts to measure (each also measured against none).
+        #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
+        subscriptions: Vec<usize>,
+        /// INSERT statements per level.
+        #[arg(long, default_value_t = 2000)]
+        inserts: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table: the fast path, the same lookup
     /// planned by DataFusion, a direct store get, and a flushed row; interleaved rounds.
     PointSelect {
@@ -268,6 +282,11 @@ fn main() {
                 })
                 .await
             }
+            Bench::Live {
+                subscriptions,
+                inserts,
+                repeat,
+            } => live::run(&subscriptions, inserts, repeat).await,
             Bench::PointSelect { data, repeat } => {
                 point_select::run(data.rows, data.users, data.queries, repeat).await
             }

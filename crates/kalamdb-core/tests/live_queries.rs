@@ -364,3 +364,46 @@ fn queries_that_cannot_be_evaluated_per_change_are_refused() {
     }
     assert_eq!(live.live_rows(), Vec::<Value>::new());
 }
+
+/// Subscriptions that require `column = value` skip changes without that value before their
+/// predicate runs; rows that move in and out of the value still arrive as inserts and deletes.
+#[test]
+fn equality_subscriptions_see_rows_move_in_and_out_of_their_value() {
+    let live = Live::new();
+    let mut conn = live.engine.connect_live("alice");
+    live.subscribe(
+        &conn,
+        "five",
+        "SELECT id, n FROM app.notes WHERE n = 5 AND body <> 'skip'",
+        SubscribeOptions::default(),
+    );
+    let mut other = live.engine.connect_live("alice");
+    live.subscribe(
+        &other,
+        "any",
+        "SELECT id FROM app.notes WHERE n = 5 OR body = 'x'",
+        SubscribeOptions::default(),
+    );
+
+    live.sql(
+        Some("alice"),
+        "INSERT INTO app.notes VALUES (1, 'a', 4), (2, 'x', 6)",
+    );
+    let d = live.next(&mut other).expect("OR matches the body");
+    assert_eq!(d.rows.len(), 1);
+    live.quiet(&mut conn);
+    live.sql(Some("alice"), "UPDATE app.notes SET n = 5 WHERE id = 1");
+    let d = live.next(&mut conn).expect("moved into n = 5");
+    assert_eq!(
+        (d.change_type, Value::Object(d.rows[0].clone())),
+        (ChangeType::Insert, json!({"id": 1, "n": 5}))
+    );
+    live.sql(Some("alice"), "UPDATE app.notes SET n = 7 WHERE id = 1");
+    let d = live.next(&mut conn).expect("moved out of n = 5");
+    assert_eq!(
+        (d.change_type, Value::Object(d.rows[0].clone())),
+        (ChangeType::Delete, json!({"id": 1, "n": 5}))
+    );
+    live.sql(Some("alice"), "INSERT INTO app.notes VALUES (3, 'skip', 5)");
+    live.quiet(&mut conn);
+}

@@ -12,7 +12,8 @@ use datafusion::common::DFSchema;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    Value as SqlValue,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -20,6 +21,7 @@ use kalamdb_store::Row;
 
 use crate::catalog::Catalog;
 use crate::catalog::TableDef;
+use crate::catalog::types::ColumnType;
 use crate::cold::arrow_rows::rows_to_batch;
 use crate::result::batches_to_json;
 use crate::{CoreError, Result};
@@ -33,6 +35,10 @@ pub(crate) struct LiveQuery {
     pub schema: SchemaRef,
     projection: Vec<usize>,
     filter: Option<Arc<dyn PhysicalExpr>>,
+    /// A `column = literal` the predicate requires (alone or under AND), as the column and
+    /// the literal's text: a change none of whose rows has that value is skipped without
+    /// evaluating the predicate, so many subscriptions on one table stay cheap.
+    pub required: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for LiveQuery {
@@ -136,11 +142,16 @@ impl LiveQuery {
             None => None,
             Some(selection) => Some(predicate(&schema, &selection.to_string(), &def)?),
         };
+        let required = select
+            .selection
+            .as_ref()
+            .and_then(|s| required_equality(s, &def));
         Ok(LiveQuery {
             def,
             schema,
             projection,
             filter,
+            required,
         })
     }
 
@@ -184,6 +195,42 @@ impl LiveQuery {
             .and_then(|b| filter_record_batch(&b, keep))
             .map_err(|e| CoreError::Query(e.to_string()))?;
         batches_to_json(&[projected])
+    }
+}
+
+/// A `column = literal` that `expr` requires, where the literal's text is exactly the text
+/// of the values that equal it: a string literal on a TEXT column, an integer on an INT or
+/// BIGINT one. Found at the top or under AND only (an OR does not require either side).
+fn required_equality(expr: &Expr, def: &TableDef) -> Option<(String, String)> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => required_equality(left, def).or_else(|| required_equality(right, def)),
+        Expr::Nested(inner) => required_equality(inner, def),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let (column, value) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Identifier(c), Expr::Value(v)) | (Expr::Value(v), Expr::Identifier(c)) => {
+                    (normalize(c), &v.value)
+                }
+                _ => return None,
+            };
+            let ty = def.column(&column)?.ty;
+            let text = match (ty, value) {
+                (ColumnType::Text, SqlValue::SingleQuotedString(s)) => s.clone(),
+                (ColumnType::Int | ColumnType::BigInt, SqlValue::Number(n, false)) => {
+                    n.parse::<i64>().ok()?.to_string()
+                }
+                _ => return None,
+            };
+            Some((column, text))
+        }
+        _ => None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Who is subscribed to what, and delivering changes to them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{Array, BooleanArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_store::{Row, TableKind};
 use tokio::sync::{Notify, mpsc};
@@ -422,8 +424,16 @@ impl LiveRegistry {
                 .collect::<Vec<_>>()
         };
         let mut overflowed = Vec::new();
+        let mut values = ValuesSeen::default();
         for (sub, change) in subscribers {
             if kind == TableKind::User && sub.conn.user_id != change.user_id {
+                continue;
+            }
+            if let Some((column, value)) = &sub.query.required
+                && values
+                    .of(&change, column)
+                    .is_some_and(|seen| !seen.contains(value))
+            {
                 continue;
             }
             for delivery in deliver(&sub, &change)? {
@@ -447,6 +457,31 @@ impl LiveRegistry {
             );
         }
         Ok(())
+    }
+}
+
+/// The values of a change's columns (old rows too), as text, computed once per column.
+#[derive(Default)]
+struct ValuesSeen {
+    /// `None`: a column that could not be read as text, which every subscriber must check.
+    by_column: HashMap<String, Option<HashSet<String>>>,
+}
+
+impl ValuesSeen {
+    fn of(&mut self, change: &Change, column: &str) -> Option<&HashSet<String>> {
+        self.by_column
+            .entry(column.to_string())
+            .or_insert_with(|| {
+                let mut out = HashSet::new();
+                for batch in std::iter::once(&change.new).chain(change.old.as_ref()) {
+                    let array = batch.column_by_name(column)?;
+                    let text = cast(array, &DataType::Utf8).ok()?;
+                    let strings = text.as_any().downcast_ref::<StringArray>()?;
+                    out.extend(strings.iter().flatten().map(str::to_string));
+                }
+                Some(out)
+            })
+            .as_ref()
     }
 }
 

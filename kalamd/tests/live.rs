@@ -259,6 +259,41 @@ fn operators_kill_subscriptions_and_drop_force_closes_them() {
             "{jobs:?}"
         );
         assert!(d.rows(ADMIN, "SHOW LIVE QUERIES").is_empty());
+
+        // The operator's tool sees real subscriptions and ends them.
+        let (ack, _) = subscribe(&mut ws, "c", "SELECT * FROM app.notes", json!({})).await;
+        let live_id = ack["live_id"].as_str().expect("live id").to_string();
+        let server = d.url("");
+        let kalamctl = |args: &[&str]| {
+            let out = std::process::Command::new(common::kalamctl_path())
+                .args(["live"])
+                .args(args)
+                .args(["--server", &server, "--token", ADMIN, "--format", "json"])
+                .output()
+                .expect("kalamctl");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let (code, listed) = kalamctl(&["list"]);
+        assert_eq!(code, Some(0), "{listed}");
+        let listed: Value = serde_json::from_str(&listed).expect("JSON");
+        assert_eq!(
+            listed["live_queries"][0]["live_id"],
+            live_id.as_str(),
+            "{listed}"
+        );
+        let (code, out) = kalamctl(&["kill", &live_id]);
+        assert_eq!(code, Some(0), "{out}");
+        let e = next(&mut ws).await.expect("killed by kalamctl");
+        assert_eq!(
+            (e["subscription_id"].clone(), e["code"].clone()),
+            (json!("c"), json!("killed")),
+            "{e}"
+        );
+        let (code, _) = kalamctl(&["kill", &live_id]);
+        assert_eq!(code, Some(2), "killing it twice finds nothing");
     });
 }
 

@@ -9,10 +9,10 @@
 //! SELECT, an INSERT's duplicate check) skips the row groups that cannot hold it and decodes
 //! the other columns only for the rows that match.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -20,9 +20,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use kalamdb_store::Row;
@@ -38,6 +41,9 @@ fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
         reason: e.to_string(),
     }
 }
+
+/// Rows per data page a batch file is written with.
+const PAGE_ROWS: usize = 1024;
 
 /// A batch file as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +69,10 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> 
             .set_column_bloom_filter_enabled(ColumnPath::from(ROW_ID), true)
             .set_column_bloom_filter_max_ndv(ColumnPath::from(ROW_ID), keys)
             .set_column_bloom_filter_fpp(ColumnPath::from(ROW_ID), 0.01)
+            // Small pages, so that a lookup by key decodes one page of each column: the page
+            // index (min and max keys per page) says which.
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_write_batch_size(PAGE_ROWS)
             .build();
         let mut writer =
             ArrowWriter::try_new(HashingWriter::new(file), batch.schema(), Some(props))
@@ -120,7 +130,7 @@ pub fn read_keyed(
     keys: &Arc<HashSet<String>>,
     columns: Option<&[&str]>,
 ) -> Result<Option<Vec<Row>>> {
-    let builder = open(path)?;
+    let builder = open_indexed(path)?;
     let Some(key_column) = leaf_index(builder.parquet_schema(), ROW_ID) else {
         return Ok(None);
     };
@@ -138,6 +148,20 @@ pub fn read_keyed(
         }
     }
     if groups.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    // Within those, only the pages whose key range may hold one (files are written in key
+    // order, so usually one page).
+    let mut selectors = Vec::new();
+    for group in &groups {
+        let metadata = builder.metadata();
+        let rows = usize::try_from(metadata.row_group(*group).num_rows()).unwrap_or(0);
+        match pages_that_may_hold(metadata, *group, key_column, keys, rows) {
+            Some(pages) => selectors.extend(pages),
+            None => selectors.push(RowSelector::select(rows)),
+        }
+    }
+    if selectors.iter().all(|s| s.skip) {
         return Ok(Some(Vec::new()));
     }
     let wanted = Arc::clone(keys);
@@ -158,6 +182,7 @@ pub fn read_keyed(
     });
     let builder = project(builder, columns)
         .with_row_groups(groups)
+        .with_row_selection(RowSelection::from(selectors))
         .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     collect(path, builder).map(Some)
 }
@@ -167,6 +192,86 @@ type Builder = ParquetRecordBatchReaderBuilder<File>;
 fn open(path: &Path) -> Result<Builder> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))
+}
+
+/// Footers parsed with their page indexes, of files read by key lately: a batch file never
+/// changes once written (a new file is a new name), so a lookup reuses its footer instead of
+/// parsing it again. Keyed by path, size and modification time, so a file removed and
+/// another written under its name is never mistaken for it; cleared when full.
+type FooterKey = (PathBuf, u64, Option<std::time::SystemTime>);
+static FOOTERS: Mutex<Option<HashMap<FooterKey, ArrowReaderMetadata>>> = Mutex::new(None);
+const FOOTERS_KEPT: usize = 1024;
+
+fn open_indexed(path: &Path) -> Result<Builder> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| CoreError::io(path, e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let cached = FOOTERS
+        .lock()
+        .ok()
+        .and_then(|f| f.as_ref().and_then(|f| f.get(&key).cloned()));
+    let metadata = match cached {
+        Some(m) => m,
+        None => {
+            let options =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            let m = ArrowReaderMetadata::load(&file, options).map_err(|e| parquet_err(path, e))?;
+            if let Ok(mut footers) = FOOTERS.lock() {
+                let footers = footers.get_or_insert_with(HashMap::new);
+                if footers.len() >= FOOTERS_KEPT {
+                    footers.clear();
+                }
+                footers.insert(key, m.clone());
+            }
+            m
+        }
+    };
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file, metadata,
+    ))
+}
+
+/// The pages of one row group's key column whose `[min, max]` may hold one of `keys`, as a
+/// selection of that group's rows; `None` without a page index.
+fn pages_that_may_hold(
+    metadata: &ParquetMetaData,
+    group: usize,
+    column: usize,
+    keys: &HashSet<String>,
+    rows: usize,
+) -> Option<Vec<RowSelector>> {
+    let ColumnIndexMetaData::BYTE_ARRAY(index) =
+        metadata.column_index()?.get(group)?.get(column)?
+    else {
+        return None;
+    };
+    let pages = metadata
+        .offset_index()?
+        .get(group)?
+        .get(column)?
+        .page_locations();
+    let mut out = Vec::with_capacity(pages.len());
+    for (i, page) in pages.iter().enumerate() {
+        let start = usize::try_from(page.first_row_index).ok()?;
+        let end = match pages.get(i + 1) {
+            Some(next) => usize::try_from(next.first_row_index).ok()?,
+            None => rows,
+        };
+        let count = end.checked_sub(start)?;
+        let may_hold = match (index.min_value(i), index.max_value(i)) {
+            (Some(min), Some(max)) => keys
+                .iter()
+                .any(|k| min <= k.as_bytes() && k.as_bytes() <= max),
+            // No bounds: only a page of nulls holds no key.
+            _ => !index.is_null_page(i),
+        };
+        out.push(if may_hold {
+            RowSelector::select(count)
+        } else {
+            RowSelector::skip(count)
+        });
+    }
+    Some(out)
 }
 
 fn leaf_index(schema: &SchemaDescriptor, name: &str) -> Option<usize> {
@@ -219,9 +324,12 @@ mod tests {
     #[test]
     fn files_carry_a_key_bloom_filter_and_keyed_reads_return_only_those_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ids: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
+        // In key order, as a flush writes them; `n` is each key's number.
+        let mut ids: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
+        ids.sort();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let file = write_batch_file(dir.path(), &batch(&refs)).expect("write");
+        let number = |k: &str| refs.iter().position(|r| *r == k).map(|i| i as i64);
 
         let builder = open(&file.path).expect("open");
         let column = leaf_index(builder.parquet_schema(), ROW_ID).expect("key column");
@@ -250,12 +358,33 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(got, vec![("k7", 7), ("k4999", 4999)]);
+        let mut want = vec![
+            ("k7", number("k7").unwrap_or(-2)),
+            ("k4999", number("k4999").unwrap_or(-2)),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+
+        // The page index narrows a lookup to the one page of ~1,024 rows that may hold it.
+        let builder = open_indexed(&file.path).expect("open");
+        let pages = pages_that_may_hold(builder.metadata(), 0, column, &keys(&["k7"]), 5000)
+            .expect("a page index");
+        assert!(pages.len() >= 4, "{pages:?}");
+        let selected: Vec<usize> = pages
+            .iter()
+            .filter(|p| !p.skip)
+            .map(|p| p.row_count)
+            .collect();
+        assert_eq!(selected.len(), 1, "{pages:?}");
+        assert!(selected[0] <= PAGE_ROWS, "{pages:?}");
         let only_n = read_keyed(&file.path, &keys(&["k3"]), Some(&["n"]))
             .expect("read")
             .expect("keyed");
         assert_eq!(only_n.len(), 1);
-        assert_eq!(only_n[0].get("n"), Some(&serde_json::json!(3)));
+        assert_eq!(
+            only_n[0].get("n"),
+            Some(&serde_json::json!(number("k3").unwrap_or(-2)))
+        );
         assert_eq!(only_n[0].get(ROW_ID), None, "projection respected");
     }
 

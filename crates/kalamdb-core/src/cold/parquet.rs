@@ -44,6 +44,8 @@ fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
 
 /// Rows per data page a batch file is written with.
 const PAGE_ROWS: usize = 1024;
+/// The largest dictionary a column of a batch file gets.
+const DICTIONARY_BYTES: usize = 64 << 10;
 
 /// A batch file as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,12 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> 
             // index (min and max keys per page) says which.
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)
+            // A page's dictionary is read with it: keys are all distinct, so they get none,
+            // and a column whose dictionary passes 64 KiB (one of mostly distinct values)
+            // goes on without one, so that reading one page never means decoding a large
+            // dictionary.
+            .set_column_dictionary_enabled(ColumnPath::from(ROW_ID), false)
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
             .build();
         let mut writer =
             ArrowWriter::try_new(HashingWriter::new(file), batch.schema(), Some(props))

@@ -9,6 +9,17 @@ use crate::{CoreError, Result};
 
 /// Splits `text` into trimmed statements; one that holds only blanks and comments is none.
 pub fn split_statements(text: &str) -> Result<Vec<String>> {
+    // Without a `;` there is nothing to split, and text that begins with neither a blank nor
+    // a comment holds code: one statement, without tokenizing it a first time (the parser
+    // tokenizes it next).
+    let trimmed = text.trim();
+    if !text.contains(';')
+        && !trimmed.is_empty()
+        && !trimmed.starts_with("--")
+        && !trimmed.starts_with("/*")
+    {
+        return Ok(vec![trimmed.to_string()]);
+    }
     let tokens = Tokenizer::new(&GenericDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| CoreError::InvalidInput(format!("malformed SQL: {e}")))?;
@@ -75,6 +86,15 @@ mod tests {
             ]
         );
         let quoted = split_statements(r#"SELECT "a;b" FROM t; SELECT 2"#).expect("splits");
+        // One statement, no `;`: the same answer as the tokenizer's.
+        assert_eq!(
+            split_statements("  SELECT 1 -- done\n").expect("splits"),
+            vec!["SELECT 1 -- done"]
+        );
+        assert_eq!(
+            split_statements(" -- only a comment\n /* and another */ ").expect("splits"),
+            Vec::<String>::new()
+        );
         assert_eq!(quoted, vec![r#"SELECT "a;b" FROM t"#, "SELECT 2"]);
     }
 

@@ -73,6 +73,8 @@ pub async fn run(plan: Plan) -> Result<(), String> {
     let (mut cp, mut cp_sync, mut full, mut restore, mut incr) =
         (vec![], vec![], vec![], vec![], vec![]);
     for round in 0..plan.repeat.max(1) {
+        // A compaction the last round's change started would delete files under cp -r.
+        settle(&engine)?;
         let mib = dir_bytes(&data) as f64 / (1u64 << 20) as f64;
         let copy = tmp.path().join("copy");
         cp.push(timed(|| cp_r(&data, &copy))?);
@@ -204,6 +206,22 @@ fn timed(f: impl FnOnce() -> Result<(), String>) -> Result<Duration, String> {
     let started = Instant::now();
     f()?;
     Ok(started.elapsed())
+}
+
+/// Waits (up to a minute) until RocksDB has no flush or compaction running or due.
+fn settle(engine: &kalamdb_core::Engine) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engine
+        .storage()
+        .background_work_pending()
+        .map_err(|e| e.to_string())?
+    {
+        if Instant::now() > deadline {
+            return Err("RocksDB's background work did not settle within a minute".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 fn cp_r(from: &Path, to: &Path) -> Result<(), String> {

@@ -31,6 +31,21 @@ async fn via_sql(
     Ok(started.elapsed())
 }
 
+/// The same statements only split and parsed (`kalamdb_core::sql::check_syntax`), to show
+/// how much of the SQL path is parsing.
+fn parse_only(per_user: usize, batch: usize, users: usize) -> Result<Duration, String> {
+    let started = Instant::now();
+    for _ in 0..users {
+        for chunk_start in (0..per_user).step_by(batch) {
+            let end = (chunk_start + batch).min(per_user);
+            let values: Vec<String> = (chunk_start..end).map(|id| sql_row(id as u64)).collect();
+            let sql = format!("INSERT INTO b.t VALUES {}", values.join(", "));
+            kalamdb_core::sql::check_syntax(&sql).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
 fn via_store(
     engine: &Engine,
     table: &str,
@@ -65,7 +80,7 @@ pub async fn run(rows: usize, batch: usize, users: usize, repeat: usize) -> Resu
         .map_err(|e| e.to_string())?;
     let per_user = rows / users.max(1);
     let n = per_user * users;
-    let (mut sql, mut store) = (Vec::new(), Vec::new());
+    let (mut sql, mut store, mut parse) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..repeat.max(1) {
         engine
             .execute(
@@ -94,9 +109,13 @@ pub async fn run(rows: usize, batch: usize, users: usize, repeat: usize) -> Resu
                 via_sql(&engine, &format!("sql{r}"), per_user, batch, users).await?,
             ));
         }
+        parse.push(per_second(n, parse_only(per_user, batch, users)?));
     }
     let ratios: Vec<f64> = sql.iter().zip(&store).map(|(a, b)| a / b).collect();
     let (sql_rps, store_rps, ratio) = (median(&sql), median(&store), median(&ratios));
+    let parse_rps = median(&parse);
+    // Of each statement's time on the SQL path, the share spent splitting and parsing it.
+    let parse_share = sql_rps / parse_rps.max(1e-9);
     let spread = |v: &[f64]| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(0.0, f64::max);
@@ -114,12 +133,20 @@ pub async fn run(rows: usize, batch: usize, users: usize, repeat: usize) -> Resu
         "  store put_batch {store_rps:>12.0} rows/s  ({})",
         spread(&store)
     );
-    println!("  ratio SQL/store {ratio:.3} (median of rounds)");
+    println!(
+        "  parse only      {parse_rps:>12.0} rows/s  ({})",
+        spread(&parse)
+    );
+    println!(
+        "  ratio SQL/store {ratio:.3} (median of rounds); parsing is {:.0}% of the SQL path",
+        parse_share * 100.0
+    );
     emit(
         "insert",
         serde_json::json!({"rows": n, "batch": batch, "users": users, "repeat": sql.len(),
             "sql_rows_per_s": sql_rps.round(), "store_rows_per_s": store_rps.round(),
-            "ratio_sql_to_store": ratio}),
+            "ratio_sql_to_store": ratio, "parse_rows_per_s": parse_rps.round(),
+            "parse_share_of_sql": parse_share}),
     );
     Ok(())
 }

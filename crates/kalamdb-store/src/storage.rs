@@ -458,6 +458,21 @@ impl Storage {
             .unwrap_or(0))
     }
 
+    /// Whether RocksDB has a flush or compaction running or due: until it has none, the set
+    /// of live files may change under a reader that lists them (a benchmark's `cp -r`).
+    pub fn background_work_pending(&self) -> Result<bool> {
+        for property in [
+            "rocksdb.num-running-compactions",
+            "rocksdb.num-running-flushes",
+            "rocksdb.compaction-pending",
+        ] {
+            if self.db.property_int_value(property)?.unwrap_or(0) > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Writes every memtable to SST files.
     pub fn flush_memtables(&self) -> Result<()> {
         for name in self.column_families()? {

@@ -99,18 +99,29 @@ impl Engine {
             let (ns, t) = (table.namespace.clone(), table.table_name.clone());
             let lock = self.table_lock(&ns, &t);
             let _guard = lock.lock().await;
+            // Read the rows only when a live query asked to see evictions.
+            let qualified = format!("{ns}.{t}");
+            let mut rows = self.live().wants_evictions(&qualified).then(Vec::new);
             let by_ttl = match table.ttl_seconds {
-                Some(ttl) => self.stream_store().evict_older_than(
+                Some(ttl) => self.stream_store().evict_older_than_keeping(
                     &ns,
                     &t,
                     limits::cutoff(now_ms(), limits::seconds_to_ms(ttl)),
+                    rows.as_mut(),
                 )?,
                 None => 0,
             };
             let by_buffer = match table.max_buffer {
-                Some(max) => self.stream_store().evict_beyond(&ns, &t, max)?,
+                Some(max) => {
+                    self.stream_store()
+                        .evict_beyond_keeping(&ns, &t, max, rows.as_mut())?
+                }
                 None => 0,
             };
+            if let Some(rows) = rows.filter(|r| !r.is_empty()) {
+                let def = self.catalog().table(&ns, &t)?;
+                self.publish_evictions(&def, rows);
+            }
             let evicted = by_ttl.saturating_add(by_buffer);
             if evicted == 0 {
                 continue;

@@ -82,8 +82,9 @@ impl Engine {
             query_id: subscription_id.to_string(),
             user_id: user_id.clone(),
             query: sql.to_string(),
-            options: serde_json::json!({"last_rows": options.last_rows, "from": options.from})
-                .to_string(),
+            options: serde_json::json!({"last_rows": options.last_rows, "from": options.from,
+                "evictions": options.evictions})
+            .to_string(),
             created_at: now,
             updated_at: now,
             changes: 0,
@@ -94,6 +95,7 @@ impl Engine {
             subscription_id: subscription_id.to_string(),
             query,
             conn: conn.shared.clone(),
+            evictions: options.evictions,
         });
         // Under the table's lock: no commit lands between the initial rows and the first
         // change delivered.
@@ -107,6 +109,9 @@ impl Engine {
                     let mut out = Vec::new();
                     for change in changes {
                         if def.kind == TableKind::User && change.user_id != user_id {
+                            continue;
+                        }
+                        if change.kind == ChangeKind::Eviction && !options.evictions {
                             continue;
                         }
                         out.extend(deliver(&sub, &change)?);
@@ -152,6 +157,27 @@ impl Engine {
             rendered.drain(..skip);
         }
         Ok(rendered)
+    }
+
+    /// Tells the subscribers that asked that these stream rows were evicted. The caller holds
+    /// the table's lock and has deleted them.
+    pub(crate) fn publish_evictions(&self, def: &TableDef, rows: Vec<(String, Row)>) {
+        let schema = def.arrow_schema();
+        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
+        let published =
+            crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[]).and_then(|batch| {
+                self.live().publish(
+                    def.kind,
+                    "",
+                    ChangeKind::Eviction,
+                    batch,
+                    None,
+                    &def.qualified(),
+                )
+            });
+        if let Err(e) = published {
+            tracing::error!(table = %def.qualified(), error = %e, "could not publish evictions to live queries");
+        }
     }
 
     /// Writes rows and publishes the change to the table's subscribers. The caller holds the

@@ -325,6 +325,7 @@ fn a_subscriber_that_returns_with_its_last_sequence_gets_what_it_missed() {
         SubscribeOptions {
             from: Some(1),
             last_rows: Some(1),
+            ..SubscribeOptions::default()
         },
     );
     assert!(again.replayed.is_none());
@@ -406,4 +407,49 @@ fn equality_subscriptions_see_rows_move_in_and_out_of_their_value() {
     );
     live.sql(Some("alice"), "INSERT INTO app.notes VALUES (3, 'skip', 5)");
     live.quiet(&mut conn);
+}
+
+/// A stream row evicted by its table's TTL is a delete for a subscriber that asked to see
+/// evictions, and nothing for one that did not.
+#[test]
+fn evictions_are_deletes_only_for_subscribers_that_ask() {
+    let live = Live::new();
+    live.sql(
+        None,
+        "CREATE STREAM TABLE app.ev (id BIGINT PRIMARY KEY, kind TEXT) WITH (TTL_SECONDS = 1)",
+    );
+    let mut asked = live.engine.connect_live("root");
+    live.subscribe(
+        &asked,
+        "e",
+        "SELECT id, kind FROM app.ev",
+        SubscribeOptions {
+            evictions: true,
+            ..SubscribeOptions::default()
+        },
+    );
+    let mut plain = live.engine.connect_live("root");
+    live.subscribe(
+        &plain,
+        "p",
+        "SELECT id, kind FROM app.ev",
+        SubscribeOptions::default(),
+    );
+    live.sql(None, "INSERT INTO app.ev VALUES (1, 'click')");
+    for conn in [&mut asked, &mut plain] {
+        let d = live.next(conn).expect("insert");
+        assert_eq!(d.change_type, ChangeType::Insert);
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let evicted = live
+        .rt
+        .block_on(live.engine.evict_streams())
+        .expect("evict");
+    assert_eq!(evicted, 1, "the row had expired");
+    let d = live.next(&mut asked).expect("the eviction");
+    assert_eq!(
+        (d.change_type, Value::Object(d.rows[0].clone())),
+        (ChangeType::Delete, json!({"id": 1, "kind": "click"}))
+    );
+    live.quiet(&mut plain);
 }

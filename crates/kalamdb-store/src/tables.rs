@@ -314,12 +314,24 @@ impl StreamTableStore {
     /// keys (from the oldest end), then removes them with one range tombstone: the cost does
     /// not grow with the rows that survive.
     pub fn evict_older_than(&self, namespace: &str, table: &str, cutoff_ms: i64) -> Result<u64> {
+        self.evict_older_than_keeping(namespace, table, cutoff_ms, None)
+    }
+
+    /// [`Self::evict_older_than`], handing the evicted rows to `evicted` as `(key, row)`
+    /// when given (for live queries that asked to see evictions).
+    pub fn evict_older_than_keeping(
+        &self,
+        namespace: &str,
+        table: &str,
+        cutoff_ms: i64,
+        mut evicted: Option<&mut Vec<(String, Row)>>,
+    ) -> Result<u64> {
         let cf = self.inner.cf(namespace, table);
         let mut expired = 0u64;
         // The range deleted ends at the first key the scan did not count (or just past the
         // last one it did): exactly the keys counted, whatever their timestamps' digit count.
         let mut end: Option<Vec<u8>> = None;
-        self.inner.storage.scan_prefix(&cf, b"", |k, _| {
+        self.inner.storage.scan_prefix(&cf, b"", |k, v| {
             let ts = std::str::from_utf8(k)
                 .ok()
                 .and_then(keys::parse_stream_key)
@@ -327,6 +339,12 @@ impl StreamTableStore {
             Ok(match ts {
                 Some(ts) if ts < cutoff_ms => {
                     expired = expired.saturating_add(1);
+                    if let Some(rows) = evicted.as_deref_mut() {
+                        rows.push((
+                            String::from_utf8_lossy(k).into_owned(),
+                            decode_row(&cf, k, v)?,
+                        ));
+                    }
                     let mut next = k.to_vec();
                     next.push(0);
                     end = Some(next);
@@ -347,13 +365,30 @@ impl StreamTableStore {
     /// Keeps the newest `max_rows` rows and deletes the rest; returns how many were deleted.
     /// Reads from the newest end: `max_rows` keys plus the ones it deletes.
     pub fn evict_beyond(&self, namespace: &str, table: &str, max_rows: u64) -> Result<u64> {
+        self.evict_beyond_keeping(namespace, table, max_rows, None)
+    }
+
+    /// [`Self::evict_beyond`], handing the evicted rows to `evicted` when given.
+    pub fn evict_beyond_keeping(
+        &self,
+        namespace: &str,
+        table: &str,
+        max_rows: u64,
+        mut evicted: Option<&mut Vec<(String, Row)>>,
+    ) -> Result<u64> {
         let cf = self.inner.cf(namespace, table);
         let mut kept = 0u64;
         let mut doomed: Vec<Vec<u8>> = Vec::new();
-        self.inner.storage.scan_reverse(&cf, |k, _| {
+        self.inner.storage.scan_reverse(&cf, |k, v| {
             if kept < max_rows {
                 kept += 1;
             } else {
+                if let Some(rows) = evicted.as_deref_mut() {
+                    rows.push((
+                        String::from_utf8_lossy(k).into_owned(),
+                        decode_row(&cf, k, v)?,
+                    ));
+                }
                 doomed.push(k.to_vec());
             }
             Ok(ControlFlow::Continue(()))

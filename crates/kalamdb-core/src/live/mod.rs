@@ -43,4 +43,7 @@ pub struct SubscribeOptions {
     /// this server still holds all of them.
     #[serde(default)]
     pub from: Option<u64>,
+    /// Also receive rows a stream table's TTL or MAX_BUFFER evicts, as deletes.
+    #[serde(default)]
+    pub evictions: bool,
 }

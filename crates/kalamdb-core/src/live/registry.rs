@@ -128,6 +128,8 @@ pub(crate) struct Subscriber {
     pub subscription_id: String,
     pub query: LiveQuery,
     pub conn: Arc<ConnShared>,
+    /// Whether evictions of stream rows are delivered to it, as deletes.
+    pub evictions: bool,
 }
 
 /// One committed change, as published.
@@ -148,6 +150,8 @@ pub(crate) enum ChangeKind {
     Insert,
     Update,
     Delete,
+    /// Stream rows a TTL or MAX_BUFFER evicted: a delete, for subscribers that asked.
+    Eviction,
 }
 
 /// A table's changes since `since` (every one with a greater sequence), oldest first.
@@ -375,6 +379,14 @@ impl LiveRegistry {
         }
     }
 
+    /// Whether a subscriber of `table` asked to see evictions.
+    pub(crate) fn wants_evictions(&self, table: &str) -> bool {
+        lock(&self.tables)
+            .subscribers
+            .get(table)
+            .is_some_and(|subs| subs.iter().any(|s| s.evictions))
+    }
+
     /// Whether changes of `table` (`ns.table`) are wanted: it has subscribers, or had some
     /// and keeps its recent changes for their return. Publishing costs nothing otherwise.
     pub(crate) fn records(&self, table: &str) -> bool {
@@ -427,6 +439,9 @@ impl LiveRegistry {
         let mut values = ValuesSeen::default();
         for (sub, change) in subscribers {
             if kind == TableKind::User && sub.conn.user_id != change.user_id {
+                continue;
+            }
+            if change.kind == ChangeKind::Eviction && !sub.evictions {
                 continue;
             }
             if let Some((column, value)) = &sub.query.required
@@ -535,7 +550,7 @@ pub(crate) fn deliver(sub: &Subscriber, change: &Change) -> Result<Vec<Delivery>
                 let change_type = match kind {
                     ChangeKind::Insert => ChangeType::Insert,
                     ChangeKind::Update => ChangeType::Update,
-                    ChangeKind::Delete => ChangeType::Delete,
+                    ChangeKind::Delete | ChangeKind::Eviction => ChangeType::Delete,
                 };
                 out.push(one(
                     change_type,

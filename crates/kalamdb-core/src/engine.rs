@@ -125,7 +125,7 @@ impl Engine {
         self.inner.offline.load(Ordering::Relaxed)
     }
 
-    /// The most rows a flush puts in one batch file (files are also cut at about 64 MiB of
+    /// The most rows a flush puts in one batch file (files are also cut at about 32 MiB of
     /// row data); a flush holds one file's rows in memory at a time.
     pub fn flush_file_rows(&self) -> usize {
         self.inner.flush_file_rows.load(Ordering::Relaxed)

@@ -3,7 +3,7 @@
 //! Hot rows stream out of RocksDB in key order and into batch files as they come: user tables
 //! get one file per user (under the storage path with `${user_id}` resolved), shared tables
 //! one file, each cut into several when it passes [`Engine::flush_file_rows`] rows or about
-//! 64 MiB of row data, so a flush holds one file's rows at a time, whatever the table's size.
+//! 32 MiB of row data, so a flush holds one file's rows at a time, whatever the table's size.
 //! Each file is written durably (see [`crate::cold::parquet`]); then
 //! one RocksDB write records it in the cold-tier manifest and removes the flushed keys, so
 //! the rows move tiers atomically: a crash before that write leaves an unrecorded file that
@@ -140,8 +140,9 @@ impl Engine {
     }
 }
 
-/// Row data a flush holds before it writes a batch file: 64 MiB as JSON text, roughly.
-const FILE_BYTES: usize = 64 << 20;
+/// Row data a flush holds before it writes a batch file: 32 MiB as JSON text, roughly
+/// (held as JSON values, then as an Arrow batch, it takes about three times that).
+const FILE_BYTES: usize = 32 << 20;
 
 /// One user's rows (`""`: a shared table's) on their way into one batch file.
 #[derive(Default)]

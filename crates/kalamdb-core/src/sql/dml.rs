@@ -38,7 +38,7 @@ fn relation_name(factor: &TableFactor) -> Result<&ObjectName> {
 }
 
 /// Evaluates an INSERT value: literals only (and `NOW()`).
-fn literal(e: &Expr) -> Result<Value> {
+pub(super) fn literal(e: &Expr) -> Result<Value> {
     match e {
         Expr::Value(v) => match &v.value {
             SqlValue::Number(n, _) => n
@@ -84,15 +84,13 @@ impl Engine {
         };
         let (ns, t) = super::parse::qualified(name)?;
         let def = self.catalog().table(&ns, &t)?;
-        let columns: Vec<String> = if insert.columns.is_empty() {
-            def.columns.iter().map(|c| c.name.clone()).collect()
-        } else {
+        let columns = (!insert.columns.is_empty()).then(|| {
             insert
                 .columns
                 .iter()
                 .map(|c| c.to_string().trim_matches('"').to_string())
                 .collect()
-        };
+        });
         let Some(source) = &insert.source else {
             return Err(CoreError::InvalidInput("INSERT needs VALUES (...)".into()));
         };
@@ -101,6 +99,42 @@ impl Engine {
                 "INSERT supports VALUES (...) rows only".into(),
             ));
         };
+        // A value that is not a literal fails where the loop below reaches it.
+        let rows = values
+            .rows
+            .iter()
+            .map(|r| r.content.iter().map(literal).collect())
+            .collect();
+        self.insert_rows(session, def, columns, rows).await
+    }
+
+    /// An INSERT of literal rows read without sqlparser: the same checks and write.
+    pub(crate) async fn insert_literal(
+        &self,
+        session: &Session,
+        insert: super::values::LiteralInsert,
+    ) -> Result<QueryResult> {
+        let def = self.catalog().table(&insert.namespace, &insert.table)?;
+        let rows = insert
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(Ok).collect())
+            .collect();
+        self.insert_rows(session, def, insert.columns, rows).await
+    }
+
+    /// Checks rows of values for `columns` (all, in order, when `None`) and writes them in
+    /// one batch, refusing the whole statement on the first problem.
+    async fn insert_rows(
+        &self,
+        session: &Session,
+        def: TableDef,
+        columns: Option<Vec<String>>,
+        values: Vec<Vec<Result<Value>>>,
+    ) -> Result<QueryResult> {
+        let (ns, t) = (def.namespace().to_string(), def.name().to_string());
+        let columns: Vec<String> =
+            columns.unwrap_or_else(|| def.columns.iter().map(|c| c.name.clone()).collect());
         for c in &columns {
             if def.column(c).is_none() {
                 let what = if crate::catalog::is_system_column(c) {
@@ -116,10 +150,9 @@ impl Engine {
         }
 
         // Build and check every row before anything is written.
-        let mut rows: Vec<(String, Row)> = Vec::with_capacity(values.rows.len());
+        let mut rows: Vec<(String, Row)> = Vec::with_capacity(values.len());
         let mut seen = HashSet::new();
-        for (i, parens) in values.rows.iter().enumerate() {
-            let exprs = &parens.content;
+        for (i, exprs) in values.into_iter().enumerate() {
             if exprs.len() != columns.len() {
                 return Err(CoreError::InvalidInput(format!(
                     "row {} has {} values for {} columns",
@@ -133,7 +166,7 @@ impl Engine {
                 let cdef = def
                     .column(col)
                     .ok_or_else(|| CoreError::InvalidInput(format!("unknown column '{col}'")))?;
-                let v = cdef.ty.coerce(&literal(e)?).map_err(|why| {
+                let v = cdef.ty.coerce(&e?).map_err(|why| {
                     CoreError::InvalidInput(format!("column '{col}', row {}: {why}", i + 1))
                 })?;
                 if !v.is_null() {

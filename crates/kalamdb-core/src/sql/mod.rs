@@ -13,6 +13,7 @@ mod point;
 mod query;
 mod split;
 mod storages;
+mod values;
 
 pub use backup::{BackupHandler, StartedBackup, register_backup_handler};
 
@@ -135,6 +136,7 @@ impl Engine {
                 detached,
             } => self.backup_statement(repository, detached).await,
             Command::Insert(stmt) => self.insert(session, &stmt).await,
+            Command::InsertLiteral(rows) => self.insert_literal(session, rows).await,
             Command::Update(stmt) => self.update(session, &stmt).await,
             Command::Delete(stmt) => self.delete(session, &stmt).await,
             Command::Query(sql) => self.run_query(session, &sql).await,
@@ -161,7 +163,7 @@ impl Command {
             Command::DescribeTable { .. } => "DESCRIBE TABLE",
             Command::FlushTable { .. } => "FLUSH TABLE",
             Command::Backup { .. } => "BACKUP DATABASE",
-            Command::Insert(_) => "INSERT",
+            Command::Insert(_) | Command::InsertLiteral(_) => "INSERT",
             Command::Update(_) => "UPDATE",
             Command::Delete(_) => "DELETE",
             Command::Query(_) => "SELECT",

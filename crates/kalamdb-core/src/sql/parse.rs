@@ -91,6 +91,8 @@ pub enum Command {
         detached: bool,
     },
     Insert(Box<Statement>),
+    /// An INSERT of literal rows, read without sqlparser (see `values`).
+    InsertLiteral(super::values::LiteralInsert),
     Update(Box<Statement>),
     Delete(Box<Statement>),
     /// Anything DataFusion plans: SELECT, WITH, VALUES, EXPLAIN.
@@ -184,6 +186,9 @@ fn ident(p: &mut Parser) -> Result<String> {
 
 /// Parses one statement.
 pub fn parse(sql: &str) -> Result<Command> {
+    if let Some(rows) = super::values::read(sql) {
+        return Ok(Command::InsertLiteral(rows));
+    }
     let dialect = GenericDialect {};
     let mut p = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
     let w0 = peek_word(&p, 0);

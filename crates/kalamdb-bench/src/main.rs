@@ -14,6 +14,7 @@ mod live;
 mod migrate;
 mod point_select;
 mod report;
+mod scan;
 mod soak;
 mod sync_writes;
 mod verify;
@@ -168,6 +169,13 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// A full scan (count and sum) over the same rows hot and flushed, interleaved.
+    Scan {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Point-SELECT latency by primary key on a user table: the fast path, the same lookup
     /// planned by DataFusion, a direct store get, and a flushed row; interleaved rounds.
     PointSelect {
@@ -287,6 +295,7 @@ fn main() {
                 inserts,
                 repeat,
             } => live::run(&subscriptions, inserts, repeat).await,
+            Bench::Scan { rows, repeat } => scan::run(rows, repeat).await,
             Bench::PointSelect { data, repeat } => {
                 point_select::run(data.rows, data.users, data.queries, repeat).await
             }

@@ -1,5 +1,6 @@
 //! Insert throughput through SQL and through the store, on identical rows: `repeat` rounds,
-//! each into fresh tables, the two variants in alternating order.
+//! each into fresh tables, the two variants in alternating order. The statements' text and
+//! the store's batches are built before the clock starts: only the engine is timed.
 
 use std::time::{Duration, Instant};
 
@@ -8,63 +9,73 @@ use kalamdb_core::{Engine, Session};
 use crate::datagen::{COLUMNS, row, sql_row, user};
 use crate::report::{emit, median, per_second};
 
-async fn via_sql(
-    engine: &Engine,
-    table: &str,
-    per_user: usize,
-    batch: usize,
-    users: usize,
-) -> Result<Duration, String> {
-    let started = Instant::now();
+/// The SQL statements of one round, as `(user, text)`: built before the clock starts, so
+/// that only the engine is timed.
+fn statements(table: &str, per_user: usize, batch: usize, users: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
     for u in 0..users {
-        let session = Session::user(user(u));
         for chunk_start in (0..per_user).step_by(batch) {
             let end = (chunk_start + batch).min(per_user);
             let values: Vec<String> = (chunk_start..end).map(|id| sql_row(id as u64)).collect();
-            let sql = format!("INSERT INTO b.{table} VALUES {}", values.join(", "));
-            engine
-                .execute(&session, &sql)
-                .await
-                .map_err(|e| e.to_string())?;
+            out.push((
+                u,
+                format!("INSERT INTO b.{table} VALUES {}", values.join(", ")),
+            ));
         }
+    }
+    out
+}
+
+/// The same rows as store batches, built before the clock starts.
+type StoreBatch = Vec<(String, String, kalamdb_core::Row)>;
+fn batches(per_user: usize, batch: usize, users: usize) -> Vec<StoreBatch> {
+    let mut out = Vec::new();
+    for u in 0..users {
+        for chunk_start in (0..per_user).step_by(batch) {
+            let end = (chunk_start + batch).min(per_user);
+            out.push(
+                (chunk_start..end)
+                    .map(|id| (user(u), id.to_string(), row(id as u64)))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+async fn via_sql(
+    engine: &Engine,
+    statements: &[(usize, String)],
+    users: usize,
+) -> Result<Duration, String> {
+    let sessions: Vec<Session> = (0..users).map(|u| Session::user(user(u))).collect();
+    let started = Instant::now();
+    for (u, sql) in statements {
+        engine
+            .execute(&sessions[*u], sql)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(started.elapsed())
 }
 
 /// The same statements only split and parsed (`kalamdb_core::sql::check_syntax`), to show
 /// how much of the SQL path is parsing.
-fn parse_only(per_user: usize, batch: usize, users: usize) -> Result<Duration, String> {
+fn parse_only(statements: &[(usize, String)]) -> Result<Duration, String> {
     let started = Instant::now();
-    for _ in 0..users {
-        for chunk_start in (0..per_user).step_by(batch) {
-            let end = (chunk_start + batch).min(per_user);
-            let values: Vec<String> = (chunk_start..end).map(|id| sql_row(id as u64)).collect();
-            let sql = format!("INSERT INTO b.t VALUES {}", values.join(", "));
-            kalamdb_core::sql::check_syntax(&sql).map_err(|e| e.to_string())?;
-        }
+    for (_, sql) in statements {
+        kalamdb_core::sql::check_syntax(sql).map_err(|e| e.to_string())?;
     }
     Ok(started.elapsed())
 }
 
-fn via_store(
-    engine: &Engine,
-    table: &str,
-    per_user: usize,
-    batch: usize,
-    users: usize,
-) -> Result<Duration, String> {
+fn via_store(engine: &Engine, table: &str, batches: Vec<StoreBatch>) -> Result<Duration, String> {
     let started = Instant::now();
-    for u in 0..users {
-        for chunk_start in (0..per_user).step_by(batch) {
-            let end = (chunk_start + batch).min(per_user);
-            let chunk = (chunk_start..end)
-                .map(|id| (user(u), id.to_string(), row(id as u64)))
-                .collect();
-            engine
-                .user_store()
-                .put_batch("b", table, chunk)
-                .map_err(|e| e.to_string())?;
-        }
+    for chunk in batches {
+        engine
+            .user_store()
+            .put_batch("b", table, chunk)
+            .map_err(|e| e.to_string())?;
     }
     Ok(started.elapsed())
 }
@@ -90,26 +101,16 @@ pub async fn run(rows: usize, batch: usize, users: usize, repeat: usize) -> Resu
             .await
             .map_err(|e| e.to_string())?;
         let table = format!("store{r}");
+        let texts = statements(&format!("sql{r}"), per_user, batch, users);
+        let rows = batches(per_user, batch, users);
         if r % 2 == 0 {
-            sql.push(per_second(
-                n,
-                via_sql(&engine, &format!("sql{r}"), per_user, batch, users).await?,
-            ));
-            store.push(per_second(
-                n,
-                via_store(&engine, &table, per_user, batch, users)?,
-            ));
+            sql.push(per_second(n, via_sql(&engine, &texts, users).await?));
+            store.push(per_second(n, via_store(&engine, &table, rows)?));
         } else {
-            store.push(per_second(
-                n,
-                via_store(&engine, &table, per_user, batch, users)?,
-            ));
-            sql.push(per_second(
-                n,
-                via_sql(&engine, &format!("sql{r}"), per_user, batch, users).await?,
-            ));
+            store.push(per_second(n, via_store(&engine, &table, rows)?));
+            sql.push(per_second(n, via_sql(&engine, &texts, users).await?));
         }
-        parse.push(per_second(n, parse_only(per_user, batch, users)?));
+        parse.push(per_second(n, parse_only(&texts)?));
     }
     let ratios: Vec<f64> = sql.iter().zip(&store).map(|(a, b)| a / b).collect();
     let (sql_rps, store_rps, ratio) = (median(&sql), median(&store), median(&ratios));

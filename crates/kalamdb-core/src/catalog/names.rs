@@ -1,5 +1,7 @@
 //! Validation of the names users give namespaces, tables, columns and users.
 
+use datafusion::sql::sqlparser::ast::Ident;
+
 use crate::{CoreError, Result};
 
 /// Namespace and table names match `^[a-z][a-z0-9_]*$`, at most 64 characters.
@@ -49,6 +51,16 @@ pub fn validate_user_id(user_id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// An identifier in a query as DataFusion resolves it: an unquoted one is lowercased, a
+/// quoted one kept as written. For code that reads a query DataFusion would also plan, so
+/// both name the same table and columns.
+pub fn resolved(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
 }
 
 #[cfg(test)]

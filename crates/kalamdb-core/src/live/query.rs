@@ -12,7 +12,7 @@ use datafusion::common::DFSchema;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    BinaryOperator, Expr, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
     Value as SqlValue,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -21,6 +21,7 @@ use kalamdb_store::Row;
 
 use crate::catalog::Catalog;
 use crate::catalog::TableDef;
+use crate::catalog::names::resolved;
 use crate::catalog::types::ColumnType;
 use crate::cold::arrow_rows::rows_to_batch;
 use crate::result::batches_to_json;
@@ -52,14 +53,6 @@ impl std::fmt::Debug for LiveQuery {
 
 fn refuse(why: impl std::fmt::Display) -> CoreError {
     CoreError::InvalidInput(format!("{why}; {SHAPE}, which is evaluated on each change"))
-}
-
-/// An identifier as DataFusion resolves it: unquoted ones are lowercased.
-fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 impl LiveQuery {
@@ -105,7 +98,7 @@ impl LiveQuery {
                 "'{sql}' has clauses (joins, aliases, DISTINCT, GROUP BY, ORDER BY, LIMIT) a change cannot be checked against alone"
             )));
         }
-        let (ns, t) = (normalize(ns), normalize(t));
+        let (ns, t) = (resolved(ns), resolved(t));
         if ns == "system" {
             return Err(refuse("system tables cannot be subscribed to"));
         }
@@ -123,7 +116,7 @@ impl LiveQuery {
                             "'{item}' is not a column; a live query shows columns as they are"
                         )));
                     };
-                    let column = normalize(ident);
+                    let column = resolved(ident);
                     let i = schema.index_of(&column).map_err(|_| {
                         CoreError::InvalidInput(format!(
                             "column '{column}' does not exist in {}",
@@ -216,7 +209,7 @@ fn required_equality(expr: &Expr, def: &TableDef) -> Option<(String, String)> {
         } => {
             let (column, value) = match (left.as_ref(), right.as_ref()) {
                 (Expr::Identifier(c), Expr::Value(v)) | (Expr::Value(v), Expr::Identifier(c)) => {
-                    (normalize(c), &v.value)
+                    (resolved(c), &v.value)
                 }
                 _ => return None,
             };

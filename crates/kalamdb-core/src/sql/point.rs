@@ -8,7 +8,7 @@
 //! DataFusion way, so a statement recognized here differs from the general path in speed only.
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    BinaryOperator, Expr, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
     UnaryOperator, Value as SqlValue,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use kalamdb_store::Row;
 use serde_json::Value;
 
+use crate::catalog::names::resolved;
 use crate::catalog::types::ColumnType;
 use crate::cold::arrow_rows::rows_to_batch;
 use crate::result::batches_to_json;
@@ -69,7 +70,7 @@ pub(crate) fn recognize(sql: &str) -> Option<PointQuery> {
             items
                 .iter()
                 .map(|item| match item {
-                    SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(normalize(ident)),
+                    SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(resolved(ident)),
                     _ => None,
                 })
                 .collect::<Option<Vec<String>>>()?,
@@ -84,7 +85,7 @@ pub(crate) fn recognize(sql: &str) -> Option<PointQuery> {
         return None;
     };
     let (column, value) = match (left.as_ref(), right.as_ref()) {
-        (Expr::Identifier(c), v) | (v, Expr::Identifier(c)) => (normalize(c), literal(v)?),
+        (Expr::Identifier(c), v) | (v, Expr::Identifier(c)) => (resolved(c), literal(v)?),
         _ => return None,
     };
     // Whatever the pieces above did not look at (a JOIN, an alias, DISTINCT, GROUP BY, ORDER
@@ -103,20 +104,12 @@ pub(crate) fn recognize(sql: &str) -> Option<PointQuery> {
         return None;
     }
     Some(PointQuery {
-        namespace: normalize(ns),
-        table: normalize(t),
+        namespace: resolved(ns),
+        table: resolved(t),
         columns,
         column,
         value,
     })
-}
-
-/// An identifier as DataFusion resolves it: unquoted ones are lowercased.
-fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 fn literal(e: &Expr) -> Option<Literal> {

@@ -151,7 +151,7 @@ impl Engine {
     }
 
     /// This process's live subscriptions.
-    pub(crate) fn live_registry(&self) -> &Arc<LiveRegistry> {
+    pub fn live(&self) -> &Arc<LiveRegistry> {
         &self.inner.live
     }
 

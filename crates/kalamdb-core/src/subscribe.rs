@@ -8,8 +8,7 @@ use kalamdb_store::{Row, TableKind, now_ms};
 
 use crate::catalog::TableDef;
 use crate::live::{
-    ChangeKind, Connection, Delivery, LiveQuery, LiveRegistry, SubscribeOptions, Subscriber,
-    deliver,
+    Change, ChangeKind, Connection, Delivery, LiveQuery, SubscribeOptions, Subscriber, deliver,
 };
 use crate::table_data::ReadOptions;
 use crate::{CoreError, Engine, Result};
@@ -29,11 +28,6 @@ pub struct Initial {
 const MAX_SUBSCRIPTION_ID: usize = 128;
 
 impl Engine {
-    /// This process's live subscriptions.
-    pub fn live(&self) -> &Arc<LiveRegistry> {
-        self.live_registry()
-    }
-
     /// Opens a connection for `user_id`'s subscriptions (user tables show that user's rows).
     pub fn connect_live(&self, user_id: &str) -> Connection {
         self.live().connect(user_id)
@@ -68,12 +62,6 @@ impl Engine {
             conn.id(),
             def.qualified()
         );
-        if self.live().has(&live_id) {
-            return Err(CoreError::AlreadyExists(format!(
-                "subscription '{subscription_id}' already exists on this connection; unsubscribe it first or pick another id"
-            )));
-        }
-        let columns = query.columns();
         let now = now_ms();
         let record = LiveQueryRecord {
             live_id: live_id.clone(),
@@ -102,33 +90,48 @@ impl Engine {
         let lock = self.table_lock(def.namespace(), def.name());
         let _guard = lock.lock().await;
         crate::blocking::run(|| {
-            self.sql().live_queries().put(&record)?;
-            let replay = self.live().add(sub.clone(), options.from);
-            let (rows, replayed) = match replay {
-                Some(changes) => {
-                    let mut out = Vec::new();
-                    for change in changes {
-                        if def.kind == TableKind::User && change.user_id != user_id {
-                            continue;
-                        }
-                        if change.kind == ChangeKind::Eviction && !options.evictions {
-                            continue;
-                        }
-                        out.extend(deliver(&sub, &change)?);
-                    }
-                    (Vec::new(), Some(out))
-                }
-                None => (self.initial_rows(&sub.query, &user_id, options)?, None),
-            };
-            Ok(Initial {
-                live_id,
-                columns,
-                rows,
-                replayed,
-            })
+            // A subscription id the connection already uses is refused here, before anything
+            // is written; past this point a failure takes the new subscription back out.
+            let replay = self.live().add(sub.clone(), options.from)?;
+            self.start(&sub, replay, &record, &user_id, options)
+                .inspect_err(|_| {
+                    self.live().remove(conn.id(), subscription_id);
+                })
         })
-        .inspect_err(|_| {
-            self.live().remove(conn.id(), subscription_id);
+    }
+
+    /// A registered subscription's row and first rows (or the changes it missed).
+    fn start(
+        &self,
+        sub: &Subscriber,
+        replay: Option<Vec<Arc<Change>>>,
+        record: &LiveQueryRecord,
+        user_id: &str,
+        options: &SubscribeOptions,
+    ) -> Result<Initial> {
+        let def = &sub.query.def;
+        self.sql().live_queries().put(record)?;
+        let (rows, replayed) = match replay {
+            Some(changes) => {
+                let mut out = Vec::new();
+                for change in changes {
+                    if def.kind == TableKind::User && change.user_id != user_id {
+                        continue;
+                    }
+                    if change.kind == ChangeKind::Eviction && !options.evictions {
+                        continue;
+                    }
+                    out.extend(deliver(sub, &change)?);
+                }
+                (Vec::new(), Some(out))
+            }
+            None => (self.initial_rows(&sub.query, user_id, options)?, None),
+        };
+        Ok(Initial {
+            live_id: sub.live_id.clone(),
+            columns: sub.query.columns(),
+            rows,
+            replayed,
         })
     }
 

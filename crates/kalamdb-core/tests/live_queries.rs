@@ -364,6 +364,28 @@ fn queries_that_cannot_be_evaluated_per_change_are_refused() {
         assert!(!err.to_string().contains('\n'), "{sql}: {err}");
     }
     assert_eq!(live.live_rows(), Vec::<Value>::new());
+
+    // A subscription id is the connection's, whatever the table: a second one is refused
+    // and the first lives on.
+    let first = live.subscribe(
+        &conn,
+        "same",
+        "SELECT * FROM app.cfg",
+        SubscribeOptions::default(),
+    );
+    let again = live
+        .rt
+        .block_on(live.engine.subscribe(
+            &conn,
+            "same",
+            "SELECT * FROM app.notes",
+            &SubscribeOptions::default(),
+        ))
+        .expect_err("a second subscription under one id");
+    assert!(again.to_string().contains("already exists"), "{again}");
+    let rows = live.live_rows();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["live_id"], first.live_id.as_str());
 }
 
 /// Subscriptions that require `column = value` skip changes without that value before their

@@ -15,7 +15,7 @@ mod query;
 mod registry;
 
 pub(crate) use query::LiveQuery;
-pub(crate) use registry::{ChangeKind, Subscriber, deliver};
+pub(crate) use registry::{Change, ChangeKind, Subscriber, deliver};
 pub use registry::{Closed, Connection, Delivery, Event, LiveRegistry, LiveStats};
 
 use serde::Deserialize;

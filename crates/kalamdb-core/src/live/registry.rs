@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::query::LiveQuery;
 use super::{CONNECTION_BUFFER, ChangeType};
-use crate::Result;
+use crate::{CoreError, Result};
 
 /// Rows of recent changes kept per subscribed table, for a subscriber that reconnects with
 /// the last sequence it saw.
@@ -167,8 +167,6 @@ struct Tables {
     subscribers: HashMap<String, Vec<Arc<Subscriber>>>,
     /// `ns.table` → its recent changes.
     recent: HashMap<String, Recent>,
-    /// Connection id → its subscribers' live ids.
-    by_connection: HashMap<String, Vec<String>>,
     connections: HashMap<String, Arc<ConnShared>>,
 }
 
@@ -255,9 +253,15 @@ impl LiveRegistry {
         let ids = {
             let mut t = lock(&self.tables);
             t.connections.remove(connection);
-            let ids = t.by_connection.remove(connection).unwrap_or_default();
+            let mut ids = Vec::new();
             for subs in t.subscribers.values_mut() {
-                subs.retain(|s| s.conn.id != connection);
+                subs.retain(|s| {
+                    let mine = s.conn.id == connection;
+                    if mine {
+                        ids.push(s.live_id.clone());
+                    }
+                    !mine
+                });
             }
             ids
         };
@@ -265,22 +269,26 @@ impl LiveRegistry {
         self.ended(&ids);
     }
 
-    /// Registers a subscriber; with `from`, returns the recent changes after it when none
-    /// is missing since (`None` when some are: the caller sends the current rows instead).
-    pub(crate) fn add(&self, sub: Arc<Subscriber>, from: Option<u64>) -> Option<Vec<Arc<Change>>> {
+    /// Registers a subscriber, refusing a subscription id its connection already uses; with
+    /// `from`, returns the recent changes after it when none is missing since (`None` when
+    /// some are: the caller sends the current rows instead).
+    pub(crate) fn add(
+        &self,
+        sub: Arc<Subscriber>,
+        from: Option<u64>,
+    ) -> Result<Option<Vec<Arc<Change>>>> {
         let table = sub.query.def.qualified();
         let mut t = lock(&self.tables);
         if t.subscribers
             .values()
             .flatten()
-            .any(|s| s.live_id == sub.live_id)
+            .any(|s| s.conn.id == sub.conn.id && s.subscription_id == sub.subscription_id)
         {
-            return None;
+            return Err(CoreError::AlreadyExists(format!(
+                "subscription '{}' already exists on this connection; unsubscribe it first or pick another id",
+                sub.subscription_id
+            )));
         }
-        t.by_connection
-            .entry(sub.conn.id.clone())
-            .or_default()
-            .push(sub.live_id.clone());
         t.subscribers.entry(table.clone()).or_default().push(sub);
         self.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
         let now = self.seq.load(Ordering::SeqCst);
@@ -288,25 +296,15 @@ impl LiveRegistry {
             since: now,
             changes: VecDeque::new(),
         });
-        let from = from?;
         // Every change after `from` is kept only if the record began at or before it.
-        (from >= recent.since).then(|| {
+        Ok(from.filter(|from| *from >= recent.since).map(|from| {
             recent
                 .changes
                 .iter()
                 .filter(|c| c.seq > from)
                 .cloned()
                 .collect()
-        })
-    }
-
-    /// Whether a connection already has a subscription with this live id.
-    pub(crate) fn has(&self, live_id: &str) -> bool {
-        lock(&self.tables)
-            .subscribers
-            .values()
-            .flatten()
-            .any(|s| s.live_id == live_id)
+        }))
     }
 
     /// Removes one subscription of a connection (by the client's id); its live id, if any.
@@ -321,11 +319,6 @@ impl LiveRegistry {
                 {
                     found = Some(subs.remove(i).live_id.clone());
                 }
-            }
-            if let Some(id) = &found
-                && let Some(ids) = t.by_connection.get_mut(connection)
-            {
-                ids.retain(|i| i != id);
             }
             found
         };
@@ -348,11 +341,6 @@ impl LiveRegistry {
                     }
                     !hit
                 });
-            }
-            for s in &out {
-                if let Some(ids) = t.by_connection.get_mut(&s.conn.id) {
-                    ids.retain(|i| *i != s.live_id);
-                }
             }
             out
         };

@@ -92,6 +92,8 @@ impl Metrics {
         );
 
         let stats = engine.stats().snapshot();
+        let live = &engine.live().stats;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
         for (name, help, value) in [
             (
                 "rows_written",
@@ -114,15 +116,6 @@ impl Metrics {
                 "Stream rows evicted by TTL or MAX_BUFFER",
                 stats.rows_evicted,
             ),
-        ] {
-            let c = Counter::<u64>::default();
-            c.inc_by(value);
-            reg.register(name, help, c);
-        }
-
-        let live = &engine.live().stats;
-        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-        for (name, help, value) in [
             (
                 "live_changes_sent",
                 "Changes delivered to live-query subscribers",

@@ -165,22 +165,8 @@ impl Engine {
     /// Tells the subscribers that asked that these stream rows were evicted. The caller holds
     /// the table's lock and has deleted them.
     pub(crate) fn publish_evictions(&self, def: &TableDef, rows: Vec<(String, Row)>) {
-        let schema = def.arrow_schema();
-        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
-        let published =
-            crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[]).and_then(|batch| {
-                self.live().publish(
-                    def.kind,
-                    "",
-                    ChangeKind::Eviction,
-                    batch,
-                    None,
-                    &def.qualified(),
-                )
-            });
-        if let Err(e) = published {
-            tracing::error!(table = %def.qualified(), error = %e, "could not publish evictions to live queries");
-        }
+        // Nothing to write: the rows are gone already. Failures are logged there.
+        let _ = self.write_published(def, "", rows, ChangeKind::Eviction, None, |_| Ok(()));
     }
 
     /// Writes rows and publishes the change to the table's subscribers. The caller holds the
@@ -199,12 +185,9 @@ impl Engine {
             return write(rows);
         }
         let schema = def.arrow_schema();
-        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r).collect();
-        let new = crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[]);
-        let old = old.map(|old| {
-            let refs: Vec<&Row> = old.iter().collect();
-            crate::cold::arrow_rows::rows_to_batch(&schema, &refs, &[])
-        });
+        let batch = |rows: Vec<&Row>| crate::cold::arrow_rows::rows_to_batch(&schema, &rows, &[]);
+        let new = batch(rows.iter().map(|(_, r)| r).collect());
+        let old = old.map(|old| batch(old.iter().collect()));
         write(rows)?;
         // The write is committed: a failure to tell subscribers is logged, not the writer's.
         let published = new.and_then(|new| {

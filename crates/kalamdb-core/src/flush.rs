@@ -197,7 +197,7 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
         {
             self.write_chunk()?;
         }
-        if self.chunk.ids.is_empty() && self.chunk.user != user {
+        if self.chunk.ids.is_empty() {
             self.chunk.user = user.to_string();
         }
         self.chunk.push(id, row);
@@ -205,10 +205,7 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
     }
 
     fn write_chunk(&mut self) -> Result<()> {
-        let chunk = Chunk {
-            user: self.chunk.user.clone(),
-            ..std::mem::take(&mut self.chunk)
-        };
+        let chunk = std::mem::take(&mut self.chunk);
         if chunk.ids.is_empty() {
             return Ok(());
         }

@@ -251,7 +251,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The storage locations tables use that this build cannot reach, for `/ready`.
+/// The storage locations tables use whose credentials are not configured, for `/ready`.
 fn unreachable_storage(engine: &Engine) -> Option<String> {
     let unreachable = match engine.catalog().unreachable_locations() {
         Ok(u) => u,
@@ -259,9 +259,9 @@ fn unreachable_storage(engine: &Engine) -> Option<String> {
     };
     let each: Vec<String> = unreachable
         .into_iter()
-        .map(|(l, tables)| {
+        .map(|(l, why, tables)| {
             format!(
-                "location '{}' ({}) is object storage, which this build cannot read or write: {} serve only their rows in RocksDB",
+                "location '{}' ({}) cannot be reached: {why}; {} serve only their rows in RocksDB",
                 l.location_name,
                 l.path,
                 tables.join(", ")

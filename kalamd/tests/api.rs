@@ -164,10 +164,11 @@ fn kalamctl_lists_and_kills_a_servers_live_queries() {
 }
 
 #[test]
-fn ready_names_the_tables_on_storage_this_build_cannot_reach() {
+fn ready_names_the_tables_on_storage_whose_credentials_are_not_configured() {
     let tmp = tempfile::tempdir().expect("tmp");
     {
-        // A migrated table on an object-storage location, as a legacy directory can carry.
+        // A migrated table on an object-storage location with no profile, as a legacy
+        // directory can carry.
         let engine = kalamdb_core::Engine::init(tmp.path().join("data"), "test").expect("init");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -188,22 +189,28 @@ fn ready_names_the_tables_on_storage_this_build_cannot_reach() {
         t.storage_location = "lake".into();
         engine.sql().tables().put(&t).expect("put");
     }
-    let d = Daemon::start(tmp.path(), "");
+    let d = Daemon::start_with_env(tmp.path(), "", &[("AWS_ACCESS_KEY_ID", "")]);
     let (status, body) = d.get("/ready", None);
     assert_eq!(status, 200, "queries are still served: {body}");
     let body: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["status"], "degraded", "{body}");
     let why = body["failing"]["storage"].as_str().unwrap_or_default();
-    assert!(why.contains("'lake'") && why.contains("app.x"), "{body}");
-    let (status, dropped) = d.sql(ADMIN, "DROP TABLE app.x");
-    assert_eq!(status, 200, "{dropped}");
-    // What a drop cannot delete is said, not skipped in silence.
     assert!(
-        dropped["results"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("left behind") && m.contains("'lake'")),
-        "{dropped}"
+        why.contains("'lake'") && why.contains("app.x") && why.contains("CREDENTIALS"),
+        "{body}"
     );
-    let (_, body) = d.get("/ready", None);
-    assert!(body.contains("\"ready\""), "{body}");
+    // Its rows in RocksDB are served; what needs its objects is refused with the fix, and
+    // nothing changes.
+    assert_eq!(d.sql(ADMIN, "INSERT INTO app.x VALUES (1)").0, 200);
+    assert_eq!(
+        d.rows(ADMIN, "SELECT id FROM app.x"),
+        vec![serde_json::json!({"id": 1})]
+    );
+    for sql in ["FLUSH TABLE app.x", "DROP TABLE app.x"] {
+        let (status, refused) = d.sql(ADMIN, sql);
+        assert_eq!(status, 409, "{sql}: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("storage location 'lake'"), "{refused}");
+    }
+    assert_eq!(d.rows(ADMIN, "SELECT id FROM app.x").len(), 1);
 }

@@ -19,7 +19,7 @@ use super::job_row::mark_completed;
 use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
-use super::snapshot::EXTERNAL;
+use super::snapshot::{EXTERNAL, object_dir};
 use super::transfer::{self, Meter, Observer, Phase, Transfer};
 use kalamdb_core::fs::link_or_copy;
 use kalamdb_core::fs::sync_dir;
@@ -411,17 +411,26 @@ fn compare_counts(
 }
 
 /// Re-points absolute storage paths: under the original data directory → relative; elsewhere
-/// → `external/{path}`, where the backup put those files. Returns one line per change.
+/// → `external/{path}`, where the backup put those files. A location on object storage
+/// (`s3://bucket/prefix`) becomes the local directory `external/s3/bucket/prefix`, where the
+/// backup put its objects: a restored copy never writes to, or deletes from, the bucket the
+/// original uses. Returns one line per change.
 fn relocate(sql: &KalamSql, source_root: &str) -> Result<Vec<String>> {
     let mut changed = Vec::new();
     let (locations, _) = sql.storage_locations().scan_lenient()?;
     for mut loc in locations {
-        if let Some(new) = relocated(&loc.path, source_root) {
+        let new = match kalamdb_core::cold::object::split_url(&loc.path) {
+            Some((bucket, prefix)) if loc.is_object_store() => Some(object_dir(bucket, prefix)),
+            _ => relocated(&loc.path, source_root),
+        };
+        if let Some(new) = new {
             changed.push(format!(
                 "storage location {}: {} -> {new}",
                 loc.location_name, loc.path
             ));
             loc.path = new;
+            loc.location_type = kalamdb_sql::LocationType::Filesystem;
+            loc.credentials_ref = None;
             sql.storage_locations().put(&loc)?;
         }
     }

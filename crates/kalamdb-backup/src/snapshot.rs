@@ -22,6 +22,7 @@ use super::manifest::TableRows;
 use super::scratch::Scratch;
 use super::transfer::{parallel, threads};
 use kalamdb_core::catalog::Catalog;
+use kalamdb_core::cold::ColdPath;
 use kalamdb_core::cold::manifest::recorded_files;
 use kalamdb_core::cold::parquet::row_count;
 use kalamdb_core::data_dir::DataDir;
@@ -112,7 +113,7 @@ fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables
             )?;
             for file in files {
                 let to = staging.join(backup_path(root, &file));
-                link_or_copy(&file, &to)?;
+                stage(&file, &to)?;
                 staged.push(to);
             }
         }
@@ -121,8 +122,30 @@ fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables
     Ok(tables)
 }
 
-/// A live file's path in the backup: relative to the data directory, or under `external/`.
-pub fn backup_path(root: &Path, file: &Path) -> String {
+/// Puts a cold file into the staging directory: a local one hard-linked (or copied), an
+/// object downloaded. The caller fsyncs the staging tree.
+fn stage(file: &ColdPath, to: &Path) -> Result<()> {
+    match file {
+        ColdPath::Local(p) => link_or_copy(p, to),
+        ColdPath::Object(b, k) => {
+            let bytes = b.get(k)?;
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+            }
+            std::fs::write(to, &bytes).map_err(|e| CoreError::io(to, e))
+        }
+    }
+}
+
+/// A live file's path in the backup: relative to the data directory, or under `external/`
+/// (an object: `external/s3/{bucket}/{key}`).
+pub fn backup_path(root: &Path, file: &ColdPath) -> String {
+    let file = match file {
+        ColdPath::Local(p) => p,
+        ColdPath::Object(b, k) => {
+            return object_dir(b.name(), k.as_ref());
+        }
+    };
     match file.strip_prefix(root) {
         Ok(rel) => rel.to_string_lossy().into_owned(),
         Err(_) => Path::new(EXTERNAL)
@@ -130,6 +153,17 @@ pub fn backup_path(root: &Path, file: &Path) -> String {
             .to_string_lossy()
             .into_owned(),
     }
+}
+
+/// Where a backup keeps the objects of `s3://bucket/prefix`, relative to the data directory
+/// (and where a restore puts them, re-pointing the location there).
+pub(crate) fn object_dir(bucket: &str, prefix: &str) -> String {
+    let mut dir = format!("{EXTERNAL}/s3/{bucket}");
+    if !prefix.is_empty() {
+        dir.push('/');
+        dir.push_str(prefix);
+    }
+    dir
 }
 
 /// Physical row counts of each table: keys in its column family, rows in its Parquet files.
@@ -174,7 +208,7 @@ pub fn table_rows(
     }
     let mut cold_rows = 0;
     for f in files {
-        cold_rows += row_count(f)?;
+        cold_rows += row_count(&ColdPath::Local(f.clone()))?;
     }
     Ok(TableRows {
         kind: kind.to_string(),

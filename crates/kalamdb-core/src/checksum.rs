@@ -27,6 +27,20 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     sha256_chunks(path, |_| Ok(()))
 }
 
+/// The SHA-256 (hex) and size of bytes in memory, handed to `each` in 1 MiB chunks as
+/// [`sha256_chunks`] does for a file.
+pub fn sha256_bytes(
+    bytes: &[u8],
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    for chunk in bytes.chunks(CHUNK) {
+        hasher.update(chunk);
+        each(chunk)?;
+    }
+    Ok((hex(&hasher.finalize()), bytes.len() as u64))
+}
+
 /// Reads a file to its end in 1 MiB chunks, hashing each and handing it to `each` (to copy
 /// or meter it); returns the SHA-256 (hex) and size.
 pub fn sha256_chunks(

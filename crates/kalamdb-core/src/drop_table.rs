@@ -13,7 +13,7 @@
 //! Each step is idempotent, and the steps that change counts are written in one batch with
 //! their step record, so a resumed drop ends exactly where an uninterrupted one does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use kalamdb_sql::{
@@ -23,6 +23,7 @@ use kalamdb_store::{Batch, TableCf, TableKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::cold::ColdPath;
 use crate::cold::paths::{StorageTemplate, batch_files};
 use crate::jobs::{Job, Observer, finish_with, job_type};
 use crate::{CoreError, Engine, Result};
@@ -209,6 +210,9 @@ impl Engine {
             table.to_string(),
             def.kind.to_string(),
         ];
+        // The files must be reachable to be deleted: a location whose credentials are not
+        // configured refuses the drop before anything changes.
+        self.catalog().storage_template(&def.record, def.kind)?;
         let mut job = Job::start(self, job_type::TABLE_DELETION, &qualified, params)?;
         job.observe(options.observer.clone());
         job.interruptible(options.interrupt);
@@ -218,15 +222,7 @@ impl Engine {
             cold_rows: 0,
             hot_bytes: 0,
             subscriptions_closed: closed,
-            left_behind: self
-                .catalog()
-                .object_store_location(&def.record)?
-                .map(|l| {
-                    format!(
-                        "any Parquet objects of {qualified} on storage location '{}' ({}): object storage, which this build cannot reach; remove them there",
-                        l.location_name, l.path
-                    )
-                }),
+            left_behind: None,
         };
         job.step(self, Step::Recorded.as_str(), Some(encode(&state)?))?;
         let mut report = crate::blocking::run(|| {
@@ -373,7 +369,7 @@ impl Engine {
             if done < Step::ColdDeleted {
                 let cold = ColdFiles::list(self, &template)?;
                 let recorded = self.sql().table_batches(&t.namespace, &t.table_name)?;
-                let recorded_rows: std::collections::HashMap<PathBuf, u64> = recorded
+                let recorded_rows: std::collections::HashMap<ColdPath, u64> = recorded
                     .iter()
                     .filter_map(|b| {
                         let path = template.locate(self.data_dir(), &b.path).ok()?;
@@ -388,7 +384,7 @@ impl Engine {
                         .get(file)
                         .copied()
                         .unwrap_or_else(|| crate::cold::parquet::row_count(file).unwrap_or(0));
-                    if let Some(size) = remove_counted(file)? {
+                    if let Some(size) = file.remove()? {
                         files += 1;
                         bytes += size;
                         state.cold_rows += rows;
@@ -413,7 +409,7 @@ impl Engine {
                 }
                 // The removals are durable before the step that says they happened.
                 cold.sync_dirs()?;
-                cold.remove_empty_dirs(self, &template);
+                cold.remove_empty_dirs(self, &template)?;
                 // The entries go with the step record: a resumed step finds none left.
                 let mut batch = Batch::new();
                 for b in &recorded {
@@ -498,13 +494,13 @@ fn encode(state: &ResumeState) -> Result<String> {
 
 /// The table's Parquet batch files (never anything else), for every user.
 struct ColdFiles {
-    dirs: Vec<PathBuf>,
-    files: Vec<PathBuf>,
+    dirs: Vec<ColdPath>,
+    files: Vec<ColdPath>,
 }
 
 impl ColdFiles {
     fn list(engine: &Engine, template: &StorageTemplate) -> Result<ColdFiles> {
-        let dirs: Vec<PathBuf> = template
+        let dirs: Vec<ColdPath> = template
             .existing_dirs(engine.data_dir())?
             .into_iter()
             .map(|(_, dir)| dir)
@@ -516,36 +512,26 @@ impl ColdFiles {
         Ok(ColdFiles { dirs, files })
     }
 
-    /// Removes the directories the deleted files leave empty, up to the storage root.
     /// Fsyncs each directory that held files, so their removal survives a power loss.
     fn sync_dirs(&self) -> Result<()> {
         for dir in &self.dirs {
-            match crate::fs::sync_dir(dir) {
-                Err(CoreError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound => {}
-                other => other?,
-            }
+            dir.sync_dir()?;
         }
         Ok(())
     }
 
-    fn remove_empty_dirs(&self, engine: &Engine, template: &StorageTemplate) {
+    /// Removes the directories the deleted files leave empty, up to the storage root (a
+    /// bucket has no directories to remove).
+    fn remove_empty_dirs(&self, engine: &Engine, template: &StorageTemplate) -> Result<()> {
         let dd = engine.data_dir();
-        let root = template.table_root(dd);
-        for dir in &self.dirs {
+        let Some(root) = template.table_root(dd)?.as_local().map(Path::to_path_buf) else {
+            return Ok(());
+        };
+        for dir in self.dirs.iter().filter_map(ColdPath::as_local) {
             remove_empty_dirs_up_to(dir, &root);
         }
         remove_empty_dirs_up_to(&root, &dd.storage());
-    }
-}
-
-/// Removes a file and returns its size; `None` if it was gone already (a resumed drop).
-fn remove_counted(file: &Path) -> Result<Option<u64>> {
-    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    match std::fs::remove_file(file) {
-        Ok(()) => Ok(Some(size)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CoreError::io(file, e)),
+        Ok(())
     }
 }
 

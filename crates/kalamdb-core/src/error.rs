@@ -179,6 +179,10 @@ pub enum CoreError {
     #[error("{0}")]
     BackupDamaged(String),
 
+    /// Object storage failed or could not be reached (after its retries).
+    #[error("object storage {location}: {reason}")]
+    ObjectStore { location: String, reason: String },
+
     #[error("parquet file {path}: {reason}")]
     Parquet { path: String, reason: String },
 
@@ -296,6 +300,7 @@ impl CoreError {
             | CoreError::Catalog(_)
             | CoreError::Query(_)
             | CoreError::Encode { .. }
+            | CoreError::ObjectStore { .. }
             | CoreError::Io { .. } => ErrorKind::Internal,
         }
     }

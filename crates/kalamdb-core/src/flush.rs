@@ -51,8 +51,17 @@ impl Engine {
                 def.qualified()
             )));
         }
-        // Refused before any job row: a location this build cannot write is not a failed flush.
-        self.catalog().writable_template(&def.record, def.kind)?;
+        // Refused before any job row: a location whose credentials are not configured is
+        // not a failed flush.
+        self.catalog()
+            .storage_template(&def.record, def.kind)
+            .map_err(|e| match e {
+                CoreError::Conflict(why) => CoreError::Conflict(format!(
+                    "{why}; the rows of {} stay in RocksDB",
+                    def.qualified()
+                )),
+                other => other,
+            })?;
         let lock = self.table_lock(namespace, table);
         let _guard = lock.lock().await;
         let _cold = self.cold_gate().read().await;
@@ -96,7 +105,7 @@ impl Engine {
         let mut flush = Stream {
             engine: self,
             def,
-            template: self.catalog().writable_template(&def.record, def.kind)?,
+            template: self.catalog().storage_template(&def.record, def.kind)?,
             schema: arrow_schema(
                 &def.columns,
                 true,
@@ -217,11 +226,11 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
         let batch = rows_to_batch(&self.schema, &refs, &[(ROW_ID, chunk.ids.clone())])?;
         drop(refs);
         let data_dir = self.engine.data_dir();
-        let dir = self.template.dir(data_dir, user_id);
+        let dir = self.template.dir(data_dir, user_id)?;
         // What an earlier flush of these rows left unrecorded when it died goes first.
         if self.reclaimed.as_deref() != Some(user) {
             for file in leftovers::reclaim(self.engine, def.kind, (ns, t), user, &dir)? {
-                tracing::info!(file = %file.display(), "removed a batch file a killed flush left unrecorded");
+                tracing::info!(file = %file, "removed a batch file a killed flush left unrecorded");
             }
             self.reclaimed = Some(user.to_string());
         }

@@ -4,14 +4,13 @@
 //! holding any row found nowhere else (one copied in by hand, say) is left alone.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use kalamdb_store::TableKind;
 use serde_json::Value;
 
-use crate::cold::ROW_ID;
 use crate::cold::parquet::read_rows;
 use crate::cold::paths::batch_files;
+use crate::cold::{ColdPath, ROW_ID};
 use crate::{Engine, Result};
 
 /// Whether every row of `file` is in the hot tier of `ns.table` (for `user`, in a user
@@ -21,7 +20,7 @@ pub fn rows_all_hot(
     kind: TableKind,
     (ns, table): (&str, &str),
     user: &str,
-    file: &Path,
+    file: &ColdPath,
 ) -> Result<bool> {
     let Ok(rows) = read_rows(file, Some(&[ROW_ID])) else {
         return Ok(false);
@@ -48,8 +47,8 @@ pub fn reclaim(
     kind: TableKind,
     (ns, table): (&str, &str),
     user: &str,
-    dir: &Path,
-) -> Result<Vec<PathBuf>> {
+    dir: &ColdPath,
+) -> Result<Vec<ColdPath>> {
     let files = batch_files(dir)?;
     if files.is_empty() {
         return Ok(Vec::new());
@@ -62,14 +61,11 @@ pub fn reclaim(
         .collect();
     let mut removed = Vec::new();
     for file in files {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = file.file_name().unwrap_or_default();
         if recorded.contains(name) || !rows_all_hot(engine, kind, (ns, table), user, &file)? {
             continue;
         }
-        crate::fs::remove_file_durable(&file)?;
+        file.remove_durable()?;
         removed.push(file);
     }
     Ok(removed)

@@ -31,14 +31,13 @@ impl FlushScheduler {
     pub async fn tick(&mut self, engine: &Engine) -> Result<Vec<FlushReport>> {
         let now = now_ms();
         let mut reports = Vec::new();
-        // Locations this build cannot write (object storage): a table on one is never due.
-        // Read once per tick, not per table.
+        // Locations whose credentials are not configured: a table on one is never due (its
+        // flush could only fail; `/ready` names them). Read once per tick, not per table.
         let unwritable: std::collections::HashSet<String> = engine
             .catalog()
-            .locations()?
+            .unreachable_locations()?
             .into_iter()
-            .filter(|l| l.is_object_store())
-            .map(|l| l.location_name)
+            .map(|(l, _, _)| l.location_name)
             .collect();
         for table in engine.catalog().tables(None)? {
             if matches!(table.table_type, TableType::Stream | TableType::System) {

@@ -177,7 +177,7 @@ impl Engine {
 struct ColdFile {
     /// Its position in the user's write order.
     no: usize,
-    path: std::path::PathBuf,
+    path: crate::cold::ColdPath,
     /// Rows the manifest records in it.
     rows: u64,
 }
@@ -235,7 +235,7 @@ impl ColdFile {
         match e {
             CoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 CoreError::Parquet {
-                    path: self.path.display().to_string(),
+                    path: self.path.to_string(),
                     reason: format!(
                         "the cold-tier manifest records this batch of {} ({} rows) but the file is missing; run `kalamctl verify` and restore it from a backup",
                         def.qualified(),

@@ -186,11 +186,12 @@ fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
             )
             .expect("put");
     });
-    // New tables on object storage are refused, by location or by URL.
+    // Its credentials profile is not configured: new tables on it are refused, and so is a
+    // URL given as a path.
     db.fails(
         "CREATE SHARED TABLE app.a (id BIGINT PRIMARY KEY) WITH (STORAGE = 'archive')",
         2,
-        "object storage",
+        "credentials profile 'aws-prod'",
     );
     db.fails(
         "CREATE SHARED TABLE app.b (id BIGINT PRIMARY KEY) WITH (STORAGE = 's3://bucket/b')",
@@ -199,6 +200,7 @@ fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
     );
     // A table already on it (a migrated legacy table): writes and reads work in the hot tier,
     // and FLUSH says why it cannot move them, writing nothing and recording no failed job.
+    // (With the profile configured, flush writes to the bucket: tests/object_storage.rs.)
     with_storage(&mut db, |storage| {
         let key = b"table:app:t";
         let mut row: serde_json::Value = serde_json::from_slice(
@@ -214,7 +216,7 @@ fn nothing_is_written_to_a_local_path_made_from_an_s3_url() {
             .expect("put");
     });
     db.ok("INSERT INTO app.t VALUES (1, 'a'), (2, 'b')");
-    let refused = db.fails("FLUSH TABLE app.t", 2, "object storage");
+    let refused = db.fails("FLUSH TABLE app.t", 2, "storage.credentials.aws-prod");
     assert!(refused.to_string().contains("stay in RocksDB"), "{refused}");
     assert_eq!(
         db.rows("SELECT count(*) AS n FROM app.t"),

@@ -120,13 +120,14 @@ fn storage_statements_are_checked_and_for_admins_only() {
     ] {
         db.fails_as(Some("alice"), sql, 2, "needs the admin role");
     }
-    // An object-storage location can be recorded; tables on it wait for object storage.
+    // An object-storage location can be recorded; a table on it needs its credentials
+    // profile configured (tests/object_storage.rs uses a real server).
     db.ok("CREATE STORAGE lake TYPE s3 PATH 's3://bucket/prefix' CREDENTIALS 'aws'");
     db.ok("CREATE NAMESPACE app");
     db.fails(
         "CREATE SHARED TABLE app.t (id INT PRIMARY KEY) WITH (STORAGE = 'lake')",
         2,
-        "object storage",
+        "credentials profile 'aws'",
     );
     assert_eq!(db.rows("SHOW STORAGES")[0]["type"], "s3");
 }

@@ -225,18 +225,16 @@ fn check_table(
         );
     }
     let location = location_of(&t.record);
-    if let Some(l) = locations
+    let unresolved = locations
         .iter()
         .find(|l| l.location_name == location)
-        .filter(|l| l.is_object_store())
-    {
+        .and_then(|l| scan.engine.catalog().unresolved_location(l));
+    if let Some(why) = unresolved {
+        t.location_ok = false;
         scan.report(
-            Code::LocationObjectStore,
+            Code::LocationUnreachable,
             name.as_str(),
-            format!(
-                "table {name} is on storage location '{}' ({}), object storage this build cannot read or write",
-                l.location_name, l.path
-            ),
+            format!("table {name}: {why}"),
         );
     }
     if !location.contains('/') && !locations.iter().any(|l| l.location_name == location) {

@@ -17,6 +17,7 @@ use super::{Code, Scan};
 use kalamdb_core::Result;
 use kalamdb_core::catalog::is_system_column;
 use kalamdb_core::catalog::types::ColumnType;
+use kalamdb_core::cold::ColdPath;
 use kalamdb_core::cold::parquet::{read_schema, row_count};
 use kalamdb_core::cold::paths::{StorageTemplate, batch_files};
 
@@ -41,7 +42,7 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> R
                 .push(b);
         }
     }
-    let mut owned: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut owned: BTreeSet<ColdPath> = BTreeSet::new();
     // Where files may belong to a table whose files cannot be listed: not orphans.
     let mut unknown: Vec<PathBuf> = Vec::new();
     for t in &catalog.tables {
@@ -75,7 +76,7 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> R
             }
             let bytes = listed
                 .iter()
-                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .map(|f| f.size().ok().flatten().unwrap_or(0))
                 .sum();
             (listed.len() as u64, bytes, rows)
         };
@@ -98,7 +99,9 @@ pub(crate) fn check(scan: &mut Scan<'_>, catalog: &CatalogView, fast: bool) -> R
         parquet_under(&root, &mut found);
     }
     for file in found {
-        if owned.contains(&file) || unknown.iter().any(|r| file.starts_with(r)) {
+        if owned.contains(&ColdPath::Local(file.clone()))
+            || unknown.iter().any(|r| file.starts_with(r))
+        {
             continue;
         }
         scan.report(
@@ -120,9 +123,9 @@ fn check_recorded(
     t: &KnownTable,
     template: &StorageTemplate,
     entries: &[ColdBatchRecord],
-    listed: &[PathBuf],
+    listed: &[ColdPath],
     fast: bool,
-    owned: &mut BTreeSet<PathBuf>,
+    owned: &mut BTreeSet<ColdPath>,
 ) -> (u64, u64, u64) {
     let dd = scan.engine.data_dir().clone();
     let name = t.qualified();
@@ -149,11 +152,8 @@ fn check_recorded(
     for file in listed.iter().filter(|f| !recorded_paths.contains(*f)) {
         scan.report(
             Code::BatchUnrecorded,
-            file.display().to_string(),
-            format!(
-                "batch file {} of {name} is in no cold-tier manifest entry, so no query reads it",
-                file.display()
-            ),
+            file.to_string(),
+            format!("batch file {file} of {name} is in no cold-tier manifest entry, so no query reads it"),
         );
     }
     (entries.len() as u64, bytes, rows)
@@ -172,7 +172,7 @@ fn check_batch(
     scan: &mut Scan<'_>,
     table: &str,
     b: &ColdBatchRecord,
-    path: &Path,
+    path: &ColdPath,
     fast: bool,
 ) -> CheckedBatch {
     let footer_rows = || row_count(path).ok();
@@ -180,45 +180,48 @@ fn check_batch(
         matched: false,
         footer_rows,
     };
-    let object = path.display().to_string();
-    let meta = match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => m,
+    let object = path.to_string();
+    let size = match path.size() {
+        Ok(Some(size)) => size,
+        Err(e)
+            if !matches!(e.kind(), kalamdb_core::ErrorKind::Integrity)
+                && path.as_local().is_none() =>
+        {
+            // Object storage that cannot be reached is not a missing batch.
+            scan.report(Code::LocationUnreachable, object, e.to_string());
+            return unmatched(None);
+        }
         _ => {
             scan.report(
                 Code::BatchMissing,
                 object,
                 format!(
-                    "batch file {} of {table} is recorded ({} rows, {} bytes) but missing: its rows are lost to every query",
-                    path.display(),
-                    b.row_count,
-                    b.size
+                    "batch file {path} of {table} is recorded ({} rows, {} bytes) but missing: its rows are lost to every query",
+                    b.row_count, b.size
                 ),
             );
             return unmatched(None);
         }
     };
-    if meta.len() != b.size {
+    if size != b.size {
         scan.report(
             Code::BatchSizeMismatch,
             object,
             format!(
-                "batch file {} of {table} has {} bytes; the manifest records {}",
-                path.display(),
-                meta.len(),
+                "batch file {path} of {table} has {size} bytes; the manifest records {}",
                 b.size
             ),
         );
         return unmatched(footer_rows());
     }
     if !fast {
-        match kalamdb_core::checksum::sha256_file(path) {
+        match path.sha256_chunks(|_| Ok(())) {
             Ok((sha, _)) if sha != b.sha256 => {
                 scan.report(
                     Code::BatchChecksumMismatch,
                     object,
                     format!(
-                        "batch file {} of {table} has SHA-256 {sha}; the manifest records {}",
-                        path.display(),
+                        "batch file {path} of {table} has SHA-256 {sha}; the manifest records {}",
                         b.sha256
                     ),
                 );
@@ -237,8 +240,7 @@ fn check_batch(
                 Code::BatchRowsMismatch,
                 object,
                 format!(
-                    "batch file {} of {table} holds {rows} rows by its footer; the manifest records {}",
-                    path.display(),
+                    "batch file {path} of {table} holds {rows} rows by its footer; the manifest records {}",
                     b.row_count
                 ),
             );
@@ -265,7 +267,12 @@ fn orphan_roots(
     let mut roots = BTreeSet::from([dd.storage()]);
     let (locations, _) = scan.engine.sql().storage_locations().scan_lenient()?;
     for l in locations {
-        let base = StorageTemplate::for_location(&l.path, TableKind::Shared, "n", "t").base_dir(dd);
+        // A bucket's objects are checked table by table (unrecorded batches), not here.
+        let Some(base) =
+            StorageTemplate::for_location(&l.path, TableKind::Shared, "n", "t").base_dir(dd)
+        else {
+            continue;
+        };
         if !dd.root().starts_with(&base) {
             roots.insert(base);
         }
@@ -273,8 +280,8 @@ fn orphan_roots(
     Ok(roots)
 }
 
-fn check_file(scan: &mut Scan<'_>, t: &KnownTable, file: &Path) {
-    let object = file.display().to_string();
+fn check_file(scan: &mut Scan<'_>, t: &KnownTable, file: &ColdPath) {
+    let object = file.to_string();
     let name = t.qualified();
     if t.kind == TableKind::Stream {
         scan.report(

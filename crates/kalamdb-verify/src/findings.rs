@@ -63,8 +63,8 @@ codes! {
         "user and shared schemas must carry _updated and _deleted, stream schemas neither: restore the schema from a backup";
     LocationMissing = "location.missing", Error, false,
         "the table names a storage location that does not exist: recreate the location in system.storage_locations";
-    LocationObjectStore = "location.object_store", Warning, false,
-        "the table is on a storage location on object storage, which this build cannot read or write: its rows in RocksDB are served, Parquet objects written there are not read, and FLUSH is refused until object storage is supported";
+    LocationUnreachable = "location.unreachable", Warning, false,
+        "the table is on object storage that cannot be reached (its credentials profile is not configured, or the server did not answer): its objects were not checked; pass the config that defines the profile (--config or KALAMDB_CONFIG) and verify again";
     UsageCountMismatch = "location.usage_count_mismatch", Warning, true,
         "the storage location's usage_count is wrong: `kalamctl verify --repair` recounts it";
     KeyInvalid = "data.key_invalid", Error, false,

@@ -58,9 +58,8 @@ impl<'a> Repair<'a> {
                     done.push(format!("live query {}: deleted", f.object));
                 }
                 Code::BatchUnrecorded => {
-                    let path = std::path::Path::new(&f.object);
-                    if super::unrecorded::rows_all_hot_in_place(self.engine, path)? {
-                        kalamdb_core::fs::remove_file_durable(path)?;
+                    if let Some(file) = super::unrecorded::removable(self.engine, &f.object)? {
+                        file.remove_durable()?;
                         done.push(format!(
                             "batch file {}: removed (never recorded; its rows are in the hot tier)",
                             f.object

@@ -100,9 +100,11 @@ impl Catalog {
         )))
     }
 
-    /// Locations on object storage that tables use, each with those tables: what this build
-    /// cannot fully serve (their Parquet objects are not read).
-    pub fn unreachable_locations(&self) -> Result<Vec<(StorageLocationRecord, Vec<String>)>> {
+    /// Locations on object storage that tables use but whose credentials cannot be resolved,
+    /// each with the reason and those tables: what `/ready` and `verify` report.
+    pub fn unreachable_locations(
+        &self,
+    ) -> Result<Vec<(StorageLocationRecord, String, Vec<String>)>> {
         if !self
             .locations()?
             .iter()
@@ -113,7 +115,11 @@ impl Catalog {
         Ok(self
             .locations_with_tables()?
             .into_iter()
-            .filter(|(l, tables)| l.is_object_store() && !tables.is_empty())
+            .filter(|(_, tables)| !tables.is_empty())
+            .filter_map(|(l, tables)| {
+                let why = self.unresolved_location(&l)?;
+                Some((l, why, tables))
+            })
             .collect())
     }
 

@@ -193,58 +193,39 @@ impl Catalog {
         })
     }
 
-    /// Where a table's Parquet files live.
+    /// Where a table's Parquet files live. A location on object storage comes with its
+    /// client, built from the location's credentials profile; a profile the configuration
+    /// does not define is an error naming the location and the fix.
     pub fn storage_template(
         &self,
         record: &TableRecord,
         kind: TableKind,
     ) -> Result<StorageTemplate> {
-        let location = record.storage_location.trim();
-        let location = if location.is_empty() {
-            DEFAULT_LOCATION
-        } else {
-            location
-        };
+        let location = location_of(record);
         match self.sql.storage_locations().get(location)? {
-            Some(loc) => Ok(StorageTemplate::for_location(
+            Some(loc) => StorageTemplate::for_location(
                 &loc.path,
                 kind,
                 &record.namespace,
                 &record.table_name,
-            )),
+            )
+            .resolve(loc.credentials_ref.as_deref(), &loc.location_name),
             None => {
                 StorageTemplate::for_path(location, kind, &record.namespace, &record.table_name)
             }
         }
     }
 
-    /// Where a flush may write a table's Parquet files: [`Self::storage_template`], refused
-    /// for a location on object storage (`location_type` `s3`, or a URL path), which this
-    /// build cannot reach: its files would otherwise land on a local path made from the URL.
-    pub fn writable_template(
-        &self,
-        record: &TableRecord,
-        kind: TableKind,
-    ) -> Result<StorageTemplate> {
-        if let Some(loc) = self.object_store_location(record)? {
-            return Err(CoreError::Conflict(format!(
-                "{}.{} is on storage location '{}' ({}), object storage this build cannot write to yet; its rows stay in RocksDB and nothing is written locally",
-                record.namespace, record.table_name, loc.location_name, loc.path
-            )));
+    /// Object-store locations whose client cannot be built (an undefined profile, no
+    /// credentials in the environment), each with the reason.
+    pub fn unresolved_location(&self, loc: &StorageLocationRecord) -> Option<String> {
+        if !loc.is_object_store() {
+            return None;
         }
-        self.storage_template(record, kind)
-    }
-
-    /// The table's location, if it is on object storage.
-    pub fn object_store_location(
-        &self,
-        record: &TableRecord,
-    ) -> Result<Option<StorageLocationRecord>> {
-        Ok(self
-            .sql
-            .storage_locations()
-            .get(location_of(record))?
-            .filter(StorageLocationRecord::is_object_store))
+        StorageTemplate::for_location(&loc.path, TableKind::Shared, "n", "t")
+            .resolve(loc.credentials_ref.as_deref(), &loc.location_name)
+            .err()
+            .map(|e| e.to_string())
     }
 
     pub fn data_dir(&self) -> &DataDir {
@@ -261,11 +242,10 @@ impl Catalog {
             .clone()
             .unwrap_or_else(|| DEFAULT_LOCATION.to_string());
         let mut location = self.sql.storage_locations().get(&storage)?;
-        if let Some(loc) = location.as_ref().filter(|l| l.is_object_store()) {
-            return Err(CoreError::InvalidInput(format!(
-                "storage location '{}' is on object storage ({}), which this build cannot write to yet; create the table on a filesystem location",
-                loc.location_name, loc.path
-            )));
+        // A table on object storage whose credentials are not configured could never be
+        // flushed or read back: refused now, with the fix.
+        if let Some(why) = location.as_ref().and_then(|l| self.unresolved_location(l)) {
+            return Err(CoreError::Conflict(why));
         }
         if location.is_none() {
             // Not a location name: it must be a valid path template.

@@ -5,12 +5,11 @@
 //! directories, so a file that goes missing is an error rather than silently fewer rows, and
 //! a file dropped in by hand is never read. See `specs/format.md`.
 
-use std::path::Path;
-
 use kalamdb_sql::ColdBatchRecord;
 use serde_json::Value;
 
 use super::parquet::{self, WrittenFile};
+use super::path::ColdPath;
 use super::paths::StorageTemplate;
 use super::{ROW_ID, key_of_value};
 use crate::data_dir::DataDir;
@@ -65,16 +64,14 @@ pub fn record_for(
     let path = template.relative(data_dir, &file.path).ok_or_else(|| {
         CoreError::Query(format!(
             "batch file {} is not under its storage location {}",
-            file.path.display(),
-            template.base_dir(data_dir).display()
+            file.path,
+            template
+                .base(data_dir)
+                .map(|b| b.to_string())
+                .unwrap_or_default()
         ))
     })?;
-    let file_name = file
-        .path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
+    let file_name = file.path.file_name().unwrap_or_default().to_string();
     Ok(ColdBatchRecord {
         namespace: owner.namespace.to_string(),
         table_name: owner.table.to_string(),
@@ -99,7 +96,7 @@ pub fn recorded_files(
     data_dir: &DataDir,
     namespace: &str,
     table: &str,
-) -> Result<Vec<std::path::PathBuf>> {
+) -> Result<Vec<ColdPath>> {
     sql.table_batches(namespace, table)?
         .iter()
         .map(|b| template.locate(data_dir, &b.path))
@@ -108,8 +105,8 @@ pub fn recorded_files(
 
 /// Reads an existing file (one a migration finds): its checksum, size, footer row count and
 /// key range, keyed as reads key it (`_row_id`, else the primary key).
-pub fn describe(path: &Path, primary_key: Option<&str>) -> Result<(WrittenFile, Content)> {
-    let (sha256, size) = crate::checksum::sha256_file(path)?;
+pub fn describe(path: &ColdPath, primary_key: Option<&str>) -> Result<(WrittenFile, Content)> {
+    let (sha256, size) = path.sha256_chunks(|_| Ok(()))?;
     let row_count = parquet::row_count(path)?;
     let mut columns = vec![ROW_ID];
     columns.extend(primary_key);
@@ -135,7 +132,7 @@ pub fn describe(path: &Path, primary_key: Option<&str>) -> Result<(WrittenFile, 
         content.max_key = None;
     }
     let file = WrittenFile {
-        path: path.to_path_buf(),
+        path: path.clone(),
         size,
         sha256,
     };

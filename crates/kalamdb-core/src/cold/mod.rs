@@ -5,8 +5,12 @@ use serde_json::Value;
 
 pub mod arrow_rows;
 pub mod manifest;
+pub mod object;
 pub mod parquet;
+pub mod path;
 pub mod paths;
+
+pub use path::ColdPath;
 
 /// The Parquet column that holds each row's key.
 pub const ROW_ID: &str = "_row_id";

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -27,17 +28,20 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use kalamdb_store::Row;
 
 use super::ROW_ID;
 use super::arrow_rows::batch_to_rows;
+use super::object::RangedObject;
+use super::path::ColdPath;
 use crate::checksum::HashingWriter;
 use crate::{CoreError, Result};
 
-fn parquet_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
+fn parquet_err(path: &impl std::fmt::Display, e: impl std::fmt::Display) -> CoreError {
     CoreError::Parquet {
-        path: path.display().to_string(),
+        path: path.to_string(),
         reason: e.to_string(),
     }
 }
@@ -50,44 +54,85 @@ const DICTIONARY_BYTES: usize = 64 << 10;
 /// A batch file as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
-    pub path: PathBuf,
+    pub path: ColdPath,
     pub size: u64,
     /// SHA-256 of the file's bytes, lowercase hex.
     pub sha256: String,
 }
 
-/// Writes `batch` as a new batch file in `dir`, durably.
-pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> {
+/// Writes `batch` as a new batch file in `dir`, durably: on a local disk as described above;
+/// on object storage as one upload (multipart for a large file) that makes the object
+/// appear, complete, only when it ends.
+pub fn write_batch_file(dir: &ColdPath, batch: &RecordBatch) -> Result<WrittenFile> {
+    match dir {
+        ColdPath::Local(dir) => write_local(dir, batch),
+        ColdPath::Object(bucket, _) => {
+            let ms = kalamdb_store::now_ms();
+            let mut target = dir.join(&format!("batch-{ms}.parquet"));
+            let mut n = 0u32;
+            while target.size()?.is_some() {
+                n = n.saturating_add(1);
+                target = dir.join(&format!("batch-{ms}-{n}.parquet"));
+            }
+            let ColdPath::Object(_, key) = &target else {
+                return Err(parquet_err(&target, "not an object path"));
+            };
+            let upload = bucket.writer(key.clone());
+            let (upload, sha256, size) = write_parquet(&target, upload, batch)?;
+            upload.finish()?;
+            Ok(WrittenFile {
+                path: target,
+                size,
+                sha256,
+            })
+        }
+    }
+}
+
+/// The writer settings every batch file gets.
+fn writer_properties(rows: usize) -> WriterProperties {
+    // The filter is sized for the rows written (at 1% false positives), not the crate's
+    // default of a million distinct values, which would make small files large.
+    let keys = u64::try_from(rows).unwrap_or(u64::MAX).max(1);
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_column_bloom_filter_enabled(ColumnPath::from(ROW_ID), true)
+        .set_column_bloom_filter_max_ndv(ColumnPath::from(ROW_ID), keys)
+        .set_column_bloom_filter_fpp(ColumnPath::from(ROW_ID), 0.01)
+        // Small pages, so that a lookup by key decodes one page of each column: the page
+        // index (min and max keys per page) says which.
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(PAGE_ROWS)
+        // A page's dictionary is read with it: keys are all distinct, so they get none,
+        // and a column whose dictionary passes 64 KiB (one of mostly distinct values)
+        // goes on without one, so that reading one page never means decoding a large
+        // dictionary.
+        .set_column_dictionary_enabled(ColumnPath::from(ROW_ID), false)
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
+        .build()
+}
+
+/// Writes `batch` as Parquet into `out`, hashing it; returns `out`, the SHA-256 and size.
+fn write_parquet<W: std::io::Write + Send>(
+    name: &impl std::fmt::Display,
+    out: W,
+    batch: &RecordBatch,
+) -> Result<(W, String, u64)> {
+    let props = writer_properties(batch.num_rows());
+    let mut writer = ArrowWriter::try_new(HashingWriter::new(out), batch.schema(), Some(props))
+        .map_err(|e| parquet_err(name, e))?;
+    writer.write(batch).map_err(|e| parquet_err(name, e))?;
+    let hashing = writer.into_inner().map_err(|e| parquet_err(name, e))?;
+    Ok(hashing.finish())
+}
+
+fn write_local(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> {
     crate::fs::create_dir_durable(dir)?;
     let ms = kalamdb_store::now_ms();
     let tmp = dir.join(format!(".batch-{ms}-{}.parquet.tmp", std::process::id()));
     let (sha256, size) = {
         let file = File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
-        // The filter is sized for the rows written (at 1% false positives), not the crate's
-        // default of a million distinct values, which would make small files large.
-        let keys = u64::try_from(batch.num_rows()).unwrap_or(u64::MAX).max(1);
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_column_bloom_filter_enabled(ColumnPath::from(ROW_ID), true)
-            .set_column_bloom_filter_max_ndv(ColumnPath::from(ROW_ID), keys)
-            .set_column_bloom_filter_fpp(ColumnPath::from(ROW_ID), 0.01)
-            // Small pages, so that a lookup by key decodes one page of each column: the page
-            // index (min and max keys per page) says which.
-            .set_data_page_row_count_limit(PAGE_ROWS)
-            .set_write_batch_size(PAGE_ROWS)
-            // A page's dictionary is read with it: keys are all distinct, so they get none,
-            // and a column whose dictionary passes 64 KiB (one of mostly distinct values)
-            // goes on without one, so that reading one page never means decoding a large
-            // dictionary.
-            .set_column_dictionary_enabled(ColumnPath::from(ROW_ID), false)
-            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
-            .build();
-        let mut writer =
-            ArrowWriter::try_new(HashingWriter::new(file), batch.schema(), Some(props))
-                .map_err(|e| parquet_err(&tmp, e))?;
-        writer.write(batch).map_err(|e| parquet_err(&tmp, e))?;
-        let hashing = writer.into_inner().map_err(|e| parquet_err(&tmp, e))?;
-        let (file, sha256, size) = hashing.finish();
+        let (file, sha256, size) = write_parquet(&tmp.display(), file, batch)?;
         file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
         (sha256, size)
     };
@@ -95,7 +140,7 @@ pub fn write_batch_file(dir: &Path, batch: &RecordBatch) -> Result<WrittenFile> 
     std::fs::rename(&tmp, &target).map_err(|e| CoreError::io(&target, e))?;
     crate::fs::sync_dir(dir)?;
     Ok(WrittenFile {
-        path: target,
+        path: ColdPath::Local(target),
         size,
         sha256,
     })
@@ -113,18 +158,18 @@ fn free_name(dir: &Path, ms: i64) -> PathBuf {
 }
 
 /// The Arrow schema in a file's footer.
-pub fn read_schema(path: &Path) -> Result<SchemaRef> {
+pub fn read_schema(path: &ColdPath) -> Result<SchemaRef> {
     Ok(open(path)?.schema().clone())
 }
 
 /// The number of rows a file's footer records, without reading its data.
-pub fn row_count(path: &Path) -> Result<u64> {
+pub fn row_count(path: &ColdPath) -> Result<u64> {
     Ok(open(path)?.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Reads every row of a file as JSON rows, optionally only the named columns.
-pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
-    let builder = open(path)?;
+pub fn read_rows(path: &ColdPath, columns: Option<&[&str]>) -> Result<Vec<Row>> {
+    let builder = open_whole(path)?;
     collect(path, project(builder, columns))
 }
 
@@ -134,7 +179,7 @@ pub fn read_rows(path: &Path, columns: Option<&[&str]>) -> Result<Vec<Row>> {
 /// `None` if the file has no row-key column (a writer that kept none): the caller reads it
 /// whole and finds keys its own way.
 pub fn read_keyed(
-    path: &Path,
+    path: &ColdPath,
     keys: &Arc<HashSet<String>>,
     columns: Option<&[&str]>,
 ) -> Result<Option<Vec<Row>>> {
@@ -195,25 +240,97 @@ pub fn read_keyed(
     collect(path, builder).map(Some)
 }
 
-type Builder = ParquetRecordBatchReaderBuilder<File>;
+type Builder = ParquetRecordBatchReaderBuilder<ColdReader>;
 
-fn open(path: &Path) -> Result<Builder> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))
+/// A batch file as Parquet's reader reads it: a local file, an object read by ranges (a
+/// footer, the pages a lookup needs), or a whole object fetched at once (a full read).
+pub enum ColdReader {
+    File(File),
+    Object(RangedObject),
+    Bytes(bytes::Bytes),
+}
+
+impl Length for ColdReader {
+    fn len(&self) -> u64 {
+        match self {
+            ColdReader::File(f) => f.len(),
+            ColdReader::Object(o) => o.len(),
+            ColdReader::Bytes(b) => Length::len(b),
+        }
+    }
+}
+
+impl ChunkReader for ColdReader {
+    type T = Box<dyn Read + Send>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        Ok(match self {
+            ColdReader::File(f) => Box::new(f.get_read(start)?),
+            ColdReader::Object(o) => Box::new(o.get_read(start)?),
+            ColdReader::Bytes(b) => Box::new(b.get_read(start)?),
+        })
+    }
+
+    fn get_bytes(
+        &self,
+        start: u64,
+        length: usize,
+    ) -> datafusion::parquet::errors::Result<bytes::Bytes> {
+        match self {
+            ColdReader::File(f) => f.get_bytes(start, length),
+            ColdReader::Object(o) => o.get_bytes(start, length),
+            ColdReader::Bytes(b) => b.get_bytes(start, length),
+        }
+    }
+}
+
+/// A reader of `path`, and what identifies its content (size, modification time): objects
+/// are read by ranges.
+fn reader(path: &ColdPath) -> Result<(ColdReader, FooterKey)> {
+    match path {
+        ColdPath::Local(p) => {
+            let file = File::open(p).map_err(|e| CoreError::io(p, e))?;
+            let meta = file.metadata().map_err(|e| CoreError::io(p, e))?;
+            let key = (path.to_string(), meta.len(), meta.modified().ok());
+            Ok((ColdReader::File(file), key))
+        }
+        ColdPath::Object(b, k) => {
+            let meta = b.head(k)?.ok_or_else(|| CoreError::Io {
+                path: path.to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            })?;
+            let modified: std::time::SystemTime = meta.last_modified.into();
+            let key = (path.to_string(), meta.size, Some(modified));
+            let object = RangedObject::new(Arc::clone(b), k.clone(), meta.size);
+            Ok((ColdReader::Object(object), key))
+        }
+    }
+}
+
+fn open(path: &ColdPath) -> Result<Builder> {
+    let (reader, _) = reader(path)?;
+    ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| parquet_err(path, e))
+}
+
+/// For reading every row: an object is fetched whole, in one request.
+fn open_whole(path: &ColdPath) -> Result<Builder> {
+    let reader = match path {
+        ColdPath::Local(_) => reader(path)?.0,
+        ColdPath::Object(b, k) => ColdReader::Bytes(b.get(k)?),
+    };
+    ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| parquet_err(path, e))
 }
 
 /// Footers parsed with their page indexes, of files read by key lately: a batch file never
 /// changes once written (a new file is a new name), so a lookup reuses its footer instead of
 /// parsing it again. Keyed by path, size and modification time, so a file removed and
 /// another written under its name is never mistaken for it; cleared when full.
-type FooterKey = (PathBuf, u64, Option<std::time::SystemTime>);
+type FooterKey = (String, u64, Option<std::time::SystemTime>);
 static FOOTERS: Mutex<Option<HashMap<FooterKey, ArrowReaderMetadata>>> = Mutex::new(None);
 const FOOTERS_KEPT: usize = 1024;
 
-fn open_indexed(path: &Path) -> Result<Builder> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| CoreError::io(path, e))?;
-    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+fn open_indexed(path: &ColdPath) -> Result<Builder> {
+    let (reader, key) = reader(path)?;
     let cached = FOOTERS
         .lock()
         .ok()
@@ -223,7 +340,8 @@ fn open_indexed(path: &Path) -> Result<Builder> {
         None => {
             let options =
                 ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-            let m = ArrowReaderMetadata::load(&file, options).map_err(|e| parquet_err(path, e))?;
+            let m =
+                ArrowReaderMetadata::load(&reader, options).map_err(|e| parquet_err(path, e))?;
             if let Ok(mut footers) = FOOTERS.lock() {
                 let footers = footers.get_or_insert_with(HashMap::new);
                 if footers.len() >= FOOTERS_KEPT {
@@ -235,7 +353,7 @@ fn open_indexed(path: &Path) -> Result<Builder> {
         }
     };
     Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
-        file, metadata,
+        reader, metadata,
     ))
 }
 
@@ -298,7 +416,7 @@ fn project(builder: Builder, columns: Option<&[&str]>) -> Builder {
     builder.with_projection(mask)
 }
 
-fn collect(path: &Path, builder: Builder) -> Result<Vec<Row>> {
+fn collect(path: &ColdPath, builder: Builder) -> Result<Vec<Row>> {
     let reader = builder.build().map_err(|e| parquet_err(path, e))?;
     let mut rows = Vec::new();
     for batch in reader {
@@ -336,7 +454,8 @@ mod tests {
         let mut ids: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
         ids.sort();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let file = write_batch_file(dir.path(), &batch(&refs)).expect("write");
+        let file = write_batch_file(&ColdPath::Local(dir.path().to_path_buf()), &batch(&refs))
+            .expect("write");
         let number = |k: &str| refs.iter().position(|r| *r == k).map(|i| i as i64);
 
         let builder = open(&file.path).expect("open");
@@ -404,7 +523,8 @@ mod tests {
             Arc::new(Int64Array::from(vec![1, 2])) as datafusion::arrow::array::ArrayRef,
         )])
         .expect("batch");
-        let file = write_batch_file(dir.path(), &batch).expect("write");
+        let file =
+            write_batch_file(&ColdPath::Local(dir.path().to_path_buf()), &batch).expect("write");
         assert_eq!(
             read_keyed(&file.path, &keys(&["1"]), None).expect("read"),
             None

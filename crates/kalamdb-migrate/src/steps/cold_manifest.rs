@@ -21,6 +21,7 @@ use super::{Ctx, Outcome, dropped_by_job, readable, readable_jobs, template_of};
 use crate::image::Image;
 use kalamdb_core::catalog::types::ColumnType;
 use kalamdb_core::catalog::{PRIMARY_KEY_OPTION, is_system_column};
+use kalamdb_core::cold::ColdPath;
 use kalamdb_core::cold::manifest::{self, Content, Owner};
 use kalamdb_core::cold::parquet::{WrittenFile, read_schema};
 use kalamdb_core::cold::paths::batch_files;
@@ -73,6 +74,10 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
                 String::new()
             };
             for file in batch_files(&dir)? {
+                // A migration reads local directories only (template_of skips buckets).
+                let Some(file) = file.as_local().map(Path::to_path_buf) else {
+                    continue;
+                };
                 owned.insert(file.clone());
                 let owner = Owner {
                     namespace: &t.namespace,
@@ -145,7 +150,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
 
 /// The newest schema version whose columns include every data column of the file.
 fn matching_version(file: &Path, versions: &[(u32, SchemaJson)]) -> Option<u32> {
-    let schema = read_schema(file).ok()?;
+    let schema = read_schema(&ColdPath::Local(file.to_path_buf())).ok()?;
     versions
         .iter()
         .filter(|(_, json)| {
@@ -182,7 +187,7 @@ fn describe_once(file: &Path, pk: Option<&str>) -> Result<Described> {
     if let Some(d) = seen.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(d);
     }
-    let described = manifest::describe(file, pk)?;
+    let described = manifest::describe(&ColdPath::Local(file.to_path_buf()), pk)?;
     if let Ok(mut m) = seen.lock() {
         m.insert(key, described.clone());
     }

@@ -54,7 +54,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Outcome {
                 .unwrap_or_default()
                 .iter()
                 .flat_map(|(_, d)| batch_files(d).unwrap_or_default())
-                .map(|f| f.display().to_string())
+                .map(|f| f.to_string())
                 .collect();
             if !files.is_empty() {
                 out.report.repaired.push(format!(

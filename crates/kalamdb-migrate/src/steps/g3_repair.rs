@@ -341,7 +341,7 @@ fn leftover_files(
     let mut files = Vec::new();
     for (_, dir) in template.existing_dirs(ctx.dir)? {
         for f in batch_files(&dir)? {
-            files.push(f.display().to_string());
+            files.push(f.to_string());
         }
     }
     Ok(files)

@@ -162,7 +162,9 @@ pub fn chain(origin: Generation) -> &'static [&'static str] {
 }
 
 /// Where a table's Parquet files live, from the image's locations; `None` for a template
-/// that cannot be used.
+/// that cannot be used, and for a location on object storage: a migration reads and writes
+/// the local directory only (its objects are listed by `verify` once credentials are
+/// configured).
 pub(crate) fn template_of(
     t: &kalamdb_sql::TableRecord,
     kind: kalamdb_store::TableKind,
@@ -171,6 +173,7 @@ pub(crate) fn template_of(
     use kalamdb_core::cold::paths::StorageTemplate;
     let location = kalamdb_core::catalog::location_of(t);
     match locations.iter().find(|l| l.location_name == location) {
+        Some(l) if l.is_object_store() => None,
         Some(l) => Some(StorageTemplate::for_location(
             &l.path,
             kind,

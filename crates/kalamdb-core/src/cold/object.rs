@@ -1,0 +1,512 @@
+//! Object storage (S3) for the cold tier: buckets built with `object_store` (DataFusion's own
+//! client) from the credential profiles the process was configured with, and a bridge that
+//! lets the engine's synchronous code wait for them.
+//!
+//! Connection details and secrets live only in configuration (kalamd's config file,
+//! `kalamctl --config`): a storage location's `credentials_ref` names a profile; a location
+//! without one uses the standard `AWS_*` environment variables.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::reader::{ChunkReader, Length};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{
+    ClientOptions, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
+};
+use serde::Deserialize;
+
+use crate::{CoreError, Result};
+
+/// A credentials profile: `storage.credentials.<name>` in the configuration.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub session_token: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Any S3-compatible server, e.g. `http://127.0.0.1:9000`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Allow `http://` endpoints.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// How long one request may take before it is retried (then failed).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+/// Secrets never reach a log line.
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("allow_http", &self.allow_http)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
+}
+
+static PROFILES: RwLock<BTreeMap<String, Profile>> = RwLock::new(BTreeMap::new());
+type BucketKey = (String, Option<String>);
+static BUCKETS: Mutex<Option<HashMap<BucketKey, Arc<Bucket>>>> = Mutex::new(None);
+
+/// Sets the process's credential profiles (kalamd's config, `kalamctl --config`). Buckets
+/// built from earlier profiles are forgotten.
+pub fn configure(profiles: BTreeMap<String, Profile>) {
+    if let Ok(mut p) = PROFILES.write() {
+        *p = profiles;
+    }
+    if let Ok(mut b) = BUCKETS.lock() {
+        *b = None;
+    }
+}
+
+/// Adds (or replaces) one profile, leaving the others.
+pub fn add_profile(name: &str, profile: Profile) {
+    if let Ok(mut p) = PROFILES.write() {
+        p.insert(name.to_string(), profile);
+    }
+    if let Ok(mut b) = BUCKETS.lock() {
+        *b = None;
+    }
+}
+
+/// The profiles under `storage.credentials` in a kalamd configuration file (the rest of the
+/// file is not read): how `kalamctl --config` reaches the buckets kalamd does.
+pub fn profiles_from_file(path: &std::path::Path) -> Result<BTreeMap<String, Profile>> {
+    let bad = |why: String| CoreError::InvalidInput(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let root: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let Some(credentials) = root
+        .get("storage")
+        .and_then(|s| s.get("credentials"))
+        .filter(|c| !c.is_null())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let profiles: BTreeMap<String, Profile> = serde_norway::from_value(credentials.clone())
+        .map_err(|e| bad(format!("storage.credentials: {e}")))?;
+    Ok(profiles)
+}
+
+/// The bucket and key prefix of an `s3://bucket/prefix` URL.
+pub fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then_some((bucket, prefix.trim_matches('/')))
+}
+
+/// One bucket, reached with one profile (or the environment).
+pub struct Bucket {
+    name: String,
+    store: Arc<AmazonS3>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}", self.name)
+    }
+}
+
+/// The bucket `name`, reached with `profile` (`None`: the `AWS_*` environment). `location`
+/// names the storage location asking, for the error when the profile is not configured.
+pub fn bucket(name: &str, profile: Option<&str>, location: &str) -> Result<Arc<Bucket>> {
+    let key = (name.to_string(), profile.map(str::to_string));
+    if let Some(b) = BUCKETS
+        .lock()
+        .ok()
+        .and_then(|b| b.as_ref().and_then(|b| b.get(&key).cloned()))
+    {
+        return Ok(b);
+    }
+    let builder = match profile {
+        Some(p) => {
+            let profile = PROFILES
+                .read()
+                .ok()
+                .and_then(|all| all.get(p).cloned())
+                .ok_or_else(|| {
+                    CoreError::Conflict(format!(
+                        "storage location '{location}' uses credentials profile '{p}', which the configuration does not define; add storage.credentials.{p} to the config file (kalamd --config, kalamctl --config or KALAMDB_CONFIG)"
+                    ))
+                })?;
+            with_profile(AmazonS3Builder::new(), &profile)
+        }
+        None => from_env(location)?,
+    };
+    let store = builder
+        .with_bucket_name(name)
+        .build()
+        .map_err(|e| CoreError::ObjectStore {
+            location: format!("s3://{name}"),
+            reason: format!("cannot set up the client for storage location '{location}': {e}"),
+        })?;
+    let bucket = Arc::new(Bucket {
+        name: name.to_string(),
+        store: Arc::new(store),
+    });
+    if let Ok(mut b) = BUCKETS.lock() {
+        b.get_or_insert_with(HashMap::new)
+            .insert(key, Arc::clone(&bucket));
+    }
+    Ok(bucket)
+}
+
+fn with_profile(builder: AmazonS3Builder, p: &Profile) -> AmazonS3Builder {
+    let mut b = builder
+        .with_access_key_id(&p.access_key_id)
+        .with_secret_access_key(&p.secret_access_key)
+        .with_region(p.region.as_deref().unwrap_or("us-east-1"));
+    if let Some(token) = &p.session_token {
+        b = b.with_token(token);
+    }
+    if let Some(endpoint) = &p.endpoint {
+        b = b.with_endpoint(endpoint);
+    }
+    client(b, p.timeout_seconds, p.allow_http)
+}
+
+fn from_env(location: &str) -> Result<AmazonS3Builder> {
+    if std::env::var("AWS_ACCESS_KEY_ID")
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(CoreError::Conflict(format!(
+            "storage location '{location}' names no credentials profile and AWS_ACCESS_KEY_ID is not set; name a profile with ALTER STORAGE {location} SET CREDENTIALS 'profile' or export the AWS_* variables"
+        )));
+    }
+    let mut b = AmazonS3Builder::from_env();
+    let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        b = b.with_region("us-east-1");
+    }
+    Ok(client(b, default_timeout(), allow_http))
+}
+
+/// The HTTP client's options (they replace the builder's, so `allow_http` is set here). A
+/// request that hangs fails after `timeout` and is retried twice: a server that stopped
+/// answering fails the operation within a few timeouts, not the crate's default minutes.
+fn client(b: AmazonS3Builder, timeout_seconds: u64, allow_http: bool) -> AmazonS3Builder {
+    let timeout = Duration::from_secs(timeout_seconds.max(1));
+    let retry = RetryConfig {
+        max_retries: 2,
+        retry_timeout: timeout.saturating_mul(3),
+        ..RetryConfig::default()
+    };
+    b.with_client_options(
+        ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_timeout(timeout)
+            .with_connect_timeout(timeout),
+    )
+    .with_retry(retry)
+}
+
+/// An error with every cause under it, so that "builder error" says which part failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// The runtime object-store requests run on: its own, so that synchronous engine code (on
+/// any thread, in a runtime or not) can wait for them.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kalamdb-object-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| CoreError::ObjectStore {
+        location: "s3".into(),
+        reason: format!("cannot start the object-store runtime: {e}"),
+    })
+}
+
+/// Runs `f` on the object-store runtime and waits for it. Inside another runtime's thread
+/// (where blocking on a runtime is refused), it waits from a short-lived thread of its own.
+fn block<F>(f: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    let rt = runtime()?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(rt.block_on(f));
+    }
+    std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join()).map_err(|_| CoreError::ObjectStore {
+        location: "s3".into(),
+        reason: "an object-store request panicked".into(),
+    })
+}
+
+impl Bucket {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn url(&self, key: &Key) -> String {
+        format!("s3://{}/{}", self.name, key)
+    }
+
+    fn err(&self, key: &Key, e: object_store::Error) -> CoreError {
+        let url = self.url(key);
+        match e {
+            object_store::Error::NotFound { .. } => CoreError::Io {
+                path: url,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            },
+            other => CoreError::ObjectStore {
+                location: url,
+                reason: with_causes(&other),
+            },
+        }
+    }
+
+    /// The object's metadata; `None` if there is none.
+    pub fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        match block(self.store.head(key))? {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub fn get(&self, key: &Key) -> Result<bytes::Bytes> {
+        let fetch = async {
+            let got = self.store.get(key).await?;
+            got.bytes().await
+        };
+        block(fetch)?.map_err(|e| self.err(key, e))
+    }
+
+    pub fn get_range(&self, key: &Key, range: Range<u64>) -> Result<bytes::Bytes> {
+        block(self.store.get_range(key, range))?.map_err(|e| self.err(key, e))
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub fn delete(&self, key: &Key) -> Result<()> {
+        match block(self.store.delete(key))? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Every object under `prefix` (recursively).
+    pub fn list(&self, prefix: &Key) -> Result<Vec<ObjectMeta>> {
+        use futures::TryStreamExt as _;
+        let listing = self.store.list(Some(prefix)).try_collect::<Vec<_>>();
+        block(listing)?.map_err(|e| self.err(prefix, e))
+    }
+
+    /// The "directories" (common prefixes) and objects directly under `prefix`.
+    pub fn list_dir(&self, prefix: &Key) -> Result<(Vec<Key>, Vec<ObjectMeta>)> {
+        let listing = block(self.store.list_with_delimiter(Some(prefix)))?
+            .map_err(|e| self.err(prefix, e))?;
+        Ok((listing.common_prefixes, listing.objects))
+    }
+
+    /// Writes a whole object at once.
+    pub fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<()> {
+        block(self.store.put(key, PutPayload::from(bytes)))?
+            .map(|_| ())
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Copies an object within the bucket, server-side.
+    pub fn copy(&self, from: &Key, to: &Key) -> Result<()> {
+        block(self.store.copy(from, to))?.map_err(|e| self.err(from, e))
+    }
+
+    /// A writer that uploads as it goes: the object appears, complete, only at
+    /// [`ObjectWriter::finish`].
+    pub fn writer(self: &Arc<Self>, key: Key) -> ObjectWriter {
+        ObjectWriter {
+            bucket: Arc::clone(self),
+            key,
+            buf: Vec::new(),
+            upload: None,
+        }
+    }
+}
+
+/// Parts of a multipart upload: S3's minimum is 5 MiB for every part but the last.
+const PART_BYTES: usize = 8 << 20;
+
+/// A streaming upload: one `PUT` for an object smaller than a part, else a multipart upload
+/// whose parts go as they fill, so memory stays at one part whatever the object's size. An
+/// upload dropped before [`ObjectWriter::finish`] is aborted: no object, no parts left.
+pub struct ObjectWriter {
+    bucket: Arc<Bucket>,
+    key: Key,
+    buf: Vec<u8>,
+    upload: Option<Box<dyn MultipartUpload>>,
+}
+
+impl ObjectWriter {
+    fn send_part(&mut self) -> Result<()> {
+        let part = PutPayload::from(std::mem::take(&mut self.buf));
+        if self.upload.is_none() {
+            let started = block(self.bucket.store.put_multipart(&self.key))?
+                .map_err(|e| self.bucket.err(&self.key, e))?;
+            self.upload = Some(started);
+        }
+        let Some(upload) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        let sending = upload.put_part(part);
+        block(sending)?.map_err(|e| self.bucket.err(&self.key, e))
+    }
+
+    /// Completes the object: from here on it exists, whole.
+    pub fn finish(mut self) -> Result<()> {
+        match self.upload.take() {
+            None => self.bucket.put(&self.key, std::mem::take(&mut self.buf)),
+            Some(upload) => {
+                self.upload = Some(upload);
+                if !self.buf.is_empty() {
+                    self.send_part()?;
+                }
+                let Some(mut upload) = self.upload.take() else {
+                    return Ok(());
+                };
+                match block(upload.complete())? {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let _ = block(upload.abort());
+                        Err(self.bucket.err(&self.key, e))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PART_BYTES {
+            self.send_part().map_err(std::io::Error::other)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if let Some(mut upload) = self.upload.take() {
+            let _ = block(upload.abort());
+        }
+    }
+}
+
+/// An object read by ranges, for Parquet's reader: the footer, a bloom filter and the pages
+/// a lookup needs, each a ranged GET.
+#[derive(Clone)]
+pub struct RangedObject {
+    bucket: Arc<Bucket>,
+    key: Key,
+    size: u64,
+}
+
+impl RangedObject {
+    pub fn new(bucket: Arc<Bucket>, key: Key, size: u64) -> Self {
+        RangedObject { bucket, key, size }
+    }
+}
+
+impl Length for RangedObject {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+/// Sequential reads (page headers) fetch this much at a time.
+const READ_AHEAD: u64 = 64 << 10;
+
+impl ChunkReader for RangedObject {
+    type T = RangeRead;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<RangeRead> {
+        Ok(RangeRead {
+            object: self.clone(),
+            pos: start,
+            buf: bytes::Bytes::new(),
+        })
+    }
+
+    fn get_bytes(
+        &self,
+        start: u64,
+        length: usize,
+    ) -> datafusion::parquet::errors::Result<bytes::Bytes> {
+        let end = start.saturating_add(length as u64);
+        self.bucket
+            .get_range(&self.key, start..end)
+            .map_err(|e| ParquetError::External(Box::new(e)))
+    }
+}
+
+/// A forward reader over a [`RangedObject`], fetching [`READ_AHEAD`] bytes at a time.
+pub struct RangeRead {
+    object: RangedObject,
+    pos: u64,
+    buf: bytes::Bytes,
+}
+
+impl Read for RangeRead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            if self.pos >= self.object.size {
+                return Ok(0);
+            }
+            let end = self.pos.saturating_add(READ_AHEAD).min(self.object.size);
+            self.buf = self
+                .object
+                .bucket
+                .get_range(&self.object.key, self.pos..end)
+                .map_err(std::io::Error::other)?;
+            self.pos = end;
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        bytes::Buf::advance(&mut self.buf, n);
+        Ok(n)
+    }
+}

@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "KALAMDB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// A kalamd configuration file whose `storage.credentials` profiles reach the buckets of
+    /// storage locations on object storage (the rest of the file is not read).
+    #[arg(long, global = true, env = "KALAMDB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

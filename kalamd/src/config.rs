@@ -22,6 +22,8 @@ use crate::error::DaemonError;
 const MAX_BODY_BYTES: u64 = 1 << 30;
 /// Shutdown waits at most a day.
 const MAX_SHUTDOWN_SECONDS: u64 = 86_400;
+/// One object-storage request may take at most an hour.
+const MAX_REQUEST_SECONDS: u64 = 3_600;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -116,11 +118,20 @@ pub struct Storage {
     /// fsync the WAL before a write is acknowledged: an acknowledged write survives power loss,
     /// not only a process crash. On by default; `false` trades that for write throughput.
     pub sync_writes: bool,
+    /// Object-storage credential profiles, by name: what a storage location's
+    /// `credentials_ref` names. Secrets live here, never in the catalog.
+    pub credentials: BTreeMap<String, Profile>,
 }
+
+/// An object-storage credentials profile: the engine's own.
+pub use kalamdb_core::cold::object::Profile;
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { sync_writes: true }
+        Storage {
+            sync_writes: true,
+            credentials: BTreeMap::new(),
+        }
     }
 }
 
@@ -204,6 +215,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// `auth.tokens`: a list of `{token, user_id, role}`.
     Tokens,
+    /// `storage.credentials`: a mapping of profile names to profiles.
+    Profiles,
 }
 
 /// One configuration key.
@@ -308,6 +321,7 @@ const KEYS: &[Key] = &[
         |c| c.retention.check_interval_seconds,
     ),
     key("storage.sync_writes", Kind::Flag),
+    key("storage.credentials", Kind::Profiles),
 ];
 
 /// The path of every key, in the table's order.
@@ -424,6 +438,39 @@ impl Config {
                 return bad(&format!("auth.tokens[{i}].user_id"), e.to_string());
             }
         }
+        for (name, p) in &self.storage.credentials {
+            let at = |field: &str| format!("storage.credentials.{name}.{field}");
+            if p.access_key_id.is_empty() {
+                return bad(&at("access_key_id"), "must not be empty".into());
+            }
+            if p.secret_access_key.is_empty() {
+                return bad(&at("secret_access_key"), "must not be empty".into());
+            }
+            if !(1..=MAX_REQUEST_SECONDS).contains(&p.timeout_seconds) {
+                return bad(
+                    &at("timeout_seconds"),
+                    format!(
+                        "{} is out of range; use 1 to {MAX_REQUEST_SECONDS} seconds",
+                        p.timeout_seconds
+                    ),
+                );
+            }
+            if let Some(endpoint) = &p.endpoint {
+                let http = endpoint.starts_with("http://");
+                if !http && !endpoint.starts_with("https://") {
+                    return bad(
+                        &at("endpoint"),
+                        format!("'{endpoint}' is not an http:// or https:// URL"),
+                    );
+                }
+                if http && !p.allow_http {
+                    return bad(
+                        &at("endpoint"),
+                        format!("'{endpoint}' is plain http; set allow_http: true to allow it"),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -444,6 +491,7 @@ fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
         Kind::Text => v.as_str().is_some() || v.is_number(),
         Kind::OneOf(allowed) => v.as_str().is_some_and(|s| allowed.contains(&s)),
         Kind::Tokens => v.is_sequence(),
+        Kind::Profiles => v.is_mapping() || v.is_null(),
     };
     if ok {
         return Ok(());
@@ -454,6 +502,9 @@ fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
         Kind::Text => "text".to_string(),
         Kind::OneOf(allowed) => format!("one of {}", allowed.join(", ")),
         Kind::Tokens => "a list of {token, user_id, role}".to_string(),
+        Kind::Profiles => {
+            "a mapping of profile names to {access_key_id, secret_access_key, ...}".to_string()
+        }
     };
     let shown = serde_norway::to_string(v)
         .map(|s| s.trim().to_string())

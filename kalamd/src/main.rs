@@ -70,6 +70,7 @@ fn notify(states: &[NotifyState<'_>]) {
 
 fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let log = logging::init(&config.logging)?;
+    kalamdb_core::cold::object::configure(config.storage.credentials.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,7 +258,11 @@ async fn serve(
 fn reload(path: Option<&std::path::Path>, log: &logging::LogHandle) {
     let env = std::env::vars().collect();
     match Config::load(path, &env).and_then(|c| log.set_level(&c.logging.level).map(|()| c)) {
-        Ok(c) => tracing::info!(level = %c.logging.level, "configuration reloaded"),
+        Ok(c) => {
+            // New or changed credential profiles apply to the next object-store request.
+            kalamdb_core::cold::object::configure(c.storage.credentials.clone());
+            tracing::info!(level = %c.logging.level, "configuration reloaded");
+        }
         Err(e) => tracing::error!(error = %e, "reload refused; keeping the running configuration"),
     }
 }

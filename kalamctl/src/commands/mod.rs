@@ -19,6 +19,11 @@ use crate::cli::{Cli, Command};
 use crate::exit::{CliError, ExitCode};
 
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
+    if let Some(path) = &cli.config {
+        kalamdb_core::cold::object::configure(kalamdb_core::cold::object::profiles_from_file(
+            path,
+        )?);
+    }
     match &cli.command {
         Command::Init => init::run(cli, data_dir(cli)?),
         Command::Sql { user, sql } => sql::run(cli, data_dir(cli)?, user.as_deref(), sql),

@@ -15,5 +15,12 @@ if ! dpkg -s libclang-dev >/dev/null 2>&1; then
     $SUDO apt-get update && $SUDO apt-get install -y libclang-dev
 fi
 
+# The object-storage tests run a real S3-compatible server on loopback (moto's) and read the
+# objects kalamd writes there with pyarrow (scripts/read-s3-parquet.py), both from PyPI.
+if ! python3 -c 'import moto.server, flask, pyarrow.fs' >/dev/null 2>&1; then
+    echo "setup: installing moto and pyarrow (the object-storage tests' S3 server and reader)" >&2
+    python3 -m pip install --quiet 'moto[server]==5.2.1' 'pyarrow==26.0.1'
+fi
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
 mkdir -p "$CARGO_TARGET_DIR"

@@ -1,4 +1,5 @@
-//! Test support: writes legacy KalamDB data directories, G1, G2 and the original engine's G3,
+//! Test support: a loopback S3 server ([`s3`]), and legacy KalamDB data directories, G1, G2
+//! and the original engine's G3, written
 //! exactly as `specs/legacy-layouts.md` describes them (by default in the original layout:
 //! the directory is the RocksDB directory itself): the same column families,
 //! key prefixes, JSON spellings and timestamp units, including the original engine's known
@@ -15,6 +16,7 @@
 //!   `system.tables` row whose column family is gone;
 //! - jobs in every state the original engine wrote (one left `running`) and live queries.
 
+pub mod s3;
 pub mod tree;
 
 use std::path::Path;

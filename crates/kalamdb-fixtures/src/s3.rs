@@ -1,0 +1,207 @@
+//! A real S3-compatible server on loopback for tests: moto's (`python3 -m moto.server`,
+//! installed by `scripts/setup.sh`), one process per test, with buckets made and listed over plain HTTP
+//! (moto does not check signatures). No S3 API is mocked inside the test process.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server; killed when dropped.
+pub struct S3Server {
+    child: Child,
+    port: u16,
+}
+
+impl S3Server {
+    /// Starts a server on a free loopback port and waits until it answers.
+    ///
+    /// # Panics
+    /// When moto is not installed (run `scripts/setup.sh`) or its server does not start.
+    pub fn start() -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start python3 -m moto.server ({e}); scripts/setup.sh installs it")
+            });
+        let server = S3Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.request("GET", "/", &[]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the moto server did not answer on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A kalamd `storage.credentials` profile (YAML, indented under its name) for this server.
+    pub fn profile_yaml(&self, timeout_seconds: u64) -> String {
+        format!(
+            "access_key_id: test\n  secret_access_key: test\n  region: us-east-1\n  endpoint: {}\n  allow_http: true\n  timeout_seconds: {timeout_seconds}\n",
+            self.endpoint()
+        )
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        let (status, body) = self
+            .request("PUT", &format!("/{bucket}"), &[])
+            .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
+        assert_eq!(status, 200, "create bucket {bucket}: {body}");
+    }
+
+    /// Every key under `prefix` in `bucket`, sorted.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (status, body) = self
+            .request(
+                "GET",
+                &format!("/{bucket}?prefix={prefix}&max-keys=100000"),
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("list {bucket}: {e}"));
+        assert_eq!(status, 200, "list {bucket}: {body}");
+        let mut keys: Vec<String> = body
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The bytes of an object, fetched with boto3 (a signed request from another S3 client;
+    /// moto refuses anonymous reads of objects).
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let script = "import sys, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+            sys.stdout.buffer.write(s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])['Body'].read())\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &self.endpoint(), bucket, key])
+            .output()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        assert!(
+            out.status.success(),
+            "get {bucket}/{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Multipart uploads started and neither completed nor aborted in `bucket`.
+    pub fn pending_uploads(&self, bucket: &str) -> usize {
+        let (status, body) = self
+            .request("GET", &format!("/{bucket}?uploads"), &[])
+            .unwrap_or_else(|e| panic!("list uploads {bucket}: {e}"));
+        assert_eq!(status, 200, "list uploads {bucket}: {body}");
+        body.matches("<Upload>").count()
+    }
+
+    /// Stops the server answering (SIGSTOP): connections are accepted, requests hang.
+    pub fn pause(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// Lets a paused server answer again (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+        let (status, bytes) = self.raw(method, path, body)?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    fn raw(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        let mut response = Vec::new();
+        s.read_to_end(&mut response)?;
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP response"))?;
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+        let mut body = response[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Ok((status, body))
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&data[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        data = data.get(end + 2..).unwrap_or_default();
+    }
+    out
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -179,9 +179,11 @@ pub enum BackupCommand {
     /// copied again. Offline with --data-dir (needs the directory's lock), or online with
     /// --server (kalamd writes the repository, a path on its machine).
     Create {
-        /// The repository (created if new or empty).
+        /// The repository (created if new or empty): a directory, or s3://bucket/prefix.
         #[arg(long, value_name = "REPO")]
-        to: PathBuf,
+        to: String,
+        #[command(flatten)]
+        credentials: Credentials,
         /// A running kalamd to back up instead of --data-dir.
         #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
         server: Option<String>,
@@ -199,11 +201,17 @@ pub enum BackupCommand {
         rehash: bool,
     },
     /// List the repository's backups, oldest first, with incomplete and damaged ones.
-    List { repo: PathBuf },
+    List {
+        repo: String,
+        #[command(flatten)]
+        credentials: Credentials,
+    },
     /// Check every file's size and SHA-256 (one backup with --id). Exit 0 when intact, 3
     /// otherwise, naming each bad file.
     Verify {
-        repo: PathBuf,
+        repo: String,
+        #[command(flatten)]
+        credentials: Credentials,
         #[arg(long, value_name = "N")]
         id: Option<u64>,
         /// Also restore to scratch, run verify on it and compare its row counts with the
@@ -214,7 +222,9 @@ pub enum BackupCommand {
     /// Restore a backup (the newest, or --id) into a new or empty directory. Reported done
     /// only after the copy passes verify and matches the manifest's counts.
     Restore {
-        repo: PathBuf,
+        repo: String,
+        #[command(flatten)]
+        credentials: Credentials,
         #[arg(long, value_name = "N")]
         id: Option<u64>,
         /// The new data directory.
@@ -228,10 +238,21 @@ pub enum BackupCommand {
     },
     /// Delete all but the newest N backups, and every file no kept backup needs.
     Prune {
-        repo: PathBuf,
+        repo: String,
+        #[command(flatten)]
+        credentials: Credentials,
         #[arg(long, value_name = "N")]
         keep: usize,
     },
+}
+
+/// How an `s3://` repository is reached.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Credentials {
+    /// The credentials profile (in the --config file) for an s3:// repository; without it,
+    /// the AWS_* environment.
+    #[arg(long, value_name = "PROFILE")]
+    pub credentials: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

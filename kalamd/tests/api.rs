@@ -196,7 +196,7 @@ fn ready_names_the_tables_on_storage_whose_credentials_are_not_configured() {
     assert_eq!(body["status"], "degraded", "{body}");
     let why = body["failing"]["storage"].as_str().unwrap_or_default();
     assert!(
-        why.contains("'lake'") && why.contains("app.x") && why.contains("CREDENTIALS"),
+        why.contains("'lake'") && why.contains("app.x") && why.contains("AWS_ACCESS_KEY_ID"),
         "{body}"
     );
     // Its rows in RocksDB are served; what needs its objects is refused with the fix, and

@@ -185,6 +185,38 @@ fn tables_on_s3_through_kalamd_flush_verify_back_up_and_drop() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(rows["results"][0]["rows"][1]["body"], "TWO", "{rows}");
 
+    // The same online, into an S3 repository in the same bucket, restored from there.
+    let body = ok(
+        &d,
+        ADMIN,
+        "BACKUP DATABASE TO 's3://archive/backups' CREDENTIALS 'local-s3'",
+    );
+    assert_eq!(
+        body["results"][0]["rows"][0]["status"], "completed",
+        "{body}"
+    );
+    assert!(
+        s3.keys("archive", "backups/")
+            .contains(&"backups/backups/1.json".to_string()),
+        "{:?}",
+        s3.keys("archive", "backups/")
+    );
+    let from_s3 = tmp.path().join("restored-from-s3");
+    let (code, out, stderr) = kalamctl(&[
+        "backup",
+        "restore",
+        "s3://archive/backups",
+        "--credentials",
+        "local-s3",
+        "--config",
+        path(&config),
+        "--to",
+        path(&from_s3),
+    ]);
+    assert_eq!(code, 0, "{out} {stderr}");
+    let (code, report, stderr) = kalamctl(&["verify", "--data-dir", path(&from_s3)]);
+    assert_eq!(code, 0, "{report} {stderr}");
+
     ok(&d, ADMIN, "DROP USER TABLE app.notes; DROP TABLE app.cfg");
     assert_eq!(
         s3.keys("archive", "v1/"),

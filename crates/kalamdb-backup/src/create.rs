@@ -9,6 +9,7 @@ use kalamdb_sql::{CURRENT_FORMAT_VERSION, JobProgress, tool_version};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::location::RepoLocation;
 use super::manifest::{FileEntry, MANIFEST_VERSION, Manifest, Source};
 use super::repo::{LockMode, Repo, RepoLock};
 use super::snapshot::{Snapshot, StagedFile};
@@ -20,7 +21,7 @@ use kalamdb_core::{CoreError, Engine, Result};
 /// What `backup create` is asked to do.
 #[derive(Clone, Default)]
 pub struct CreateOptions {
-    pub repo: PathBuf,
+    pub repo: RepoLocation,
     /// Read and hash every file, even those whose name, size and modification time match
     /// the previous backup of the same database.
     pub rehash: bool,
@@ -77,12 +78,15 @@ pub fn begin(engine: &Engine, options: CreateOptions) -> Result<Started> {
     }
     let root = std::fs::canonicalize(engine.data_dir().root())
         .map_err(|e| CoreError::io(engine.data_dir().root(), e))?;
-    let repo_path = check_repository(&root, &options.repo)?;
-    let repo = Repo::open_or_create(&repo_path)?;
+    let location = check_repository(&root, &options.repo)?;
+    let repo = Repo::open_or_create(&location)?;
     let lock = repo.lock(LockMode::Write)?;
     repo.clean_debris()?;
     let id = repo.begin()?;
-    let params = vec![repo_path.display().to_string(), id.to_string()];
+    // The job row names the repository (and its credentials profile, never a secret), so a
+    // later process can tell whether the backup committed.
+    let mut params = vec![location.to_string(), id.to_string()];
+    params.extend(location.credentials().map(str::to_string));
     let job = match Job::start(engine, job_type::BACKUP, "", params) {
         Ok(job) => job,
         Err(e) => {
@@ -177,7 +181,7 @@ impl Started {
         Ok(CreateReport {
             backup_id: self.id,
             job_id: self.job.id().to_string(),
-            repository: self.repo.root().display().to_string(),
+            repository: self.repo.location().to_string(),
             created_at: manifest.created_at,
             parent: manifest.parent,
             files: manifest.files.len() as u64,
@@ -213,7 +217,7 @@ impl Started {
                     && is_immutable(&f.path)
                     && b.size == f.size
                     && b.mtime_ns == f.mtime_ns
-                    && object_size(&self.repo, &b.sha256) == Some(b.size)
+                    && self.repo.object_size(&b.sha256) == Some(b.size)
             });
             match unchanged {
                 Some(b) => done.push((
@@ -258,11 +262,18 @@ impl Started {
         })?;
         meter.flush()?;
         let read = meter.now();
-        // Make the new objects' names durable before the manifest that needs them.
+        // Make the new objects' names durable before the manifest that needs them (in a
+        // bucket, an object exists once its upload completed).
         let dirs: BTreeSet<PathBuf> = stored
             .iter()
             .filter(|(_, new)| *new)
-            .filter_map(|(f, _)| self.repo.object(&f.sha256).parent().map(Path::to_path_buf))
+            .filter_map(|(f, _)| {
+                let object = self.repo.object(&f.sha256);
+                object
+                    .as_local()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf)
+            })
             .collect();
         for dir in dirs {
             sync_dir(&dir)?;
@@ -289,26 +300,38 @@ fn store(
         sha256,
         mtime_ns: f.mtime_ns,
     };
+    let Some(tmp_dir) = repo.tmp() else {
+        // A bucket: hash the file, then upload it under its hash unless it is there. The
+        // progress counts the upload (or, for content already there, the file at once).
+        let (sha, size) = kalamdb_core::checksum::sha256_file(&f.staged)?;
+        if repo.object_size(&sha) == Some(size) {
+            meter.bytes(size)?;
+            return Ok((entry(sha, size), false));
+        }
+        transfer::upload(&f.staged, &repo.object(&sha), meter)?;
+        return Ok((entry(sha, size), true));
+    };
     if before.is_some_and(|b| b.size == f.size) {
         let (sha, size) = transfer::hash_file(&f.staged, meter)?;
-        if object_size(repo, &sha) == Some(size) {
+        if repo.object_size(&sha) == Some(size) {
             return Ok((entry(sha, size), false));
         }
     }
-    let tmp = repo
-        .tmp()
-        .join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
+    let tmp = tmp_dir.join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
     let (sha, size) = transfer::copy_hashing(&f.staged, &tmp, meter)?;
     let object = repo.object(&sha);
-    if object_size(repo, &sha) == Some(size) {
+    if repo.object_size(&sha) == Some(size) {
         std::fs::remove_file(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
         return Ok((entry(sha, size), false));
     }
     set_read_only(&tmp)?;
+    let Some(object) = object.as_local() else {
+        return Err(CoreError::Query(format!("{object} is not a local path")));
+    };
     if let Some(dir) = object.parent() {
         kalamdb_core::fs::create_dir_durable(dir)?;
     }
-    std::fs::rename(&tmp, &object).map_err(|e| CoreError::io(&object, e))?;
+    std::fs::rename(&tmp, object).map_err(|e| CoreError::io(object, e))?;
     Ok((entry(sha, size), true))
 }
 
@@ -320,31 +343,33 @@ fn set_read_only(path: &Path) -> Result<()> {
     std::fs::set_permissions(path, perms).map_err(|e| CoreError::io(path, e))
 }
 
-fn object_size(repo: &Repo, sha256: &str) -> Option<u64> {
-    std::fs::metadata(repo.object(sha256)).ok().map(|m| m.len())
-}
-
 /// Files nobody rewrites in place once written: RocksDB's SST files and Parquet batches.
 pub fn is_immutable(path: &str) -> bool {
     path.ends_with(".sst") || path.ends_with(".parquet")
 }
 
 /// Decides, without writing anything, whether `repo` can take a backup of the data directory
-/// `data_dir`: not inside it, and a repository or a new or empty directory. kalamctl calls it
-/// before it opens the database, so a refusal changes nothing. Returns the repository's
-/// absolute path.
-pub fn check_repository(data_dir: &Path, repo: &Path) -> Result<PathBuf> {
-    let root = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    let repo_path = absolute(repo)?;
-    if repo_path.starts_with(&root) {
-        return Err(CoreError::InvalidInput(format!(
-            "the repository {} is inside the data directory {}, and would be lost with it; pick a path outside",
-            repo_path.display(),
-            root.display()
-        )));
-    }
-    Repo::check_usable(&repo_path)?;
-    Ok(repo_path)
+/// `data_dir`: a directory not inside it, and a repository or a new or empty directory (or
+/// bucket prefix). kalamctl calls it before it opens the database, so a refusal changes
+/// nothing. Returns the repository with an absolute path.
+pub fn check_repository(data_dir: &Path, repo: &RepoLocation) -> Result<RepoLocation> {
+    let location = match repo {
+        RepoLocation::Dir(path) => {
+            let root = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let repo_path = absolute(path)?;
+            if repo_path.starts_with(&root) {
+                return Err(CoreError::InvalidInput(format!(
+                    "the repository {} is inside the data directory {}, and would be lost with it; pick a path outside",
+                    repo_path.display(),
+                    root.display()
+                )));
+            }
+            RepoLocation::Dir(repo_path)
+        }
+        s3 => s3.clone(),
+    };
+    Repo::check_usable(&location)?;
+    Ok(location)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

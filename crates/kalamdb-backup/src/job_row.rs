@@ -4,6 +4,7 @@
 use kalamdb_sql::{JobRecord, JobStatus};
 use serde_json::json;
 
+use super::location::RepoLocation;
 use super::manifest::Manifest;
 use super::repo::Repo;
 use kalamdb_core::jobs::{JobKind, job_type};
@@ -43,12 +44,15 @@ fn committed(job: &JobRecord) -> Option<Manifest> {
     if job.job_type != job_type::BACKUP {
         return None;
     }
-    let [repo, id] = job.parameters.as_slice() else {
-        return None;
+    let (repo, id, credentials) = match job.parameters.as_slice() {
+        [repo, id] => (repo, id, None),
+        [repo, id, credentials] => (repo, id, Some(credentials.as_str())),
+        _ => return None,
     };
     let id: u64 = id.parse().ok()?;
-    let repo = Repo::open(std::path::Path::new(repo)).ok()?;
-    let bytes = std::fs::read(repo.manifest_path(id)).ok()?;
+    let location = RepoLocation::parse(repo, credentials).ok()?;
+    let repo = Repo::open(&location).ok()?;
+    let bytes = repo.manifest_path(id).read().ok()??;
     Manifest::parse(&bytes)
         .ok()
         .filter(|m| m.id == id && m.job_id == job.job_id)

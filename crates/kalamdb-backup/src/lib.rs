@@ -13,6 +13,7 @@
 
 mod create;
 mod job_row;
+mod location;
 mod manifest;
 mod repo;
 mod restore;
@@ -21,12 +22,13 @@ mod snapshot;
 mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
 pub use create::{CreateOptions, CreateReport, Started, begin, check_repository};
+pub use location::RepoLocation;
 pub use manifest::{FileEntry, Manifest, TableRows};
 pub use restore::{RestoreOptions, RestoreReport, restore};
 pub use transfer::{Observer, Phase, Transfer};
@@ -64,7 +66,7 @@ pub struct Listing {
 }
 
 /// Every backup in the repository, oldest first.
-pub fn list(repo: &Path) -> Result<Vec<Listing>> {
+pub fn list(repo: &RepoLocation) -> Result<Vec<Listing>> {
     let repo = Repo::open(repo)?;
     let mut out: Vec<Listing> = repo
         .list()?
@@ -84,7 +86,7 @@ pub fn list(repo: &Path) -> Result<Vec<Listing>> {
                 tool_version: Some(m.tool_version),
                 problem: None,
             },
-            Err(why) => damaged(l.id, format!("{}: {why}", l.path.display())),
+            Err(why) => damaged(l.id, format!("{}: {why}", l.path)),
         })
         .collect();
     for id in repo.partials()? {
@@ -119,7 +121,7 @@ fn damaged(id: u64, problem: String) -> Listing {
 /// What `backup verify` is asked to check.
 #[derive(Clone, Default)]
 pub struct VerifyOptions {
-    pub repo: PathBuf,
+    pub repo: RepoLocation,
     /// One backup; every backup when `None`.
     pub id: Option<u64>,
     /// Also restore to scratch, verify and count (the given backup, or the newest).
@@ -187,26 +189,24 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
             Ok(m) => manifests.push(m),
             Err(why) => report.problems.push(Problem {
                 backup_id: l.id,
-                path: l.path.display().to_string(),
-                object: l.path.display().to_string(),
+                path: l.path.clone(),
+                object: l.path.clone(),
                 problem: "manifest",
-                message: format!("manifest {}: {why}", l.path.display()),
+                message: format!("manifest {}: {why}", l.path),
             }),
         }
     }
     if let Some(id) = options.id.filter(|_| report.backups_checked.is_empty()) {
         return Err(CoreError::NotFound(format!(
             "{} has no backup {id}; `kalamctl backup list {}` shows them",
-            options.repo.display(),
-            options.repo.display()
+            options.repo, options.repo
         )));
     }
     // Checking nothing is not a pass: a CI gate on an empty (or wrong) repository must fail.
     if report.backups_checked.is_empty() {
         return Err(CoreError::NotFound(format!(
             "{} holds no backup, so there is nothing to verify; check the path, or create one with `kalamctl backup create --to {}`",
-            options.repo.display(),
-            options.repo.display()
+            options.repo, options.repo
         )));
     }
     // Each object once, however many backups share it.
@@ -230,13 +230,14 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
     );
     let outcomes = transfer::parallel(&objects, transfer::threads(), |(sha, size)| {
         let path = repo.object(sha);
-        let r = match std::fs::metadata(&path) {
-            Err(_) => Ok(Some(("missing", "is missing".to_string()))),
-            Ok(m) if m.len() != *size => Ok(Some((
+        let r = match path.size() {
+            Err(e) => Err(e),
+            Ok(None) => Ok(Some(("missing", "is missing".to_string()))),
+            Ok(Some(len)) if len != *size => Ok(Some((
                 "size",
-                format!("has {} byte(s), expected {size}", m.len()),
+                format!("has {len} byte(s), expected {size}"),
             ))),
-            Ok(_) => transfer::hash_file(&path, &meter).map(|(actual, _)| {
+            Ok(Some(_)) => transfer::hash_object(&path, &meter).map(|(actual, _)| {
                 (actual != *sha).then(|| ("checksum", format!("has SHA-256 {actual}")))
             }),
         };
@@ -255,7 +256,7 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
     for m in &manifests {
         for f in &m.files {
             if let Some((problem, what)) = bad.get(f.sha256.as_str()) {
-                let object = repo.object(&f.sha256).display().to_string();
+                let object = repo.object(&f.sha256).to_string();
                 report.problems.push(Problem {
                     backup_id: m.id,
                     path: f.path.clone(),
@@ -282,7 +283,13 @@ pub fn verify(options: &VerifyOptions) -> Result<VerifyReport> {
 /// Restores `m` into scratch inside the repository (hard links where possible), opens it,
 /// verifies it and counts its rows; the scratch copy is then removed.
 fn deep_check(repo: &Repo, m: &Manifest, options: &VerifyOptions) -> Result<DeepCheck> {
-    let scratch = Scratch::new(&repo.root().join("scratch"), "verify")?;
+    // Inside a directory repository (so files can be hard-linked); for a bucket, in the
+    // system's temporary directory.
+    let scratch_dir = match repo.local_root() {
+        Some(root) => root.join("scratch"),
+        None => std::env::temp_dir().join("kalamdb-backup-scratch"),
+    };
+    let scratch = Scratch::new(&scratch_dir, "verify")?;
     let restore_options = RestoreOptions {
         repo: options.repo.clone(),
         id: Some(m.id),
@@ -336,7 +343,7 @@ pub struct PruneReport {
 
 /// Keeps the newest `keep` complete backups and deletes the rest, then every object no kept
 /// backup needs. Refuses while a manifest is damaged: what it needs cannot be known.
-pub fn prune(repo: &Path, keep: usize) -> Result<PruneReport> {
+pub fn prune(repo: &RepoLocation, keep: usize) -> Result<PruneReport> {
     if keep == 0 {
         return Err(CoreError::InvalidInput(
             "--keep must be at least 1; to delete every backup, delete the repository".into(),
@@ -355,7 +362,7 @@ pub fn prune(repo: &Path, keep: usize) -> Result<PruneReport> {
             Err(why) => {
                 return Err(CoreError::BackupDamaged(format!(
                     "manifest {} is damaged ({why}), so which files it needs is unknown; nothing was pruned. Move it out of the repository (that backup cannot be restored) and prune again",
-                    l.path.display()
+                    l.path
                 )));
             }
         }
@@ -377,10 +384,10 @@ pub fn prune(repo: &Path, keep: usize) -> Result<PruneReport> {
         if needed.contains(sha.as_str()) {
             continue;
         }
-        std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
+        path.remove()?;
         report.objects_deleted += 1;
         report.bytes_freed += size;
-        if let Some(d) = path.parent() {
+        if let Some(d) = path.as_local().and_then(Path::parent) {
             dirs.insert(d.to_path_buf());
         }
     }
@@ -409,12 +416,13 @@ impl kalamdb_core::sql::BackupHandler for SqlBackup {
     fn start(
         &self,
         engine: &kalamdb_core::Engine,
-        repository: PathBuf,
+        repository: &str,
+        credentials: Option<&str>,
     ) -> Result<kalamdb_core::sql::StartedBackup> {
         let started = begin(
             engine,
             CreateOptions {
-                repo: repository,
+                repo: RepoLocation::parse(repository, credentials)?,
                 ..CreateOptions::default()
             },
         )?;

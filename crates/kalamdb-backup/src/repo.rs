@@ -13,14 +13,21 @@
 //! Objects are written to `tmp/`, synced and renamed into place; a manifest likewise, last.
 //! So after a crash the repository holds complete objects, complete manifests, and debris in
 //! `tmp/` and `*.partial`, which the next writer removes.
+//!
+//! A repository may also be a prefix in an S3 bucket (`s3://bucket/prefix`), with the same
+//! keys under it. There an object or manifest appears whole when its upload completes (no
+//! `tmp/`), and the locks are objects under `locks/` created with a conditional `PUT` (see
+//! [`Repo::lock`]).
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::location::RepoLocation;
 use super::manifest::Manifest;
-use kalamdb_core::fs::{remove_tree, sync_dir, write_atomically};
+use kalamdb_core::cold::ColdPath;
+use kalamdb_core::fs::remove_tree;
 use kalamdb_core::{CoreError, Result};
 
 const MARKER: &str = "kalamdb-backup.json";
@@ -39,7 +46,9 @@ struct Marker {
 /// An open repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
-    root: PathBuf,
+    location: RepoLocation,
+    /// Its root directory, or its prefix in a bucket.
+    root: ColdPath,
 }
 
 /// How a command shares the repository.
@@ -53,50 +62,66 @@ pub enum LockMode {
     Exclusive,
 }
 
-/// Held locks; released on drop.
+/// Held locks; released on drop: flock'd files in a directory, lock objects in a bucket.
 #[derive(Debug)]
 pub struct RepoLock {
     _files: Vec<File>,
+    objects: Vec<ColdPath>,
 }
 
-/// A manifest file found in `backups/`: its id, and the manifest or why it is unusable.
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        for o in &self.objects {
+            let _ = o.remove_durable();
+        }
+    }
+}
+
+/// What a lock object in a bucket says of its holder.
+#[derive(Debug, Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    host: String,
+    since: i64,
+}
+
+/// A manifest found in `backups/`: its id, and the manifest or why it is unusable.
 #[derive(Debug)]
 pub struct Listed {
     pub id: u64,
-    pub path: PathBuf,
+    pub path: String,
     pub manifest: std::result::Result<Manifest, String>,
 }
 
 impl Repo {
     /// Opens an existing repository.
-    pub fn open(path: &Path) -> Result<Repo> {
-        Self::read_marker(path)?;
+    pub fn open(location: &RepoLocation) -> Result<Repo> {
+        let repo = Self::at(location)?;
+        repo.read_marker()?;
+        Ok(repo)
+    }
+
+    fn at(location: &RepoLocation) -> Result<Repo> {
         Ok(Repo {
-            root: path.to_path_buf(),
+            location: location.clone(),
+            root: location.root()?,
         })
     }
 
-    fn read_marker(path: &Path) -> Result<Marker> {
-        let marker = path.join(MARKER);
-        let bytes = match std::fs::read(&marker) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CoreError::NotFound(format!(
-                    "{} is not a backup repository (no {MARKER}); create one with `kalamctl backup create --data-dir D --to {}`",
-                    path.display(),
-                    path.display()
-                )));
-            }
-            Err(e) => return Err(CoreError::io(&marker, e)),
+    fn read_marker(&self) -> Result<Marker> {
+        let marker = self.root.join(MARKER);
+        let Some(bytes) = marker.read()? else {
+            return Err(CoreError::NotFound(format!(
+                "{} is not a backup repository (no {MARKER}); create one with `kalamctl backup create --data-dir D --to {}`",
+                self.location, self.location
+            )));
         };
-        let m: Marker = serde_json::from_slice(&bytes).map_err(|e| {
-            CoreError::BackupDamaged(format!("{}: unreadable: {e}", marker.display()))
-        })?;
+        let m: Marker = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::BackupDamaged(format!("{marker}: unreadable: {e}")))?;
         if m.repository_version > REPO_VERSION {
             return Err(CoreError::InvalidInput(format!(
                 "{} is a version {} repository, newer than this build's ({REPO_VERSION}); upgrade kalamctl",
-                path.display(),
-                m.repository_version
+                self.location, m.repository_version
             )));
         }
         Ok(m)
@@ -105,38 +130,48 @@ impl Repo {
     fn write_marker(&self, marker: &Marker) -> Result<()> {
         let bytes =
             serde_json::to_vec_pretty(marker).map_err(|e| CoreError::Query(e.to_string()))?;
-        write_atomically(&self.tmp(), &self.root.join(MARKER), &bytes, 0o644)
+        self.root.join(MARKER).write_atomically(&bytes)
     }
 
-    /// Whether [`Repo::open_or_create`] would accept `path`, decided without writing: a
-    /// repository this build reads, or a new or empty directory.
-    pub fn check_usable(path: &Path) -> Result<()> {
-        if path.join(MARKER).exists() {
-            return Self::open(path).map(|_| ());
+    /// Whether [`Repo::open_or_create`] would accept `location`, decided without writing:
+    /// a repository this build reads, or a new or empty directory (or prefix).
+    pub fn check_usable(location: &RepoLocation) -> Result<()> {
+        let repo = Self::at(location)?;
+        if repo.root.join(MARKER).size()?.is_some() {
+            return repo.read_marker().map(|_| ());
         }
-        if path.exists() {
-            let mut entries = std::fs::read_dir(path).map_err(|e| CoreError::io(path, e))?;
-            if entries.next().is_some() {
-                return Err(CoreError::InvalidInput(format!(
-                    "{} is not empty and not a backup repository; pick a new or empty directory",
-                    path.display()
-                )));
-            }
+        let empty = match &repo.root {
+            ColdPath::Local(path) => match std::fs::read_dir(path) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(CoreError::io(path, e)),
+            },
+            root => !root.is_dir()?,
+        };
+        if !empty {
+            return Err(CoreError::InvalidInput(format!(
+                "{location} is not empty and not a backup repository; pick a new or empty {}",
+                if location.as_dir().is_some() {
+                    "directory"
+                } else {
+                    "prefix"
+                }
+            )));
         }
         Ok(())
     }
 
-    /// Opens a repository, creating it in a new or empty directory.
-    pub fn open_or_create(path: &Path) -> Result<Repo> {
-        if path.join(MARKER).exists() {
-            return Self::open(path);
+    /// Opens a repository, creating it in a new or empty directory (or prefix).
+    pub fn open_or_create(location: &RepoLocation) -> Result<Repo> {
+        let repo = Self::at(location)?;
+        if repo.root.join(MARKER).size()?.is_some() {
+            return Self::open(location);
         }
-        Self::check_usable(path)?;
-        let repo = Repo {
-            root: path.to_path_buf(),
-        };
-        for dir in [repo.objects(), repo.backups(), repo.tmp()] {
-            kalamdb_core::fs::create_dir_durable(&dir)?;
+        Self::check_usable(location)?;
+        if let Some(root) = repo.root.as_local() {
+            for dir in ["objects", "backups", "tmp"] {
+                kalamdb_core::fs::create_dir_durable(&root.join(dir))?;
+            }
         }
         repo.write_marker(&Marker {
             repository_version: REPO_VERSION,
@@ -146,46 +181,67 @@ impl Repo {
         Ok(repo)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn location(&self) -> &RepoLocation {
+        &self.location
     }
-    fn objects(&self) -> PathBuf {
-        self.root.join("objects")
+
+    /// The local directory of a directory repository.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.root.as_local()
     }
-    fn backups(&self) -> PathBuf {
+
+    fn backups(&self) -> ColdPath {
         self.root.join("backups")
     }
-    pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
+
+    /// Where objects are written before they are renamed into place (directories only:
+    /// an object in a bucket appears whole when its upload completes).
+    pub fn tmp(&self) -> Option<PathBuf> {
+        self.local_root().map(|r| r.join("tmp"))
     }
 
     /// Where the object with this SHA-256 lives.
-    pub fn object(&self, sha256: &str) -> PathBuf {
+    pub fn object(&self, sha256: &str) -> ColdPath {
         let prefix = sha256.get(..2).unwrap_or("xx");
-        self.objects().join(prefix).join(sha256)
+        self.root.join("objects").join(prefix).join(sha256)
     }
 
-    pub fn manifest_path(&self, id: u64) -> PathBuf {
-        self.backups().join(format!("{id}.json"))
+    /// The size of the object with this SHA-256, if the repository holds it.
+    pub fn object_size(&self, sha256: &str) -> Option<u64> {
+        self.object(sha256).size().ok().flatten()
     }
-    fn partial_path(&self, id: u64) -> PathBuf {
-        self.backups().join(format!("{id}.partial"))
+
+    pub fn manifest_path(&self, id: u64) -> ColdPath {
+        self.backups().join(&format!("{id}.json"))
+    }
+    fn partial_path(&self, id: u64) -> ColdPath {
+        self.backups().join(&format!("{id}.partial"))
     }
 
     /// Takes the locks `mode` needs, or says who holds them.
     pub fn lock(&self, mode: LockMode) -> Result<RepoLock> {
+        match self.root.as_local() {
+            Some(root) => self.lock_files(root, mode),
+            None => self.lock_objects(mode),
+        }
+    }
+
+    fn busy(&self, what: &str) -> CoreError {
+        CoreError::Locked {
+            path: self.location.to_string(),
+            holder: what.to_string(),
+        }
+    }
+
+    fn lock_files(&self, root: &std::path::Path, mode: LockMode) -> Result<RepoLock> {
         let open = |name: &str| -> Result<File> {
-            let path = self.root.join(name);
+            let path = root.join(name);
             OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&path)
                 .map_err(|e| CoreError::io(&path, e))
-        };
-        let busy = |what: &str| CoreError::Locked {
-            path: self.root.display().to_string(),
-            holder: what.to_string(),
         };
         let mut files = Vec::new();
         let main = open("lock")?;
@@ -194,7 +250,7 @@ impl Repo {
             _ => main.try_lock_shared(),
         };
         shared.map_err(|_| {
-            busy(if mode == LockMode::Exclusive {
+            self.busy(if mode == LockMode::Exclusive {
                 "another kalamctl backup command"
             } else {
                 "kalamctl backup prune"
@@ -205,27 +261,110 @@ impl Repo {
             let writer = open("writer.lock")?;
             writer
                 .try_lock()
-                .map_err(|_| busy("another backup being created"))?;
+                .map_err(|_| self.busy("another backup being created"))?;
             files.push(writer);
         }
-        Ok(RepoLock { _files: files })
+        Ok(RepoLock {
+            _files: files,
+            objects: Vec::new(),
+        })
+    }
+
+    /// In a bucket, locks are objects created only if absent (a conditional `PUT`):
+    /// `locks/writer` for create, `locks/exclusive` for prune. Readers take none but refuse
+    /// while a prune holds the repository. A lock left by a process of this host that is
+    /// gone is taken over; one from another host names its holder and how to remove it.
+    fn lock_objects(&self, mode: LockMode) -> Result<RepoLock> {
+        let locks = self.root.join("locks");
+        let (writer, exclusive) = (locks.join("writer"), locks.join("exclusive"));
+        let mut held = RepoLock {
+            _files: Vec::new(),
+            objects: Vec::new(),
+        };
+        match mode {
+            LockMode::Read => self.refuse_if_held(&exclusive, "kalamctl backup prune")?,
+            LockMode::Write => {
+                self.refuse_if_held(&exclusive, "kalamctl backup prune")?;
+                self.take(&writer, "another backup being created")?;
+                held.objects.push(writer);
+            }
+            LockMode::Exclusive => {
+                self.take(&exclusive, "another kalamctl backup prune")?;
+                held.objects.push(exclusive);
+                // Dropping `held` releases the exclusive lock if a writer is running.
+                self.refuse_if_held(&writer, "a backup being created")?;
+            }
+        }
+        Ok(held)
+    }
+
+    fn take(&self, lock: &ColdPath, what: &str) -> Result<()> {
+        let me = Holder {
+            pid: std::process::id(),
+            host: kalamdb_core::process::hostname(),
+            since: kalamdb_store::now_ms(),
+        };
+        let bytes = serde_json::to_vec(&me).map_err(|e| CoreError::Query(e.to_string()))?;
+        if lock.create_new(&bytes)? {
+            return Ok(());
+        }
+        if self.stale(lock)? {
+            lock.remove_durable()?;
+            if lock.create_new(&bytes)? {
+                return Ok(());
+            }
+        }
+        self.refuse_if_held(lock, what)
+    }
+
+    /// Whether `lock` was left by a process of this host that no longer runs.
+    fn stale(&self, lock: &ColdPath) -> Result<bool> {
+        let Some(bytes) = lock.read()? else {
+            return Ok(false);
+        };
+        let Ok(h) = serde_json::from_slice::<Holder>(&bytes) else {
+            return Ok(false);
+        };
+        Ok(h.host == kalamdb_core::process::hostname()
+            && h.pid != std::process::id()
+            && !kalamdb_core::process::is_alive(h.pid))
+    }
+
+    fn refuse_if_held(&self, lock: &ColdPath, what: &str) -> Result<()> {
+        let Some(bytes) = lock.read()? else {
+            return Ok(());
+        };
+        if self.stale(lock)? {
+            return Ok(());
+        }
+        let holder = serde_json::from_slice::<Holder>(&bytes)
+            .map(|h| format!("pid {} on {}", h.pid, h.host))
+            .unwrap_or_else(|_| "an unknown process".into());
+        Err(self.busy(&format!(
+            "{what} ({holder}, lock {lock}); if that process is gone, delete the lock object"
+        )))
     }
 
     /// Every manifest, in id order. Unusable ones are listed with the reason.
     pub fn list(&self) -> Result<Vec<Listed>> {
         let mut out = Vec::new();
         for (id, path) in self.entries("json")? {
-            let manifest = match std::fs::read(&path) {
-                Ok(bytes) => Manifest::parse(&bytes).and_then(|m| {
+            let manifest = match path.read() {
+                Ok(Some(bytes)) => Manifest::parse(&bytes).and_then(|m| {
                     if m.id == id {
                         Ok(m)
                     } else {
                         Err(format!("it names backup {}, not {id}", m.id))
                     }
                 }),
+                Ok(None) => Err("it is gone".to_string()),
                 Err(e) => Err(format!("unreadable: {e}")),
             };
-            out.push(Listed { id, path, manifest });
+            out.push(Listed {
+                id,
+                path: path.to_string(),
+                manifest,
+            });
         }
         Ok(out)
     }
@@ -239,24 +378,20 @@ impl Repo {
             .collect())
     }
 
-    fn entries(&self, ext: &str) -> Result<Vec<(u64, PathBuf)>> {
-        let dir = self.backups();
-        let entries = std::fs::read_dir(&dir).map_err(|e| CoreError::io(&dir, e))?;
+    fn entries(&self, ext: &str) -> Result<Vec<(u64, ColdPath)>> {
         let mut out = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| CoreError::io(&dir, e))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+        for (path, _) in self.backups().files()? {
+            let Some((stem, e)) = path.file_name().and_then(|n| n.rsplit_once('.')) else {
+                continue;
+            };
+            if e != ext {
                 continue;
             }
-            if let Some(id) = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u64>().ok())
-            {
+            if let Ok(id) = stem.parse::<u64>() {
                 out.push((id, path));
             }
         }
-        out.sort();
+        out.sort_by_key(|(id, _)| *id);
         Ok(out)
     }
 
@@ -271,17 +406,15 @@ impl Repo {
             Some(l) => l.manifest.map_err(|why| {
                 CoreError::BackupDamaged(format!(
                     "backup {} cannot be used: {} {why}",
-                    l.id,
-                    l.path.display()
+                    l.id, l.path
                 ))
             }),
             None => Err(CoreError::NotFound(match id {
                 Some(id) => format!(
                     "{} has no backup {id}; `kalamctl backup list {}` shows them",
-                    self.root.display(),
-                    self.root.display()
+                    self.location, self.location
                 ),
-                None => format!("{} holds no complete backup", self.root.display()),
+                None => format!("{} holds no complete backup", self.location),
             })),
         }
     }
@@ -289,34 +422,27 @@ impl Repo {
     /// Starts backup `id`: from here until [`Repo::commit`], it is listed as incomplete.
     /// Needs the write lock.
     pub fn begin(&self) -> Result<u64> {
-        let mut marker = Self::read_marker(&self.root)?;
+        let mut marker = self.read_marker()?;
         let ids = self.entries("json")?.into_iter().map(|(id, _)| id);
         let partials = self.partials()?.into_iter();
         let id = ids.chain(partials).fold(marker.last_id, u64::max) + 1;
         marker.last_id = id;
         self.write_marker(&marker)?;
-        let path = self.partial_path(id);
         let body = format!("{{\"pid\": {}}}\n", std::process::id());
-        std::fs::write(&path, body).map_err(|e| CoreError::io(&path, e))?;
+        self.partial_path(id).write_atomically(body.as_bytes())?;
         Ok(id)
     }
 
     /// Completes a backup: the manifest appears, atomically, and the partial marker goes.
     pub fn commit(&self, manifest: &mut Manifest) -> Result<()> {
         let bytes = manifest.seal()?;
-        write_atomically(&self.tmp(), &self.manifest_path(manifest.id), &bytes, 0o644)?;
+        self.manifest_path(manifest.id).write_atomically(&bytes)?;
         self.abandon(manifest.id)
     }
 
     /// Forgets a started backup (its objects stay until prune).
     pub fn abandon(&self, id: u64) -> Result<()> {
-        let partial = self.partial_path(id);
-        match std::fs::remove_file(&partial) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CoreError::io(&partial, e)),
-        }
-        sync_dir(&self.backups())
+        self.partial_path(id).remove_durable()
     }
 
     /// Removes what killed writers left: partial markers and files in `tmp/`. Needs the write
@@ -327,35 +453,28 @@ impl Repo {
             self.abandon(id)?;
             removed += 1;
         }
-        let tmp = self.tmp();
-        remove_tree(&tmp)?;
-        kalamdb_core::fs::create_dir_durable(&tmp)?;
+        if let Some(tmp) = self.tmp() {
+            remove_tree(&tmp)?;
+            kalamdb_core::fs::create_dir_durable(&tmp)?;
+        }
         Ok(removed)
     }
 
     /// Deletes manifests (for prune).
     pub fn delete_manifest(&self, id: u64) -> Result<()> {
         let path = self.manifest_path(id);
-        std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
-        sync_dir(&self.backups())
+        match path.remove()? {
+            Some(_) => self.backups().sync_dir(),
+            None => Err(CoreError::NotFound(format!("{path} is gone"))),
+        }
     }
 
-    /// Every object in the repository: (SHA-256, path, size).
-    pub fn objects_on_disk(&self) -> Result<Vec<(String, PathBuf, u64)>> {
+    /// Every object in the repository: (SHA-256, where, size).
+    pub fn objects_on_disk(&self) -> Result<Vec<(String, ColdPath, u64)>> {
         let mut out = Vec::new();
-        let root = self.objects();
-        let dirs = std::fs::read_dir(&root).map_err(|e| CoreError::io(&root, e))?;
-        for dir in dirs {
-            let dir = dir.map_err(|e| CoreError::io(&root, e))?.path();
-            if !dir.is_dir() {
-                continue;
-            }
-            let files = std::fs::read_dir(&dir).map_err(|e| CoreError::io(&dir, e))?;
-            for f in files {
-                let f = f.map_err(|e| CoreError::io(&dir, e))?;
-                let size = f.metadata().map_err(|e| CoreError::io(f.path(), e))?.len();
-                let name = f.file_name().to_string_lossy().into_owned();
-                out.push((name, f.path(), size));
+        for (path, size) in self.root.join("objects").files_under()? {
+            if let Some(name) = path.file_name().map(str::to_string) {
+                out.push((name, path, size));
             }
         }
         Ok(out)

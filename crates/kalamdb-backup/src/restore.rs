@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::create::is_immutable;
 use super::job_row::mark_completed;
+use super::location::RepoLocation;
 use super::manifest::{FileEntry, Manifest, TableRows};
 use super::repo::{LockMode, Repo};
 use super::scratch::Scratch;
@@ -28,7 +29,7 @@ use kalamdb_core::{Access, CoreError, Engine, Result};
 
 #[derive(Clone, Default)]
 pub struct RestoreOptions {
-    pub repo: PathBuf,
+    pub repo: RepoLocation,
     /// The backup; the newest complete one when `None`.
     pub id: Option<u64>,
     /// A new or empty directory.
@@ -175,9 +176,9 @@ pub(crate) fn materialize(
             manifest.files.len() - missing.len() - corrupt.len(),
             missing.len(),
             corrupt.len(),
-            repo.root().display(),
+            repo.location(),
             names.join(", "),
-            repo.root().display(),
+            repo.location(),
             manifest.id
         )));
     }
@@ -202,19 +203,22 @@ fn problems<'a>(files: &'a [FileEntry], outcomes: &[Placed], which: Placed) -> V
 
 fn place(repo: &Repo, f: &FileEntry, dest: &Path, mode: Mode, meter: &Meter<'_>) -> Result<Placed> {
     let object = repo.object(&f.sha256);
-    if !object.is_file() {
+    if object.size()?.is_none() {
         return Ok(Placed::Missing);
     }
     let to = dest.join(&f.path);
     if let Some(parent) = to.parent() {
         kalamdb_core::fs::create_dir_durable(parent)?;
     }
-    if mode == Mode::Link && is_immutable(&f.path) {
-        link_or_copy(&object, &to)?;
-        meter.bytes(f.size)?;
-        return Ok(Placed::Ok);
-    }
-    let (sha, size) = transfer::copy_hashing(&object, &to, meter)?;
+    let (sha, size) = match object.as_local() {
+        Some(local) if mode == Mode::Link && is_immutable(&f.path) => {
+            link_or_copy(local, &to)?;
+            meter.bytes(f.size)?;
+            return Ok(Placed::Ok);
+        }
+        Some(local) => transfer::copy_hashing(local, &to, meter)?,
+        None => transfer::download_hashing(&object, &to, meter)?,
+    };
     if sha != f.sha256 || size != f.size {
         std::fs::remove_file(&to).map_err(|e| CoreError::io(&to, e))?;
         return Ok(Placed::Corrupt);
@@ -231,7 +235,7 @@ fn place(repo: &Repo, f: &FileEntry, dest: &Path, mode: Mode, meter: &Meter<'_>)
 
 /// How to check a restored copy.
 pub(crate) struct Check<'a> {
-    pub repo: &'a Path,
+    pub repo: &'a RepoLocation,
     /// The directory it becomes; `None` for `verify --deep`'s scratch copy.
     pub target: Option<&'a Path>,
     /// Accept verify errors (the source held them), still requiring equal counts.
@@ -283,7 +287,7 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
         engine.set_offline();
     }
     let params = vec![
-        repo.display().to_string(),
+        repo.to_string(),
         manifest.id.to_string(),
         target.map_or(String::new(), |t| t.display().to_string()),
     ];
@@ -331,7 +335,7 @@ pub(crate) fn check_restored(dir: &Path, manifest: &Manifest, how: &Check<'_>) -
         Ok((verify_warnings, verify_errors, first_verify_error)) => {
             job.complete(json!({
                 "backup_id": manifest.id,
-                "repository": repo.display().to_string(),
+                "repository": repo.to_string(),
                 "files": manifest.files.len(),
                 "bytes": manifest.total_bytes,
                 "rows": manifest.table_rows(),

@@ -183,6 +183,59 @@ pub fn copy_hashing(from: &Path, to: &Path, meter: &Meter<'_>) -> Result<(String
     Ok(hashed)
 }
 
+/// Past this many bytes an upload is a multipart upload with a part sent.
+const UPLOAD_PART_MARK: u64 = 9 << 20;
+
+/// Uploads `from` to the object `to` as it reads it (a multipart upload past one part), so
+/// that the object appears, whole, only at the end; an interrupted upload is aborted.
+pub fn upload(from: &Path, to: &kalamdb_core::cold::ColdPath, meter: &Meter<'_>) -> Result<()> {
+    let kalamdb_core::cold::ColdPath::Object(bucket, key) = to else {
+        return Err(CoreError::Query(format!("{to} is not an object")));
+    };
+    let mut writer = bucket.writer(key.clone());
+    let mut sent = 0u64;
+    kalamdb_core::checksum::sha256_chunks(from, |chunk| {
+        writer
+            .write_all(chunk)
+            .map_err(|e| CoreError::ObjectStore {
+                location: to.to_string(),
+                reason: e.to_string(),
+            })?;
+        let before = sent;
+        sent = sent.saturating_add(chunk.len() as u64);
+        // Once, when the first part has gone up: a multipart upload is in progress.
+        if before < UPLOAD_PART_MARK && sent >= UPLOAD_PART_MARK {
+            kalamdb_core::fail::point("backup.uploading");
+        }
+        meter.bytes(chunk.len() as u64)
+    })?;
+    writer.finish()
+}
+
+/// Downloads the object `from` into a new file `to` (synced), returning its SHA-256 and
+/// size.
+pub fn download_hashing(
+    from: &kalamdb_core::cold::ColdPath,
+    to: &Path,
+    meter: &Meter<'_>,
+) -> Result<(String, u64)> {
+    let mut dst = File::create(to).map_err(|e| CoreError::io(to, e))?;
+    let hashed = from.sha256_chunks(|chunk| {
+        dst.write_all(chunk).map_err(|e| CoreError::io(to, e))?;
+        meter.bytes(chunk.len() as u64)
+    })?;
+    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
+    Ok(hashed)
+}
+
+/// The SHA-256 and size of a file (or object).
+pub fn hash_object(
+    path: &kalamdb_core::cold::ColdPath,
+    meter: &Meter<'_>,
+) -> Result<(String, u64)> {
+    path.sha256_chunks(|chunk| meter.bytes(chunk.len() as u64))
+}
+
 /// The SHA-256 and size of a file.
 pub fn hash_file(path: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
     read_hashing(path, None, meter)

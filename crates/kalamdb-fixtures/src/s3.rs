@@ -113,6 +113,52 @@ impl S3Server {
         out.stdout
     }
 
+    /// Writes an object (with boto3, signed).
+    pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        self.boto3(
+            "s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.stdin.buffer.read())",
+            bucket,
+            key,
+            bytes,
+        );
+    }
+
+    /// Deletes an object (with boto3, signed).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        self.boto3(
+            "s3.delete_object(Bucket=sys.argv[2], Key=sys.argv[3])",
+            bucket,
+            key,
+            &[],
+        );
+    }
+
+    fn boto3(&self, call: &str, bucket: &str, key: &str, stdin: &[u8]) {
+        let script = format!(
+            "import sys, boto3\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{call}\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script, &self.endpoint(), bucket, key])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        if let Some(mut input) = child.stdin.take() {
+            input
+                .write_all(stdin)
+                .unwrap_or_else(|e| panic!("stdin: {e}"));
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        assert!(
+            out.status.success(),
+            "{call} on {bucket}/{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Multipart uploads started and neither completed nor aborted in `bucket`.
     pub fn pending_uploads(&self, bucket: &str) -> usize {
         let (status, body) = self

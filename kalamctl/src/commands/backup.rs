@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kalamdb_backup::{self as backup, CreateOptions, RestoreOptions, VerifyOptions};
+use kalamdb_backup::{self as backup, CreateOptions, RepoLocation, RestoreOptions, VerifyOptions};
 use serde_json::json;
 
 use super::{data_dir, open_offline};
@@ -18,29 +18,62 @@ pub fn run(cli: &Cli, command: &BackupCommand) -> Result<ExitCode, CliError> {
     match command {
         BackupCommand::Create {
             to,
+            credentials,
             server: Some(url),
             token,
             rehash,
-        } => online::create(cli, url, token.as_deref(), to, *rehash),
+        } => {
+            // The repository is parsed here so that bad input is refused before a request.
+            RepoLocation::parse(to, credentials.credentials.as_deref())?;
+            online::create(
+                cli,
+                url,
+                token.as_deref(),
+                to,
+                credentials.credentials.as_deref(),
+                *rehash,
+            )
+        }
         BackupCommand::Create {
             to,
+            credentials,
             server: None,
             rehash,
             ..
-        } => create(cli, to, *rehash),
-        BackupCommand::List { repo } => list(cli, repo),
-        BackupCommand::Verify { repo, id, deep } => verify(cli, repo, *id, *deep),
+        } => create(cli, &location(to, credentials)?, *rehash),
+        BackupCommand::List { repo, credentials } => list(cli, &location(repo, credentials)?),
+        BackupCommand::Verify {
+            repo,
+            credentials,
+            id,
+            deep,
+        } => verify(cli, &location(repo, credentials)?, *id, *deep),
         BackupCommand::Restore {
             repo,
+            credentials,
             id,
             to,
             allow_verify_errors,
-        } => restore(cli, repo, *id, to, *allow_verify_errors),
-        BackupCommand::Prune { repo, keep } => prune(cli, repo, *keep),
+        } => restore(
+            cli,
+            &location(repo, credentials)?,
+            *id,
+            to,
+            *allow_verify_errors,
+        ),
+        BackupCommand::Prune {
+            repo,
+            credentials,
+            keep,
+        } => prune(cli, &location(repo, credentials)?, *keep),
     }
 }
 
-fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {
+fn location(repo: &str, c: &crate::cli::Credentials) -> Result<RepoLocation, CliError> {
+    Ok(RepoLocation::parse(repo, c.credentials.as_deref())?)
+}
+
+fn create(cli: &Cli, repo: &RepoLocation, rehash: bool) -> Result<ExitCode, CliError> {
     let dir = data_dir(cli)?;
     // Refusals about the repository come before the database is opened for writing.
     kalamdb_core::data_dir::DataDir::new(dir).check_is_database()?;
@@ -60,7 +93,7 @@ fn create(cli: &Cli, repo: &Path, rehash: bool) -> Result<ExitCode, CliError> {
     let started = backup::begin(
         &engine,
         CreateOptions {
-            repo: repo.to_path_buf(),
+            repo: repo.clone(),
             rehash,
             observer: bar.as_ref().map(|(_, o)| o.clone()),
             interrupt: Some(interruptible()),
@@ -116,10 +149,10 @@ fn create_pairs(r: &backup::CreateReport) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn list(cli: &Cli, repo: &Path) -> Result<ExitCode, CliError> {
+fn list(cli: &Cli, repo: &RepoLocation) -> Result<ExitCode, CliError> {
     let backups = backup::list(repo)?;
     if cli.format == Format::Json {
-        print_json(&json!({"repository": repo.display().to_string(), "backups": backups}));
+        print_json(&json!({"repository": repo.to_string(), "backups": backups}));
         return Ok(ExitCode::Ok);
     }
     let rows = backups.iter().map(|b| {
@@ -149,10 +182,15 @@ fn list(cli: &Cli, repo: &Path) -> Result<ExitCode, CliError> {
     Ok(ExitCode::Ok)
 }
 
-fn verify(cli: &Cli, repo: &Path, id: Option<u64>, deep: bool) -> Result<ExitCode, CliError> {
+fn verify(
+    cli: &Cli,
+    repo: &RepoLocation,
+    id: Option<u64>,
+    deep: bool,
+) -> Result<ExitCode, CliError> {
     let bar = bytes_bar(cli, "verifying");
     let report = backup::verify(&VerifyOptions {
-        repo: repo.to_path_buf(),
+        repo: repo.clone(),
         id,
         deep,
         observer: bar.as_ref().map(|(_, o)| o.clone()),
@@ -213,14 +251,14 @@ fn verify(cli: &Cli, repo: &Path, id: Option<u64>, deep: bool) -> Result<ExitCod
 
 fn restore(
     cli: &Cli,
-    repo: &Path,
+    repo: &RepoLocation,
     id: Option<u64>,
     to: &Path,
     allow_verify_errors: bool,
 ) -> Result<ExitCode, CliError> {
     let bar = bytes_bar(cli, "restoring");
     let report = backup::restore(&RestoreOptions {
-        repo: repo.to_path_buf(),
+        repo: repo.clone(),
         id,
         to: to.to_path_buf(),
         observer: bar.as_ref().map(|(_, o)| o.clone()),
@@ -269,7 +307,7 @@ fn restore(
     Ok(code)
 }
 
-fn prune(cli: &Cli, repo: &Path, keep: usize) -> Result<ExitCode, CliError> {
+fn prune(cli: &Cli, repo: &RepoLocation, keep: usize) -> Result<ExitCode, CliError> {
     let r = backup::prune(repo, keep)?;
     if cli.format == Format::Json {
         print_json(&json!(r));

@@ -15,7 +15,8 @@ use std::time::Duration;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as Key;
+/// An object's key in its bucket.
+pub use object_store::path::Path as Key;
 use object_store::{
     ClientOptions, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
     RetryConfig,
@@ -126,9 +127,10 @@ impl std::fmt::Debug for Bucket {
     }
 }
 
-/// The bucket `name`, reached with `profile` (`None`: the `AWS_*` environment). `location`
-/// names the storage location asking, for the error when the profile is not configured.
-pub fn bucket(name: &str, profile: Option<&str>, location: &str) -> Result<Arc<Bucket>> {
+/// The bucket `name`, reached with `profile` (`None`: the `AWS_*` environment). `what` names
+/// who asks ("storage location 'lake'", "repository s3://b/p"), for the error when the
+/// profile is not configured.
+pub fn bucket(name: &str, profile: Option<&str>, what: &str) -> Result<Arc<Bucket>> {
     let key = (name.to_string(), profile.map(str::to_string));
     if let Some(b) = BUCKETS
         .lock()
@@ -145,19 +147,19 @@ pub fn bucket(name: &str, profile: Option<&str>, location: &str) -> Result<Arc<B
                 .and_then(|all| all.get(p).cloned())
                 .ok_or_else(|| {
                     CoreError::Conflict(format!(
-                        "storage location '{location}' uses credentials profile '{p}', which the configuration does not define; add storage.credentials.{p} to the config file (kalamd --config, kalamctl --config or KALAMDB_CONFIG)"
+                        "{what} uses credentials profile '{p}', which the configuration does not define; add storage.credentials.{p} to the config file (kalamd --config, kalamctl --config or KALAMDB_CONFIG)"
                     ))
                 })?;
             with_profile(AmazonS3Builder::new(), &profile)
         }
-        None => from_env(location)?,
+        None => from_env(what)?,
     };
     let store = builder
         .with_bucket_name(name)
         .build()
         .map_err(|e| CoreError::ObjectStore {
             location: format!("s3://{name}"),
-            reason: format!("cannot set up the client for storage location '{location}': {e}"),
+            reason: format!("cannot set up the client for {what}: {e}"),
         })?;
     let bucket = Arc::new(Bucket {
         name: name.to_string(),
@@ -343,6 +345,23 @@ impl Bucket {
         block(self.store.put(key, PutPayload::from(bytes)))?
             .map(|_| ())
             .map_err(|e| self.err(key, e))
+    }
+
+    /// Writes an object only if there is none under `key` (a conditional `PUT`); `false`
+    /// when one exists.
+    pub fn put_if_absent(&self, key: &Key, bytes: Vec<u8>) -> Result<bool> {
+        let options = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..object_store::PutOptions::default()
+        };
+        match block(self.store.put_opts(key, PutPayload::from(bytes), options))? {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.err(key, e)),
+        }
     }
 
     /// Copies an object within the bucket, server-side.

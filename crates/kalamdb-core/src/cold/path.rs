@@ -126,6 +126,64 @@ impl ColdPath {
         }
     }
 
+    /// The whole content of the file; `None` if there is none.
+    pub fn read(&self) -> Result<Option<Vec<u8>>> {
+        match self {
+            ColdPath::Local(p) => match std::fs::read(p) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(CoreError::io(p, e)),
+            },
+            ColdPath::Object(b, k) => match b.get(k) {
+                Ok(bytes) => Ok(Some(bytes.to_vec())),
+                Err(CoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Writes the file so that it appears complete or not at all, durably (on a local disk:
+    /// a temporary file in the same directory, fsynced, renamed, the directory fsynced).
+    pub fn write_atomically(&self, bytes: &[u8]) -> Result<()> {
+        match self {
+            ColdPath::Local(p) => {
+                let dir = p.parent().unwrap_or_else(|| Path::new("."));
+                crate::fs::write_atomically(dir, p, bytes, 0o644)
+            }
+            ColdPath::Object(b, k) => b.put(k, bytes.to_vec()),
+        }
+    }
+
+    /// Creates the file with `bytes` only if it does not exist (durably); `false` if it did.
+    pub fn create_new(&self, bytes: &[u8]) -> Result<bool> {
+        match self {
+            ColdPath::Local(p) => {
+                use std::io::Write as _;
+                let mut f = match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                    Err(e) => return Err(CoreError::io(p, e)),
+                };
+                f.write_all(bytes)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| CoreError::io(p, e))?;
+                if let Some(dir) = p.parent() {
+                    crate::fs::sync_dir(dir)?;
+                }
+                Ok(true)
+            }
+            ColdPath::Object(b, k) => b.put_if_absent(k, bytes.to_vec()),
+        }
+    }
+
     /// The directories directly in this one (common prefixes, on object storage), as
     /// `(name, path)`, sorted; none if it does not exist.
     pub fn subdirs(&self) -> Result<Vec<(String, ColdPath)>> {

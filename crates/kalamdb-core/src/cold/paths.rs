@@ -103,7 +103,11 @@ impl StorageTemplate {
     /// `AWS_*` environment); `location` names the storage location for errors.
     pub fn resolve(mut self, profile: Option<&str>, location: &str) -> Result<Self> {
         if let Store::Object { bucket, client } = &mut self.store {
-            *client = Some(object::bucket(bucket, profile, location)?);
+            *client = Some(object::bucket(
+                bucket,
+                profile,
+                &format!("storage location '{location}'"),
+            )?);
         }
         Ok(self)
     }

@@ -1,11 +1,10 @@
-//! `BACKUP DATABASE TO '/repo' [DETACHED]`: an online backup by the process that has the
-//! database open (kalamd), while writes continue.
+//! `BACKUP DATABASE TO '/repo'|'s3://bucket/prefix' [CREDENTIALS 'profile'] [DETACHED]`: an
+//! online backup by the process that has the database open (kalamd), while writes continue.
 //!
 //! The engine only parses the statement and runs it on its own thread; the backup itself is
 //! `kalamdb-backup`'s, which registers a [`BackupHandler`] (`kalamdb_backup::register`).
 //! A process that registered none answers the statement with an error saying so.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
@@ -20,9 +19,15 @@ pub struct StartedBackup {
     pub run: Box<dyn FnOnce() -> Result<Map<String, Value>> + Send>,
 }
 
-/// Starts a backup of `engine` into a repository (an absolute path).
+/// Starts a backup of `engine` into a repository (an absolute path, or an `s3://` URL
+/// reached with the credentials profile `credentials`).
 pub trait BackupHandler: Send + Sync {
-    fn start(&self, engine: &Engine, repository: PathBuf) -> Result<StartedBackup>;
+    fn start(
+        &self,
+        engine: &Engine,
+        repository: &str,
+        credentials: Option<&str>,
+    ) -> Result<StartedBackup>;
 }
 
 static HANDLER: OnceLock<&'static dyn BackupHandler> = OnceLock::new();
@@ -39,11 +44,12 @@ impl Engine {
     pub(crate) async fn backup_statement(
         &self,
         repository: String,
+        credentials: Option<String>,
         detached: bool,
     ) -> Result<QueryResult> {
-        if !repository.starts_with('/') {
+        if !repository.starts_with('/') && !repository.starts_with("s3://") {
             return Err(CoreError::InvalidInput(format!(
-                "BACKUP DATABASE TO '{repository}': give the repository as an absolute path on the server, e.g. '/var/backups/kalamdb'"
+                "BACKUP DATABASE TO '{repository}': give the repository as an absolute path on the server, e.g. '/var/backups/kalamdb', or an s3://bucket/prefix URL"
             )));
         }
         if detached && self.is_offline() {
@@ -56,7 +62,8 @@ impl Engine {
                 "BACKUP DATABASE is not available in this process (it links no backup support); use kalamd or `kalamctl backup create`".into(),
             )
         })?;
-        let started = handler.start(self, PathBuf::from(&repository))?;
+        let started =
+            crate::blocking::run(|| handler.start(self, &repository, credentials.as_deref()))?;
         let (backup_id, job_id) = (started.backup_id, started.job_id.clone());
         let handle = tokio::task::spawn_blocking(started.run);
         let mut row = json!({"backup_id": backup_id, "job_id": job_id, "repository": repository});

@@ -133,8 +133,12 @@ impl Engine {
             }
             Command::Backup {
                 repository,
+                credentials,
                 detached,
-            } => self.backup_statement(repository, detached).await,
+            } => {
+                self.backup_statement(repository, credentials, detached)
+                    .await
+            }
             Command::Insert(stmt) => self.insert(session, &stmt).await,
             Command::InsertLiteral(rows) => self.insert_literal(session, rows).await,
             Command::Update(stmt) => self.update(session, &stmt).await,

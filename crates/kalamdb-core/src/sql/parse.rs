@@ -85,9 +85,10 @@ pub enum Command {
         if_exists: bool,
     },
     ShowStorages,
-    /// `BACKUP DATABASE TO '/repo' [DETACHED]`.
+    /// `BACKUP DATABASE TO '/repo'|'s3://bucket/prefix' [CREDENTIALS 'p'] [DETACHED]`.
     Backup {
         repository: String,
+        credentials: Option<String>,
         detached: bool,
     },
     Insert(Box<Statement>),
@@ -345,9 +346,18 @@ pub fn parse(sql: &str) -> Result<Command> {
                     )));
                 }
             };
+            let credentials = if eat_word(&mut p, "CREDENTIALS") {
+                Some(quoted(&mut p, "CREDENTIALS", "'profile'")?)
+            } else {
+                None
+            };
             let detached = eat_word(&mut p, "DETACHED");
             expect_end(&mut p)?;
-            Ok(Command::Backup { repository, detached })
+            Ok(Command::Backup {
+                repository,
+                credentials,
+                detached,
+            })
         }
         (Some("CREATE"), w) if kind_word(w).is_some() => {
             p.next_token();
@@ -639,11 +649,23 @@ mod tests {
         match parse("BACKUP DATABASE TO '/var/b' DETACHED") {
             Ok(Command::Backup {
                 repository,
+                credentials: None,
                 detached,
             }) => {
                 assert_eq!(repository, "/var/b");
                 assert!(detached);
             }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse("BACKUP DATABASE TO 's3://b/p' CREDENTIALS 'prod' DETACHED") {
+            Ok(Command::Backup {
+                repository,
+                credentials: Some(profile),
+                detached: true,
+            }) => assert_eq!(
+                (repository.as_str(), profile.as_str()),
+                ("s3://b/p", "prod")
+            ),
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(
@@ -657,6 +679,7 @@ mod tests {
             "BACKUP DATABASE TO /b",
             "BACKUP DATABASE '/b'",
             "BACKUP DATABASE TO '/b' NOW",
+            "BACKUP DATABASE TO '/b' CREDENTIALS prod",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -1,7 +1,6 @@
 //! `kalamctl backup create --server`: kalamd takes the backup (`BACKUP DATABASE TO ...
 //! DETACHED`), and this follows its job row in `system.jobs` until it ends.
 
-use std::path::Path;
 use std::time::Duration;
 
 use kalamdb_backup::{CreateReport, Phase, Transfer};
@@ -21,7 +20,8 @@ pub fn create(
     cli: &Cli,
     url: &str,
     token: Option<&str>,
-    repo: &Path,
+    repo: &str,
+    credentials: Option<&str>,
     rehash: bool,
 ) -> Result<ExitCode, CliError> {
     if rehash {
@@ -32,16 +32,19 @@ pub fn create(
     let token = token.ok_or_else(|| {
         CliError::Usage("--server needs --token (or KALAMDB_TOKEN) with an admin token".into())
     })?;
-    let repo = repo.to_str().filter(|r| r.starts_with('/')).ok_or_else(|| {
-        CliError::Usage(format!(
-            "with --server, --to is a path on the server's machine and must be absolute, e.g. /var/backups/kalamdb (got {})",
-            repo.display()
-        ))
-    })?;
+    if !repo.starts_with('/') && !repo.starts_with("s3://") {
+        return Err(CliError::Usage(format!(
+            "with --server, --to is a path on the server's machine and must be absolute, e.g. /var/backups/kalamdb, or an s3://bucket/prefix URL (got {repo})"
+        )));
+    }
+    let quote = |s: &str| s.replace('\'', "''");
+    let with = credentials
+        .map(|c| format!(" CREDENTIALS '{}'", quote(c)))
+        .unwrap_or_default();
     let client = Client::new(url, token);
     let started = client.sql(&format!(
-        "BACKUP DATABASE TO '{}' DETACHED",
-        repo.replace('\'', "''")
+        "BACKUP DATABASE TO '{}'{with} DETACHED",
+        quote(repo)
     ))?;
     let job_id = started["job_id"].as_str().unwrap_or_default().to_string();
     let backup_id = started["backup_id"].as_u64().unwrap_or_default();

@@ -1,0 +1,352 @@
+//! `kalamctl backup` with an S3 repository (`--to s3://bucket/prefix --credentials PROFILE
+//! --config FILE`), against a real S3-compatible server on loopback (moto's): the same
+//! content-addressed layout, incremental reuse, verify that finds a changed object, restore
+//! into a new directory that verifies clean, prune, a lock held elsewhere, and interruptions
+//! (SIGINT mid-upload, kill -9) that never leave a backup listed as complete or an upload
+//! open.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, Run, kalamctl};
+use kalamdb_fixtures::s3::S3Server;
+use serde_json::Value;
+
+const REPO: &str = "s3://backups/kdb";
+
+struct Setup {
+    tmp: tempfile::TempDir,
+    db: Db,
+    s3: S3Server,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let s3 = S3Server::start();
+        s3.create_bucket("backups");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let config = tmp.path().join("kalamd.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "storage:\n  credentials:\n    bk:\n      access_key_id: test\n      secret_access_key: test\n      endpoint: {}\n      allow_http: true\n",
+                s3.endpoint()
+            ),
+        )
+        .expect("config");
+        let db = Db::new();
+        db.ok("CREATE NAMESPACE app");
+        db.ok("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
+        db.ok("CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT)");
+        db.ok_as(
+            Some("alice"),
+            "INSERT INTO app.notes VALUES (1, 'a'), (2, 'b')",
+        );
+        db.ok("INSERT INTO app.cfg VALUES ('theme', 'dark')");
+        db.ok("FLUSH TABLE app.notes");
+        db.ok_as(Some("alice"), "INSERT INTO app.notes VALUES (3, 'c')");
+        Setup {
+            tmp,
+            db,
+            s3,
+            config,
+        }
+    }
+
+    /// `kalamctl backup ARGS --config F --credentials bk --format json`.
+    fn backup(&self, args: &[&str]) -> Run {
+        let mut all = vec!["backup"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--config",
+            self.config.to_str().expect("utf8"),
+            "--credentials",
+            "bk",
+            "--format",
+            "json",
+        ]);
+        kalamctl(&all)
+    }
+
+    fn create(&self) -> Value {
+        let r = self.backup(&["create", "--data-dir", self.db.path(), "--to", REPO]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    }
+
+    fn listed(&self) -> Vec<(u64, String)> {
+        let r = self.backup(&["list", REPO]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()["backups"]
+            .as_array()
+            .expect("backups")
+            .iter()
+            .map(|b| {
+                (
+                    b["id"].as_u64().unwrap_or(0),
+                    b["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+#[test]
+fn an_s3_repository_takes_backups_that_list_verify_restore_and_prune() {
+    let t = Setup::new();
+    let first = t.create();
+    assert!(first["new_files"].as_u64().unwrap_or(0) > 0, "{first}");
+    assert_eq!(first["repository"], REPO);
+    let keys = t.s3.keys("backups", "kdb/");
+    assert!(
+        keys.contains(&"kdb/kalamdb-backup.json".to_string()),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"kdb/backups/1.json".to_string()), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.starts_with("kdb/objects/")),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains("/locks/") || k.ends_with(".partial")),
+        "the lock and the partial marker are gone: {keys:?}"
+    );
+
+    // Incremental: a second backup reuses what the bucket holds.
+    t.db.ok_as(Some("alice"), "INSERT INTO app.notes VALUES (4, 'd')");
+    let second = t.create();
+    assert!(
+        second["new_files"].as_u64() < second["files"].as_u64(),
+        "{second}"
+    );
+    assert_eq!(
+        t.listed(),
+        vec![(1, "complete".into()), (2, "complete".into())]
+    );
+    let verified = t.backup(&["verify", REPO]);
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+
+    // Restore into a new directory: verified, the rows all there.
+    let restored = t.tmp.path().join("restored");
+    let r = t.backup(&["restore", REPO, "--id", "2", "--to", s(&restored)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = kalamctl(&["verify", "--data-dir", s(&restored), "--format", "json"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    let rows = kalamctl(&[
+        "sql",
+        "--data-dir",
+        s(&restored),
+        "--user",
+        "alice",
+        "--format",
+        "json",
+        "SELECT count(*) AS n FROM app.notes",
+    ]);
+    assert_eq!(rows.code, 0, "{}", rows.stderr);
+    assert_eq!(rows.json()["results"][0]["rows"][0]["n"], 4);
+
+    // Prune keeps the newest; the repository still verifies.
+    let pruned = t.backup(&["prune", REPO, "--keep", "1"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    assert_eq!(pruned.json()["deleted"], serde_json::json!([1]));
+    assert_eq!(t.listed(), vec![(2, "complete".into())]);
+    assert_eq!(t.backup(&["verify", REPO]).code, 0);
+
+    // A changed object is found and named.
+    let object =
+        t.s3.keys("backups", "kdb/objects/")
+            .into_iter()
+            .next()
+            .expect("an object");
+    t.s3.put("backups", &object, b"not what was backed up");
+    let bad = t.backup(&["verify", REPO]);
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    let problems = bad.json()["problems"].to_string();
+    assert!(problems.contains(&object), "{problems}");
+
+    // A writer lock held on another host refuses a second writer, naming it and the fix.
+    t.s3.put(
+        "backups",
+        "kdb/locks/writer",
+        br#"{"pid": 1, "host": "elsewhere", "since": 0}"#,
+    );
+    let locked = t.backup(&["create", "--data-dir", t.db.path(), "--to", REPO]);
+    assert_eq!(locked.code, 4, "{}", locked.stderr);
+    assert!(
+        locked.stderr.contains("elsewhere") && locked.stderr.contains("delete the lock object"),
+        "{}",
+        locked.stderr
+    );
+    assert_eq!(
+        locked.stderr.trim_end().lines().count(),
+        1,
+        "{}",
+        locked.stderr
+    );
+    t.s3.delete("backups", "kdb/locks/writer");
+}
+
+#[test]
+fn bad_s3_repository_arguments_get_one_line_and_exit_2() {
+    let t = Setup::new();
+    for (args, needle) in [
+        (vec!["list", "s3://x"], "not a bucket name"),
+        (vec!["list", "ftp://b/p"], "not a directory or an s3://"),
+    ] {
+        let r = t.backup(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    }
+    let r = kalamctl(&["backup", "list", s(t.tmp.path()), "--credentials", "bk"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("for s3:// repositories"), "{}", r.stderr);
+    let r = kalamctl(&["backup", "list", REPO, "--credentials", "nope"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("storage.credentials.nope"),
+        "{}",
+        r.stderr
+    );
+    assert!(t.s3.keys("backups", "").is_empty(), "nothing was written");
+}
+
+/// Text that compresses little: 6 bits of noise per character.
+fn noise(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    // splitmix64
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            char::from(ALPHABET[(z >> 58) as usize])
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_backup_to_s3_is_never_listed_complete_and_leaves_no_upload_open() {
+    let t = Setup::new();
+    // A Parquet file past one 8 MiB part, so that its upload is a multipart one.
+    let mut sql = String::new();
+    for chunk in 0..60 {
+        let rows: Vec<String> = (0..500)
+            .map(|i| format!("('k{chunk}-{i}', '{}')", noise(chunk * 1000 + i, 500)))
+            .collect();
+        sql.push_str(&format!("INSERT INTO app.cfg VALUES {};", rows.join(", ")));
+    }
+    sql.push_str("FLUSH TABLE app.cfg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args(["sql", "--data-dir", t.db.path(), "-"])
+        .env_remove("KALAMDB_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut input) = child.stdin.take() {
+        std::io::Write::write_all(&mut input, sql.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        // The upload pauses once its first part is up; the signal lands then.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+            .args([
+                "backup",
+                "create",
+                "--data-dir",
+                t.db.path(),
+                "--to",
+                REPO,
+                "--config",
+                s(&t.config),
+                "--credentials",
+                "bk",
+                "--rehash",
+            ])
+            .env("FAILPOINTS", "backup.uploading=sleep(3000)")
+            .env_remove("KALAMDB_DATA_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while t.s3.pending_uploads("backups") == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no multipart upload was seen in progress"
+            );
+            if child.try_wait().expect("wait").is_some() {
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "kalamctl ended before its upload was seen: {:?} {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on our own child with a valid signal number.
+        unsafe {
+            libc::kill(i32::try_from(child.id()).expect("pid"), signal);
+        }
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            t.listed().iter().all(|(_, status)| status != "complete"),
+            "signal {signal}: {:?}",
+            t.listed()
+        );
+        if signal == libc::SIGINT {
+            assert_eq!(out.status.code(), Some(5), "{stderr}");
+            assert_eq!(
+                t.s3.pending_uploads("backups"),
+                0,
+                "the interrupted upload was aborted"
+            );
+            assert!(t.listed().is_empty(), "no partial marker: {:?}", t.listed());
+            assert!(t.s3.keys("backups", "kdb/locks/").is_empty());
+        } else {
+            // Killed: the partial marker and the lock stay, the backup never lists complete.
+            assert_eq!(out.status.code(), None);
+            assert!(
+                t.listed().iter().any(|(_, status)| status == "incomplete"),
+                "{:?}",
+                t.listed()
+            );
+        }
+    }
+    // The next run takes over the lock the killed one left (this host, pid gone), cleans up
+    // and completes.
+    let done = t.create();
+    assert_eq!(
+        t.listed()
+            .iter()
+            .map(|(_, status)| status.as_str())
+            .collect::<Vec<_>>(),
+        vec!["complete"]
+    );
+    assert!(done["new_bytes"].as_u64().unwrap_or(0) > 8 << 20, "{done}");
+    let v = t.backup(&["verify", REPO]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}

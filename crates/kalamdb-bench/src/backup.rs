@@ -46,7 +46,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         Engine::open(&data, Access::ReadWrite, "kalamdb-bench").map_err(|e| e.to_string())?;
     engine.set_offline();
     let options = |repo: &Path| CreateOptions {
-        repo: repo.to_path_buf(),
+        repo: kalamdb_backup::RepoLocation::Dir(repo.to_path_buf()),
         ..CreateOptions::default()
     };
     let create = |engine: &Engine, repo: &Path| -> Result<backup::CreateReport, String> {
@@ -96,7 +96,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         let restored = tmp.path().join("restored");
         restore.push(timed(|| {
             backup::restore(&RestoreOptions {
-                repo: repo.clone(),
+                repo: kalamdb_backup::RepoLocation::Dir(repo.clone()),
                 to: restored.clone(),
                 ..RestoreOptions::default()
             })

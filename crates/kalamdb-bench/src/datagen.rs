@@ -116,11 +116,25 @@ pub async fn create_wide_user_table(
     tb: &str,
     payload: usize,
 ) -> Result<(), String> {
+    create_wide_user_table_on(engine, ns, tb, payload, None).await
+}
+
+/// [`create_wide_user_table`] on the storage location `storage` (`None`: the default).
+pub async fn create_wide_user_table_on(
+    engine: &Engine,
+    ns: &str,
+    tb: &str,
+    payload: usize,
+    storage: Option<&str>,
+) -> Result<(), String> {
     let extra = if payload > 0 { ", payload TEXT" } else { "" };
+    let with = storage
+        .map(|s| format!(" WITH (STORAGE = '{s}')"))
+        .unwrap_or_default();
     engine
         .execute(
             &Session::admin(),
-            &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS}{extra})"),
+            &format!("CREATE USER TABLE {ns}.{tb} ({COLUMNS}{extra}){with}"),
         )
         .await
         .map_err(|e| e.to_string())?;

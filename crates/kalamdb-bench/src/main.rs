@@ -8,6 +8,7 @@ mod backup;
 mod datagen;
 mod drop;
 mod flush;
+mod flush_s3;
 mod http;
 mod insert;
 mod live;
@@ -138,6 +139,19 @@ enum Bench {
         statements_per_worker: usize,
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Flush of a user table to an S3 location on a loopback server (moto's) vs to a local
+    /// directory, and vs uploading the same files straight to the server.
+    FlushS3 {
+        #[arg(long, default_value_t = 1000)]
+        mb: usize,
+        /// Bytes of incompressible text per row.
+        #[arg(long, default_value_t = 1000)]
+        payload: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
@@ -296,6 +310,20 @@ fn main() {
                 repeat,
             } => live::run(&subscriptions, inserts, repeat).await,
             Bench::Scan { rows, repeat } => scan::run(rows, repeat).await,
+            Bench::FlushS3 {
+                mb,
+                payload,
+                users,
+                repeat,
+            } => {
+                flush_s3::run(flush_s3::Plan {
+                    mb,
+                    payload,
+                    users,
+                    repeat,
+                })
+                .await
+            }
             Bench::PointSelect { data, repeat } => {
                 point_select::run(data.rows, data.users, data.queries, repeat).await
             }

@@ -62,18 +62,24 @@ impl Legacy {
         kalamctl_env(&all, env)
     }
     fn sql(&self, user: Option<&str>, sql: &str) -> Vec<Value> {
+        self.sql_with(&[], user, sql)
+    }
+    /// [`Legacy::sql`] with `extra` arguments (`--config F`).
+    fn sql_with(&self, extra: &[&str], user: Option<&str>, sql: &str) -> Vec<Value> {
         let mut args = vec!["sql", "--data-dir", self.path(), "--format", "json"];
+        args.extend_from_slice(extra);
         if let Some(u) = user {
             args.extend(["--user", u]);
         }
         args.push(sql);
         let run = kalamctl(&args);
         assert_eq!(run.code, 0, "`{sql}`: {}", run.stderr);
+        // A statement without rows (DDL, INSERT, FLUSH) gives none.
         run.json()["results"]
             .as_array()
             .and_then(|r| r.last())
             .and_then(|r| r["rows"].as_array().cloned())
-            .expect("rows")
+            .unwrap_or_default()
     }
     /// Every key and value of every column family, and every file under its `conf/`.
     fn dump(&self) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
@@ -1265,21 +1271,8 @@ fn a_legacy_s3_location_migrates_and_works_against_a_loopback_server() {
         ),
     )
     .expect("config");
-    let sql = |user: Option<&str>, sql: &str| {
-        let mut args = vec!["sql", "--data-dir", db.path(), "--format", "json"];
-        args.extend(["--config", config.to_str().expect("utf8")]);
-        if let Some(u) = user {
-            args.extend(["--user", u]);
-        }
-        args.push(sql);
-        let run = kalamctl(&args);
-        assert_eq!(run.code, 0, "`{sql}`: {}", run.stderr);
-        run.json()["results"]
-            .as_array()
-            .and_then(|r| r.last())
-            .and_then(|r| r["rows"].as_array().cloned())
-            .unwrap_or_default()
-    };
+    let with_config = ["--config", config.to_str().expect("utf8")];
+    let sql = |user: Option<&str>, sql: &str| db.sql_with(&with_config, user, sql);
     sql(
         None,
         "CREATE NAMESPACE lake; CREATE USER TABLE lake.n (id BIGINT PRIMARY KEY, v TEXT) WITH (STORAGE = 'archive')",

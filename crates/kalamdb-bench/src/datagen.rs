@@ -141,6 +141,35 @@ pub async fn create_wide_user_table_on(
     Ok(())
 }
 
+/// A fresh database (under `KALAMDB_BENCH_DIR`) with user table `b.t` on `storage` holding
+/// about `mb` MB of rows of `payload` bytes over `users` users, its memtables flushed.
+/// Returns the directory (removed when dropped), the engine and the number of rows.
+pub async fn filled_wide_user_table(
+    mb: usize,
+    payload: usize,
+    users: usize,
+    storage: Option<&str>,
+    setup: &str,
+) -> Result<(tempfile::TempDir, Engine, usize), String> {
+    let tmp = tempfile::tempdir_in(std::env::var("KALAMDB_BENCH_DIR").unwrap_or(".".into()))
+        .map_err(|e| e.to_string())?;
+    let engine = engine_with_namespace_b(&tmp.path().join("data")).await?;
+    if !setup.is_empty() {
+        engine
+            .execute(&Session::admin(), setup)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    create_wide_user_table_on(&engine, "b", "t", payload, storage).await?;
+    let rows = (mb << 20) / (payload + 40).max(1);
+    fill_user_table(&engine, "b", "t", 0, rows, users, payload)?;
+    engine
+        .storage()
+        .flush_memtables()
+        .map_err(|e| e.to_string())?;
+    Ok((tmp, engine, rows))
+}
+
 /// Writes rows `first_id..first_id + rows / users` for each of `users` users into `ns.tb`,
 /// with a payload of `payload` bytes each (see [`wide_row`]).
 pub fn fill_user_table(

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::datagen::{create_wide_user_table, engine_with_namespace_b, fill_user_table};
+use crate::datagen::filled_wide_user_table;
 use crate::report::{emit, median, proc_status_kib, reset_peak_rss};
 
 pub struct Plan {
@@ -23,16 +23,8 @@ struct Trial {
 }
 
 async fn trial(mb: usize, plan: &Plan) -> Result<Trial, String> {
-    let tmp = tempfile::tempdir_in(std::env::var("KALAMDB_BENCH_DIR").unwrap_or(".".into()))
-        .map_err(|e| e.to_string())?;
-    let engine = engine_with_namespace_b(&tmp.path().join("data")).await?;
-    create_wide_user_table(&engine, "b", "t", plan.payload).await?;
-    let rows = (mb << 20) / (plan.payload + 40).max(1);
-    fill_user_table(&engine, "b", "t", 0, rows, plan.users, plan.payload)?;
-    engine
-        .storage()
-        .flush_memtables()
-        .map_err(|e| e.to_string())?;
+    let (_tmp, engine, rows) =
+        filled_wide_user_table(mb, plan.payload, plan.users, None, "").await?;
     let pid = std::process::id();
     reset_peak_rss()?;
     let before = proc_status_kib(pid, "VmRSS");

@@ -13,7 +13,7 @@ use kalamdb_core::Engine;
 use kalamdb_core::cold::object::{self, Profile};
 use kalamdb_fixtures::s3::S3Server;
 
-use crate::datagen::{create_wide_user_table_on, engine_with_namespace_b, fill_user_table};
+use crate::datagen::filled_wide_user_table;
 use crate::report::{emit, median};
 
 pub struct Plan {
@@ -25,25 +25,13 @@ pub struct Plan {
 
 /// One trial: a fresh database holding `mb` of rows, on `storage`.
 async fn filled(plan: &Plan, storage: Option<&str>) -> Result<(tempfile::TempDir, Engine), String> {
-    let tmp = tempfile::tempdir_in(std::env::var("KALAMDB_BENCH_DIR").unwrap_or(".".into()))
-        .map_err(|e| e.to_string())?;
-    let engine = engine_with_namespace_b(&tmp.path().join("data")).await?;
-    if storage.is_some() {
-        engine
-            .execute(
-                &kalamdb_core::Session::admin(),
-                "CREATE STORAGE lake TYPE s3 PATH 's3://bench/v1' CREDENTIALS 'bench'",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    create_wide_user_table_on(&engine, "b", "t", plan.payload, storage).await?;
-    let rows = (plan.mb << 20) / (plan.payload + 40).max(1);
-    fill_user_table(&engine, "b", "t", 0, rows, plan.users, plan.payload)?;
-    engine
-        .storage()
-        .flush_memtables()
-        .map_err(|e| e.to_string())?;
+    let setup = if storage.is_some() {
+        "CREATE STORAGE lake TYPE s3 PATH 's3://bench/v1' CREDENTIALS 'bench'"
+    } else {
+        ""
+    };
+    let (tmp, engine, _) =
+        filled_wide_user_table(plan.mb, plan.payload, plan.users, storage, setup).await?;
     Ok((tmp, engine))
 }
 

@@ -15,6 +15,14 @@ if ! dpkg -s libclang-dev >/dev/null 2>&1; then
     $SUDO apt-get update && $SUDO apt-get install -y libclang-dev
 fi
 
+# The backup benchmark compares kalamctl with restic, the tool an operator would pick instead.
+if ! command -v restic >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing restic (the backup benchmark's peer)" >&2
+    $SUDO apt-get install -y restic || { $SUDO apt-get update && $SUDO apt-get install -y restic; }
+fi
+
 # The object-storage tests run a real S3-compatible server on loopback (moto's) and read the
 # objects kalamd writes there with pyarrow (scripts/read-s3-parquet.py), both from PyPI.
 if ! python3 -c 'import moto.server, flask, pyarrow.fs' >/dev/null 2>&1; then

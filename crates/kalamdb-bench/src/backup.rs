@@ -1,5 +1,7 @@
-//! Backup and restore against `cp -r` of the same data directory, in the same run; and an
-//! incremental backup after a 1% change, against the full one.
+//! Backup and restore against `cp -r` of the same data directory and against restic (the tool
+//! an operator would pick instead: `restic backup` of the directory into a local repository,
+//! `restic restore`), in the same run; and an incremental backup after a 1% change, against
+//! the full one.
 
 use std::path::Path;
 use std::process::Command;
@@ -72,6 +74,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
     let mut mib_per_s = (vec![], vec![], vec![]);
     let (mut cp, mut cp_sync, mut full, mut restore, mut incr) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut restic_backup, mut restic_restore) = (vec![], vec![]);
     for round in 0..plan.repeat.max(1) {
         // A compaction the last round's change started would delete files under cp -r.
         settle(&engine)?;
@@ -85,6 +88,33 @@ pub async fn run(plan: Plan) -> Result<(), String> {
             sync_fs(&copy)
         })?);
         remove(&copy);
+
+        // restic, into a fresh local repository (its init untimed), then restored.
+        let restic_repo = tmp.path().join("restic");
+        restic(&restic_repo, &["init"])?;
+        restic_backup.push(timed(|| {
+            restic(
+                &restic_repo,
+                &["backup", "--quiet", &data.display().to_string()],
+            )
+        })?);
+        let restic_target = tmp.path().join("restic-restored");
+        restic_restore.push(timed(|| {
+            restic(
+                &restic_repo,
+                &[
+                    "restore",
+                    "latest",
+                    "--quiet",
+                    "--target",
+                    &restic_target.display().to_string(),
+                ],
+            )?;
+            sync_fs(&restic_target)
+        })?);
+        remove(&restic_repo);
+        remove(&restic_repo.with_extension("cache"));
+        remove(&restic_target);
 
         let repo = tmp.path().join("repo");
         let mut report = None;
@@ -155,6 +185,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         med(&mut restore),
         med(&mut incr),
     );
+    let (rb, rr) = (med(&mut restic_backup), med(&mut restic_restore));
     let medf = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -186,6 +217,16 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         incr * 1e3,
         incr / full
     );
+    println!(
+        "  restic backup         {:>8.0} ms  kalamctl/restic {:.2}",
+        rb * 1e3,
+        full / rb
+    );
+    println!(
+        "  restic restore        {:>8.0} ms  kalamctl/restic {:.2}",
+        rr * 1e3,
+        restore / rr
+    );
     emit(
         "backup",
         serde_json::json!({
@@ -197,6 +238,8 @@ pub async fn run(plan: Plan) -> Result<(), String> {
             "ratio_full_to_cp": full / cp, "ratio_restore_to_cp": restore / cp,
             "ratio_full_to_cp_sync": full / cp_sync, "ratio_restore_to_cp_sync": restore / cp_sync,
             "ratio_incremental_to_full": incr / full,
+            "restic_backup_ms": rb * 1e3, "restic_restore_ms": rr * 1e3,
+            "ratio_full_to_restic_backup": full / rb, "ratio_restore_to_restic_restore": restore / rr,
         }),
     );
     Ok(())
@@ -222,6 +265,32 @@ fn settle(engine: &kalamdb_core::Engine) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// `restic -r REPO ARGS`, with a fixed password (the repository is scratch).
+fn restic(repo: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", "kalamdb-bench")
+        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+        .stdout(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "restic: {e}; install it (Debian: apt-get install restic; scripts/setup.sh does)"
+            )
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "restic {}: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 fn cp_r(from: &Path, to: &Path) -> Result<(), String> {

@@ -350,3 +350,83 @@ fn an_interrupted_backup_to_s3_is_never_listed_complete_and_leaves_no_upload_ope
     let v = t.backup(&["verify", REPO]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
+
+/// The S3 server stops answering (SIGSTOP) while a backup's multipart upload is in progress:
+/// the backup fails after its request timeouts, one line, and once the server answers again
+/// nothing is listed complete; the next backup succeeds.
+#[test]
+fn a_server_that_stops_answering_mid_backup_leaves_no_complete_looking_backup() {
+    let t = Setup::new();
+    // Requests time out after 1 s (then two retries) instead of 30.
+    std::fs::write(
+        &t.config,
+        format!(
+            "storage:\n  credentials:\n    bk:\n      access_key_id: test\n      secret_access_key: test\n      endpoint: {}\n      allow_http: true\n      timeout_seconds: 1\n",
+            t.s3.endpoint()
+        ),
+    )
+    .expect("config");
+    let mut sql = String::new();
+    for chunk in 0..60 {
+        let rows: Vec<String> = (0..500)
+            .map(|i| format!("('k{chunk}-{i}', '{}')", noise(chunk * 1000 + i, 500)))
+            .collect();
+        sql.push_str(&format!("INSERT INTO app.cfg VALUES {};", rows.join(", ")));
+    }
+    sql.push_str("FLUSH TABLE app.cfg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args(["sql", "--data-dir", t.db.path(), "-"])
+        .env_remove("KALAMDB_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut input) = child.stdin.take() {
+        std::io::Write::write_all(&mut input, sql.as_bytes()).expect("stdin");
+    }
+    assert!(child.wait_with_output().expect("wait").status.success());
+
+    let child = Command::new(env!("CARGO_BIN_EXE_kalamctl"))
+        .args([
+            "backup",
+            "create",
+            "--data-dir",
+            t.db.path(),
+            "--to",
+            REPO,
+            "--config",
+            s(&t.config),
+            "--credentials",
+            "bk",
+        ])
+        .env("FAILPOINTS", "backup.uploading=sleep(1500)")
+        .env_remove("KALAMDB_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while t.s3.pending_uploads("backups") == 0 {
+        assert!(Instant::now() < deadline, "no upload was seen in progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.s3.pause();
+    let out = child.wait_with_output().expect("wait");
+    t.s3.resume();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("object storage"), "{stderr}");
+    assert!(
+        t.listed().iter().all(|(_, status)| status != "complete"),
+        "{:?}",
+        t.listed()
+    );
+    let done = t.create();
+    assert_eq!(
+        done["backup_id"].as_u64(),
+        t.listed().last().map(|(id, _)| *id)
+    );
+    assert_eq!(t.backup(&["verify", REPO]).code, 0);
+}

@@ -221,6 +221,68 @@ fn bad_s3_repository_arguments_get_one_line_and_exit_2() {
     assert!(t.s3.keys("backups", "").is_empty(), "nothing was written");
 }
 
+#[test]
+fn credentials_the_server_refuses_get_one_line_and_exit_2_and_change_nothing() {
+    let (s3, id, secret) = S3Server::start_checking_credentials(&["backups"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = tmp.path().join("kalamd.yaml");
+    let profile = |name: &str, id: &str, secret: &str| {
+        format!(
+            "    {name}:\n      access_key_id: {id}\n      secret_access_key: {secret}\n      endpoint: {}\n      allow_http: true\n",
+            s3.endpoint()
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  credentials:\n{}{}{}",
+            profile("right", &id, &secret),
+            profile("bad-secret", &id, "not-the-secret"),
+            profile("bad-key", "AKIANOSUCHKEY", &secret),
+        ),
+    )
+    .expect("config");
+    let db = Db::new();
+    db.ok("CREATE NAMESPACE app");
+    db.ok("CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT)");
+    db.ok("INSERT INTO app.cfg VALUES ('theme', 'dark')");
+    let before = kalamdb_fixtures::tree::snapshot(Path::new(db.path()));
+    let run = |verb: &[&str], profile: &str| {
+        let mut args = vec!["backup"];
+        args.extend_from_slice(verb);
+        args.extend(["--config", s(&config), "--credentials", profile]);
+        kalamctl(&args)
+    };
+    let create = ["create", "--data-dir", db.path(), "--to", REPO];
+    // The first request is a HEAD, whose refusal has no body: the status is all S3 gives.
+    for profile in ["bad-secret", "bad-key"] {
+        for verb in [&create[..], &["list", REPO][..]] {
+            let r = run(verb, profile);
+            assert_eq!(r.code, 2, "{verb:?} {profile}: {}", r.stderr);
+            for needle in [
+                format!("the server refused the credentials of profile '{profile}' ("),
+                "HTTP 403); check access_key_id and secret_access_key".to_string(),
+                format!("of storage.credentials.{profile} in the config file"),
+            ] {
+                assert!(r.stderr.contains(&needle), "{needle}: {}", r.stderr);
+            }
+            assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+            assert!(!r.stderr.contains(&secret), "{}", r.stderr);
+        }
+    }
+    assert_eq!(
+        kalamdb_fixtures::tree::snapshot(Path::new(db.path())),
+        before,
+        "the data directory is unchanged, to the byte"
+    );
+    // The same server takes the backup with the right key pair.
+    let r = run(&create, "right");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&["list", REPO, "--format", "json"], "right");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["backups"][0]["status"], "complete", "{}", r.stdout);
+}
+
 /// Text that compresses little: 6 bits of noise per character.
 fn noise(seed: u64, len: usize) -> String {
     const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";

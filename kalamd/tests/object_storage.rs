@@ -185,19 +185,24 @@ fn tables_on_s3_through_kalamd_flush_verify_back_up_and_drop() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(rows["results"][0]["rows"][1]["body"], "TWO", "{rows}");
 
-    // The same online, into an S3 repository in the same bucket, restored from there.
-    let body = ok(
-        &d,
-        ADMIN,
-        "BACKUP DATABASE TO 's3://archive/backups' CREDENTIALS 'local-s3'",
-    );
-    assert_eq!(
-        body["results"][0]["rows"][0]["status"], "completed",
-        "{body}"
-    );
+    // The same online, into an S3 repository in the same bucket, restored from there: the
+    // two cold objects are copied server-side (read once to hash them, never uploaded), and
+    // nothing is left under the repository's tmp/.
+    let to_s3 = "BACKUP DATABASE TO 's3://archive/backups' CREDENTIALS 'local-s3'";
+    let body = ok(&d, ADMIN, to_s3);
+    let row = &body["results"][0]["rows"][0];
+    assert_eq!(row["status"], "completed", "{body}");
+    assert_eq!(row["server_side_copies"], 2, "{body}");
+    assert_eq!(s3.keys("archive", "backups/tmp/"), Vec::<String>::new());
+    // Unchanged objects match the first backup by name, size and time: nothing copied.
+    let again = ok(&d, ADMIN, to_s3);
+    let row = &again["results"][0]["rows"][0];
+    assert_eq!(row["status"], "completed", "{again}");
+    assert_eq!(row["server_side_copies"], 0, "{again}");
+    assert_eq!(s3.keys("archive", "backups/tmp/"), Vec::<String>::new());
     assert!(
         s3.keys("archive", "backups/")
-            .contains(&"backups/backups/1.json".to_string()),
+            .contains(&"backups/backups/2.json".to_string()),
         "{:?}",
         s3.keys("archive", "backups/")
     );

@@ -14,6 +14,7 @@ use super::manifest::{FileEntry, MANIFEST_VERSION, Manifest, Source};
 use super::repo::{LockMode, Repo, RepoLock};
 use super::snapshot::{Snapshot, StagedFile};
 use super::transfer::{self, Meter, Observer, Transfer};
+use kalamdb_core::cold::ColdPath;
 use kalamdb_core::fs::sync_dir;
 use kalamdb_core::jobs::{Job, job_type};
 use kalamdb_core::{CoreError, Engine, Result};
@@ -47,6 +48,10 @@ pub struct CreateReport {
     /// size and modification time and were not read).
     pub files_read: u64,
     pub bytes_read: u64,
+    /// Cold-tier objects copied into the repository server-side (same bucket): read once
+    /// to hash them, never uploaded.
+    #[serde(default)]
+    pub server_side_copies: u64,
     pub tables: u64,
     pub rows: u64,
     /// How long flushes and table drops waited for the snapshot (writes never wait).
@@ -132,7 +137,8 @@ impl Started {
     }
 
     fn work(&mut self, started: Instant) -> Result<CreateReport> {
-        let snapshot = super::snapshot::take(&self.engine, &self.root)?;
+        let pin = self.repo.pin_area(self.id);
+        let snapshot = super::snapshot::take(&self.engine, &self.root, pin.as_ref())?;
         kalamdb_core::fail::point("backup.snapshot");
         // A checkpoint gets an IDENTITY of its own; the database's is the live one.
         let identity = std::fs::read_to_string(self.engine.data_dir().rocksdb().join("IDENTITY"))
@@ -149,6 +155,12 @@ impl Started {
         kalamdb_core::fail::point("backup.copied");
 
         let new_files = entries.iter().filter(|(_, new)| *new).count() as u64;
+        let server_side_copies = snapshot
+            .files
+            .iter()
+            .filter(|f| f.staged.as_local().is_none())
+            .filter(|f| entries.iter().any(|(e, new)| *new && e.path == f.path))
+            .count() as u64;
         let new_bytes = entries
             .iter()
             .filter(|(_, new)| *new)
@@ -190,6 +202,7 @@ impl Started {
             new_bytes,
             files_read: read.files_total,
             bytes_read: read.bytes_total,
+            server_side_copies,
             tables: manifest.tables.len() as u64,
             rows: manifest.table_rows(),
             gate_ms: snapshot.gate_ms,
@@ -300,25 +313,44 @@ fn store(
         sha256,
         mtime_ns: f.mtime_ns,
     };
+    let staged = match &f.staged {
+        ColdPath::Local(p) => p,
+        ColdPath::Object(bucket, key) => {
+            // Pinned in the repository's own bucket: hash it there, then copy it into place
+            // server-side unless the repository holds it already.
+            let (sha, size) = transfer::hash_object(&f.staged, meter)?;
+            if repo.object_size(&sha) == Some(size) {
+                return Ok((entry(sha, size), false));
+            }
+            let ColdPath::Object(_, to) = repo.object(&sha) else {
+                return Err(CoreError::Query(format!(
+                    "{} was pinned in a bucket, but the repository is a directory",
+                    f.staged
+                )));
+            };
+            bucket.copy(key, &to)?;
+            return Ok((entry(sha, size), true));
+        }
+    };
     let Some(tmp_dir) = repo.tmp() else {
         // A bucket: hash the file, then upload it under its hash unless it is there. The
         // progress counts the upload (or, for content already there, the file at once).
-        let (sha, size) = kalamdb_core::checksum::sha256_file(&f.staged)?;
+        let (sha, size) = kalamdb_core::checksum::sha256_file(staged)?;
         if repo.object_size(&sha) == Some(size) {
             meter.bytes(size)?;
             return Ok((entry(sha, size), false));
         }
-        transfer::upload(&f.staged, &repo.object(&sha), meter)?;
+        transfer::upload(staged, &repo.object(&sha), meter)?;
         return Ok((entry(sha, size), true));
     };
     if before.is_some_and(|b| b.size == f.size) {
-        let (sha, size) = transfer::hash_file(&f.staged, meter)?;
+        let (sha, size) = transfer::hash_file(staged, meter)?;
         if repo.object_size(&sha) == Some(size) {
             return Ok((entry(sha, size), false));
         }
     }
     let tmp = tmp_dir.join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
-    let (sha, size) = transfer::copy_hashing(&f.staged, &tmp, meter)?;
+    let (sha, size) = transfer::copy_hashing(staged, &tmp, meter)?;
     let object = repo.object(&sha);
     if repo.object_size(&sha) == Some(size) {
         std::fs::remove_file(&tmp).map_err(|e| CoreError::io(&tmp, e))?;

@@ -436,6 +436,7 @@ impl kalamdb_core::sql::BackupHandler for SqlBackup {
                     ("files", report.files),
                     ("total_bytes", report.total_bytes),
                     ("new_bytes", report.new_bytes),
+                    ("server_side_copies", report.server_side_copies),
                     ("rows", report.rows),
                     ("duration_ms", report.duration_ms),
                 ] {

@@ -15,18 +15,21 @@
 //! `tmp/` and `*.partial`, which the next writer removes.
 //!
 //! A repository may also be a prefix in an S3 bucket (`s3://bucket/prefix`), with the same
-//! keys under it. There an object or manifest appears whole when its upload completes (no
-//! `tmp/`), and the locks are objects under `locks/` created with a conditional `PUT` (see
+//! keys under it. There an object or manifest appears whole when its upload completes; `tmp/{id}/`
+//! holds only the cold-tier objects of the same bucket that backup `id` copied in server-side
+//! before hashing them (see [`Repo::pin_area`]), and the locks are objects under `locks/` created with a conditional `PUT` (see
 //! [`Repo::lock`]).
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::location::RepoLocation;
 use super::manifest::Manifest;
 use kalamdb_core::cold::ColdPath;
+use kalamdb_core::cold::object::{Bucket, Key};
 use kalamdb_core::fs::remove_tree;
 use kalamdb_core::{CoreError, Result};
 
@@ -198,6 +201,16 @@ impl Repo {
     /// an object in a bucket appears whole when its upload completes).
     pub fn tmp(&self) -> Option<PathBuf> {
         self.local_root().map(|r| r.join("tmp"))
+    }
+
+    /// A bucket repository's bucket, and the prefix where backup `id` may put objects it
+    /// copies in server-side before it knows their hash (removed when the backup ends, and by
+    /// [`Repo::clean_debris`] after a killed one).
+    pub fn pin_area(&self, id: u64) -> Option<(Arc<Bucket>, Key)> {
+        match self.root.join("tmp").join(&id.to_string()) {
+            ColdPath::Object(b, k) => Some((b, k)),
+            ColdPath::Local(_) => None,
+        }
     }
 
     /// Where the object with this SHA-256 lives.
@@ -453,9 +466,16 @@ impl Repo {
             self.abandon(id)?;
             removed += 1;
         }
-        if let Some(tmp) = self.tmp() {
-            remove_tree(&tmp)?;
-            kalamdb_core::fs::create_dir_durable(&tmp)?;
+        match self.tmp() {
+            Some(tmp) => {
+                remove_tree(&tmp)?;
+                kalamdb_core::fs::create_dir_durable(&tmp)?;
+            }
+            None => {
+                for (object, _) in self.root.join("tmp").files_under()? {
+                    object.remove()?;
+                }
+            }
         }
         Ok(removed)
     }

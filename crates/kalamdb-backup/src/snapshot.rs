@@ -4,15 +4,19 @@
 //! writers of Parquet files, but not INSERT, UPDATE or DELETE):
 //! 1. a RocksDB checkpoint of the hot tier and catalog (memtables flushed, SST files
 //!    hard-linked), in `D/backup/staging-{pid}-{n}/rocksdb`;
-//! 2. a hard link to every Parquet file of every table the checkpoint's catalog names.
+//! 2. a hard link to every Parquet file of every table the checkpoint's catalog names; an
+//!    object in an S3 bucket is copied server-side into the repository's `tmp/{id}/` when the
+//!    repository is in the same bucket (its bytes never pass through this process), and
+//!    downloaded otherwise.
 //!
-//! The gate is then released and the rest of the backup reads from the staging directory:
-//! no file in it changes, whatever the database does meanwhile.
+//! The gate is then released and the rest of the backup reads from the staging directory
+//! and the pinned objects: none of them changes, whatever the database does meanwhile.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use kalamdb_sql::KalamSql;
 use kalamdb_store::keys::TableCf;
@@ -24,7 +28,9 @@ use super::transfer::{parallel, threads};
 use kalamdb_core::catalog::Catalog;
 use kalamdb_core::cold::ColdPath;
 use kalamdb_core::cold::manifest::recorded_files;
+use kalamdb_core::cold::object::{Bucket, Key};
 use kalamdb_core::cold::parquet::row_count;
+use kalamdb_core::cold::path::join_key;
 use kalamdb_core::data_dir::DataDir;
 use kalamdb_core::fs::link_or_copy;
 use kalamdb_core::{CoreError, Engine, Result};
@@ -37,49 +43,73 @@ pub const EXTERNAL: &str = "external";
 pub struct StagedFile {
     /// Its path in the backup (relative to the data directory).
     pub path: String,
-    /// Where it is staged.
-    pub staged: PathBuf,
+    /// Where it is staged: a local file, or an object pinned in the repository's own bucket.
+    pub staged: ColdPath,
     pub size: u64,
+    /// The modification time of the file, or of the original object.
     pub mtime_ns: i128,
 }
 
-/// A snapshot in its staging directory (removed when this is dropped).
+/// A snapshot in its staging directory (removed, with its pinned objects, when this is
+/// dropped).
 #[derive(Debug)]
 pub struct Snapshot {
     /// Removed, with every link in it, when the snapshot is dropped.
     _staging: Scratch,
+    _pinned: Pinned,
     pub taken_at: i64,
     pub files: Vec<StagedFile>,
     pub tables: BTreeMap<String, TableRows>,
-    /// How long flushes and drops were held off (checkpoint and links).
+    /// How long flushes and drops were held off (checkpoint, links and server-side copies).
     pub gate_ms: u64,
     /// How long counting the rows took.
     pub count_ms: u64,
 }
 
+/// The prefix in the repository's bucket where a snapshot may pin objects server-side.
+pub type PinArea = (Arc<Bucket>, Key);
+
+/// The objects a snapshot pinned; deleted when it is dropped.
+#[derive(Debug, Default)]
+struct Pinned(Vec<ColdPath>);
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for object in &self.0 {
+            // What cannot be removed now is removed by the repository's next writer.
+            let _ = object.remove();
+        }
+    }
+}
+
 /// The snapshot's table list: name, kind, and the staged Parquet files.
-type Tables = Vec<(String, TableKind, Vec<PathBuf>)>;
+type Tables = Vec<(String, TableKind, Vec<ColdPath>)>;
 
 /// Takes the snapshot. Blocks until running flushes and drops finish, and holds off new
-/// ones only while the checkpoint and links are made. Call from a blocking thread.
-pub(crate) fn take(engine: &Engine, root: &Path) -> Result<Snapshot> {
+/// ones only while the checkpoint, links and server-side copies are made. Objects of `pin`'s
+/// bucket are copied under its prefix. Call from a blocking thread.
+pub(crate) fn take(engine: &Engine, root: &Path, pin: Option<&PinArea>) -> Result<Snapshot> {
     let staging = Scratch::new(&engine.data_dir().root().join("backup"), "staging")?;
-    let (taken_at, tables, gate_ms) = {
+    let mut pinned = Pinned::default();
+    let (taken_at, tables, objects, gate_ms) = {
         let _gate = engine.cold_gate().blocking_write();
         let held = std::time::Instant::now();
         let taken_at = kalamdb_store::now_ms();
         let checkpoint = staging.path().join("rocksdb");
         engine.storage().checkpoint(&checkpoint)?;
         kalamdb_core::fail::point("backup.checkpointed");
-        let tables = link_parquet(&checkpoint, root, staging.path())?;
-        (taken_at, tables, held.elapsed().as_millis() as u64)
+        let (tables, objects) = stage_parquet(&checkpoint, root, staging.path(), pin, &mut pinned)?;
+        (taken_at, tables, objects, held.elapsed().as_millis() as u64)
     };
     let counting = std::time::Instant::now();
     let counts = count_rows(&staging.path().join("rocksdb"), &tables)?;
     let count_ms = counting.elapsed().as_millis() as u64;
-    let files = list_files(staging.path())?;
+    let mut files = list_files(staging.path())?;
+    files.extend(objects);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Snapshot {
         _staging: staging,
+        _pinned: pinned,
         taken_at,
         files,
         tables: counts,
@@ -88,13 +118,22 @@ pub(crate) fn take(engine: &Engine, root: &Path) -> Result<Snapshot> {
     })
 }
 
-/// Links every Parquet file of the checkpoint's tables into the staging directory.
-fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables> {
+/// Stages every Parquet file of the checkpoint's tables: local ones linked into the staging
+/// directory, objects pinned in `pin` (same bucket) or downloaded. Returns the tables and
+/// the pinned objects' entries.
+fn stage_parquet(
+    checkpoint: &Path,
+    root: &Path,
+    staging: &Path,
+    pin: Option<&PinArea>,
+    pinned: &mut Pinned,
+) -> Result<(Tables, Vec<StagedFile>)> {
     let storage = Storage::open(checkpoint, OpenMode::ReadOnly)?;
     let live = DataDir::new(root);
     let sql = KalamSql::new(storage);
     let catalog = Catalog::new(sql.clone(), live.clone());
     let mut tables = Vec::new();
+    let mut objects = Vec::new();
     for record in catalog.tables(None)? {
         let Some(kind) = record.table_type.kind() else {
             continue;
@@ -112,27 +151,64 @@ fn link_parquet(checkpoint: &Path, root: &Path, staging: &Path) -> Result<Tables
                 &record.table_name,
             )?;
             for file in files {
-                let to = staging.join(backup_path(root, &file));
-                stage(&file, &to)?;
-                staged.push(to);
+                let path = backup_path(root, &file);
+                match (&file, pin) {
+                    (ColdPath::Object(b, k), Some((repo_bucket, prefix)))
+                        if Arc::ptr_eq(b, repo_bucket) =>
+                    {
+                        let to = join_key(prefix, &pinned.0.len().to_string());
+                        let meta = b.head(k)?.ok_or_else(|| missing(&file))?;
+                        b.copy(k, &to)?;
+                        let at = ColdPath::Object(Arc::clone(b), to);
+                        pinned.0.push(at.clone());
+                        objects.push(StagedFile {
+                            path,
+                            staged: at.clone(),
+                            size: meta.size,
+                            mtime_ns: meta
+                                .last_modified
+                                .timestamp_nanos_opt()
+                                .map_or(0, i128::from),
+                        });
+                        staged.push(at);
+                    }
+                    _ => {
+                        let to = staging.join(path);
+                        stage(&file, &to)?;
+                        staged.push(ColdPath::Local(to));
+                    }
+                }
             }
         }
         tables.push((name, kind, staged));
     }
-    Ok(tables)
+    Ok((tables, objects))
+}
+
+fn missing(file: &ColdPath) -> CoreError {
+    CoreError::Io {
+        path: file.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+    }
 }
 
 /// Puts a cold file into the staging directory: a local one hard-linked (or copied), an
-/// object downloaded. The caller fsyncs the staging tree.
+/// object downloaded, with the object's modification time (so an unchanged object matches
+/// the previous backup without being read again). The caller fsyncs the staging tree.
 fn stage(file: &ColdPath, to: &Path) -> Result<()> {
     match file {
         ColdPath::Local(p) => link_or_copy(p, to),
         ColdPath::Object(b, k) => {
-            let bytes = b.get(k)?;
+            let meta = b.head(k)?.ok_or_else(|| missing(file))?;
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
             }
-            std::fs::write(to, &bytes).map_err(|e| CoreError::io(to, e))
+            let mut out = std::fs::File::create(to).map_err(|e| CoreError::io(to, e))?;
+            b.get_chunks(k, |piece| {
+                std::io::Write::write_all(&mut out, piece).map_err(|e| CoreError::io(to, e))
+            })?;
+            out.set_modified(SystemTime::from(meta.last_modified))
+                .map_err(|e| CoreError::io(to, e))
         }
     }
 }
@@ -183,7 +259,7 @@ pub fn table_rows(
     kind: TableKind,
     namespace: &str,
     table: &str,
-    files: &[PathBuf],
+    files: &[ColdPath],
 ) -> Result<TableRows> {
     let cf = TableCf::new(kind, namespace, table).name();
     let mut hot_rows = 0;
@@ -208,7 +284,7 @@ pub fn table_rows(
     }
     let mut cold_rows = 0;
     for f in files {
-        cold_rows += row_count(&ColdPath::Local(f.clone()))?;
+        cold_rows += row_count(f)?;
     }
     Ok(TableRows {
         kind: kind.to_string(),
@@ -246,7 +322,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<StagedFile>) -> Result<()> {
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .into_owned(),
-                staged: path,
+                staged: ColdPath::Local(path),
                 size: meta.len(),
                 mtime_ns,
             });

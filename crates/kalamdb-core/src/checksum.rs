@@ -27,20 +27,6 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     sha256_chunks(path, |_| Ok(()))
 }
 
-/// The SHA-256 (hex) and size of bytes in memory, handed to `each` in 1 MiB chunks as
-/// [`sha256_chunks`] does for a file.
-pub fn sha256_bytes(
-    bytes: &[u8],
-    mut each: impl FnMut(&[u8]) -> Result<()>,
-) -> Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    for chunk in bytes.chunks(CHUNK) {
-        hasher.update(chunk);
-        each(chunk)?;
-    }
-    Ok((hex(&hasher.finalize()), bytes.len() as u64))
-}
-
 /// Reads a file to its end in 1 MiB chunks, hashing each and handing it to `each` (to copy
 /// or meter it); returns the SHA-256 (hex) and size.
 pub fn sha256_chunks(
@@ -61,6 +47,25 @@ pub fn sha256_chunks(
         size = size.saturating_add(n as u64);
     }
     Ok((hex(&hasher.finalize()), size))
+}
+
+/// A SHA-256 fed in pieces (of an object read in ranges, say), with the size it saw.
+#[derive(Default)]
+pub struct Sha256Stream {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Sha256Stream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size = self.size.saturating_add(bytes.len() as u64);
+    }
+
+    /// The SHA-256 (hex) and size.
+    pub fn finish(self) -> (String, u64) {
+        (hex(&self.hasher.finalize()), self.size)
+    }
 }
 
 /// A writer that hashes and counts what passes through it.

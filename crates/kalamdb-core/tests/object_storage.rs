@@ -297,3 +297,54 @@ fn a_location_whose_profile_is_not_configured_is_named_with_the_fix() {
     );
     assert_eq!(s3.keys("lake", "app/t/").len(), 1);
 }
+
+#[test]
+fn a_server_that_refuses_the_credentials_is_named_with_the_fix() {
+    let (s3, id, secret) = S3Server::start_checking_credentials(&["lake"]);
+    let profile = |secret: &str| Profile {
+        access_key_id: id.clone(),
+        secret_access_key: secret.into(),
+        session_token: None,
+        region: Some("us-east-1".into()),
+        endpoint: Some(s3.endpoint()),
+        allow_http: true,
+        timeout_seconds: 30,
+    };
+    add_profile("os-right", profile(&secret));
+    add_profile("os-wrong", profile("not-the-secret"));
+    let db = Db::new();
+    db.ok("CREATE STORAGE lake TYPE s3 PATH 's3://lake' CREDENTIALS 'os-right'");
+    db.ok("CREATE NAMESPACE app");
+    db.ok("CREATE SHARED TABLE app.t (id INT PRIMARY KEY) WITH (STORAGE = 'lake')");
+    db.ok("INSERT INTO app.t VALUES (1), (2)");
+    // The server checks signatures, and the engine's requests pass with the right secret.
+    db.ok("FLUSH TABLE app.t");
+    db.ok("INSERT INTO app.t VALUES (3)");
+    // With a wrong secret every touch of the objects is refused in one line naming the
+    // profile, the server's reason and the fix; the flush job fails; no row is lost.
+    db.ok("ALTER STORAGE lake SET CREDENTIALS 'os-wrong'");
+    for sql in ["SELECT count(*) FROM app.t", "FLUSH TABLE app.t"] {
+        let err = db.fails(
+            sql,
+            2,
+            "the server refused the credentials of profile 'os-wrong' (SignatureDoesNotMatch, HTTP 403); check access_key_id and secret_access_key of storage.credentials.os-wrong",
+        );
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+        assert!(!err.to_string().contains("not-the-secret"), "{err}");
+    }
+    let jobs = db.rows("SELECT status FROM system.jobs WHERE job_type = 'flush' ORDER BY status");
+    assert_eq!(
+        jobs,
+        vec![json!({"status": "completed"}), json!({"status": "failed"})]
+    );
+    db.ok("ALTER STORAGE lake SET CREDENTIALS 'os-right'");
+    assert_eq!(
+        db.rows("SELECT count(*) AS n, sum(id) AS s FROM app.t"),
+        vec![json!({"n": 3, "s": 6})]
+    );
+    db.ok("FLUSH TABLE app.t");
+    assert_eq!(
+        db.rows("SELECT count(*) AS n, sum(row_count) AS r FROM system.cold_batches"),
+        vec![json!({"n": 2, "r": 3})]
+    );
+}

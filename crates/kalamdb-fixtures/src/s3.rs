@@ -1,6 +1,7 @@
-//! A real S3-compatible server on loopback for tests: moto's (`python3 -m moto.server`,
-//! installed by `scripts/setup.sh`), one process per test, with buckets made and listed over plain HTTP
-//! (moto does not check signatures). No S3 API is mocked inside the test process.
+//! A real S3-compatible server on loopback for tests: moto's (`scripts/moto-server.py`, moto's
+//! own server with a fix to its signature check; moto is installed by `scripts/setup.sh`), one process per test, with buckets made and listed over plain HTTP
+//! (moto does not check signatures unless asked to: [`S3Server::start_checking_credentials`]).
+//! No S3 API is mocked inside the test process.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,24 +20,67 @@ impl S3Server {
     /// # Panics
     /// When moto is not installed (run `scripts/setup.sh`) or its server does not start.
     pub fn start() -> S3Server {
+        S3Server::spawn(&[])
+    }
+
+    /// Starts a server that checks every request's signature, as S3 does: only the returned
+    /// key pair (an IAM user allowed everything) is accepted; any other key or secret gets
+    /// `403`. `buckets` are created first. The plain-HTTP helpers ([`S3Server::keys`] and the
+    /// like) are refused on it too.
+    pub fn start_checking_credentials(buckets: &[&str]) -> (S3Server, String, String) {
+        // moto lets this many requests through unchecked: the readiness probe, the buckets
+        // and the three IAM calls; any left over are used up below.
+        let free = buckets.len() + 4;
+        let server = S3Server::spawn(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free.to_string())]);
+        let script = "import sys, json, boto3, botocore\n\
+            def client(svc, k='test', s='test'):\n\
+            \x20   return boto3.client(svc, endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=k, aws_secret_access_key=s)\n\
+            for b in sys.argv[2:]: client('s3').create_bucket(Bucket=b)\n\
+            iam = client('iam')\n\
+            iam.create_user(UserName='kalamdb')\n\
+            key = iam.create_access_key(UserName='kalamdb')['AccessKey']\n\
+            iam.put_user_policy(UserName='kalamdb', PolicyName='all', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]}))\n\
+            for _ in range(10):\n\
+            \x20   try:\n\
+            \x20       client('s3', key['AccessKeyId'], 'wrong').list_buckets()\n\
+            \x20   except botocore.exceptions.ClientError:\n\
+            \x20       break\n\
+            else:\n\
+            \x20   sys.exit('the server never started checking signatures')\n\
+            print(key['AccessKeyId'], key['SecretAccessKey'])\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &server.endpoint()])
+            .args(buckets)
+            .output()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        assert!(
+            out.status.success(),
+            "setting up credentials: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut words = text.split_whitespace().map(str::to_string);
+        let (Some(id), Some(secret)) = (words.next(), words.next()) else {
+            panic!("no key pair from the setup: {text}");
+        };
+        (server, id, secret)
+    }
+
+    fn spawn(env: &[(&str, &str)]) -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("no free port: {e}"));
+        // moto's server, with the one fix scripts/moto-server.py explains.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.py");
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args([script, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start python3 -m moto.server ({e}); scripts/setup.sh installs it")
+                panic!("cannot start {script} ({e}); scripts/setup.sh installs moto")
             });
         let server = S3Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);

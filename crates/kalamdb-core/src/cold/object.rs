@@ -118,6 +118,8 @@ pub fn split_url(url: &str) -> Option<(&str, &str)> {
 /// One bucket, reached with one profile (or the environment).
 pub struct Bucket {
     name: String,
+    /// The credentials profile (`None`: the `AWS_*` environment), to name in errors.
+    profile: Option<String>,
     store: Arc<AmazonS3>,
 }
 
@@ -163,6 +165,7 @@ pub fn bucket(name: &str, profile: Option<&str>, what: &str) -> Result<Arc<Bucke
         })?;
     let bucket = Arc::new(Bucket {
         name: name.to_string(),
+        profile: profile.map(str::to_string),
         store: Arc::new(store),
     });
     if let Ok(mut b) = BUCKETS.lock() {
@@ -223,6 +226,27 @@ fn client(b: AmazonS3Builder, timeout_seconds: u64, allow_http: bool) -> AmazonS
     .with_retry(retry)
 }
 
+/// The S3 error code (`SignatureDoesNotMatch`, `AccessDenied`, ...) or HTTP status of a
+/// request the server refused for its credentials (401 or 403); `None` for any other error.
+fn refusal(e: &object_store::Error, text: &str) -> Option<String> {
+    let status = match e {
+        object_store::Error::PermissionDenied { .. } => "HTTP 403",
+        object_store::Error::Unauthenticated { .. } => "HTTP 401",
+        _ if text.contains("403 Forbidden") => "HTTP 403",
+        _ if text.contains("401 Unauthorized") => "HTTP 401",
+        _ => return None,
+    };
+    let code = text
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.trim())
+        .filter(|c| !c.is_empty() && c.len() < 64);
+    Some(match code {
+        Some(code) => format!("{code}, {status}"),
+        None => status.to_string(),
+    })
+}
+
 /// An error with every cause under it, so that "builder error" says which part failed.
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -274,6 +298,13 @@ where
     })
 }
 
+fn not_found(key: &Key) -> object_store::Error {
+    object_store::Error::NotFound {
+        path: key.to_string(),
+        source: "no such object".into(),
+    }
+}
+
 impl Bucket {
     pub fn name(&self) -> &str {
         &self.name
@@ -290,11 +321,41 @@ impl Bucket {
                 path: url,
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
             },
-            other => CoreError::ObjectStore {
-                location: url,
-                reason: with_causes(&other),
-            },
+            other => {
+                let reason = with_causes(&other);
+                match refusal(&other, &reason) {
+                    Some(code) => CoreError::Conflict(format!(
+                        "object storage {url}: the server refused {} ({code}); {}",
+                        self.credentials(),
+                        self.credentials_fix()
+                    )),
+                    None => CoreError::ObjectStore {
+                        location: url,
+                        reason,
+                    },
+                }
+            }
         }
+    }
+
+    fn credentials(&self) -> String {
+        match &self.profile {
+            Some(p) => format!("the credentials of profile '{p}'"),
+            None => "the credentials in the AWS_* environment".into(),
+        }
+    }
+
+    fn credentials_fix(&self) -> String {
+        let keys = match &self.profile {
+            Some(p) => format!(
+                "check access_key_id and secret_access_key of storage.credentials.{p} in the config file"
+            ),
+            None => "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        };
+        format!(
+            "{keys}, and that they may list, read, write and delete in s3://{}",
+            self.name
+        )
     }
 
     /// The object's metadata; `None` if there is none.
@@ -316,6 +377,22 @@ impl Bucket {
 
     pub fn get_range(&self, key: &Key, range: Range<u64>) -> Result<bytes::Bytes> {
         block(self.store.get_range(key, range))?.map_err(|e| self.err(key, e))
+    }
+
+    /// Reads the whole object in ranged `GET`s of [`PART_BYTES`], handing each piece to
+    /// `each` in order: memory stays at one piece whatever the object's size. Returns its size.
+    pub fn get_chunks(&self, key: &Key, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        let size = self
+            .head(key)?
+            .ok_or_else(|| self.err(key, not_found(key)))?
+            .size;
+        let mut pos = 0u64;
+        while pos < size {
+            let end = pos.saturating_add(PART_BYTES as u64).min(size);
+            each(&self.get_range(key, pos..end)?)?;
+            pos = end;
+        }
+        Ok(size)
     }
 
     /// Deletes an object; a missing one is not an error.

@@ -120,8 +120,13 @@ impl ColdPath {
         match self {
             ColdPath::Local(p) => crate::checksum::sha256_chunks(p, each),
             ColdPath::Object(b, k) => {
-                let bytes = b.get(k)?;
-                crate::checksum::sha256_bytes(&bytes, each)
+                let mut each = each;
+                let mut hash = crate::checksum::Sha256Stream::default();
+                b.get_chunks(k, |piece| {
+                    hash.update(piece);
+                    each(piece)
+                })?;
+                Ok(hash.finish())
             }
         }
     }

@@ -377,19 +377,26 @@ impl Engine {
                     })
                     .collect();
                 let total = files + cold.files.len() as u64;
-                for file in &cold.files {
-                    // The manifest's count, else the footer's; a footer that cannot be read
-                    // counts no rows: the file goes regardless.
-                    let rows = recorded_rows
-                        .get(file)
-                        .copied()
-                        .unwrap_or_else(|| crate::cold::parquet::row_count(file).unwrap_or(0));
-                    if let Some(size) = file.remove()? {
+                // A few files at a time, removed side by side (unlinking a large file costs
+                // the kernel time in proportion to its blocks; an object delete is a round
+                // trip), with the counts and the safe point after each group.
+                let width = cold.removal_width();
+                for group in cold.files.chunks(width.saturating_mul(2)) {
+                    let removed = crate::parallel::parallel(group, width, |file| {
+                        // The manifest's count, else the footer's; a footer that cannot be
+                        // read counts no rows: the file goes regardless.
+                        let rows = recorded_rows
+                            .get(file)
+                            .copied()
+                            .unwrap_or_else(|| crate::cold::parquet::row_count(file).unwrap_or(0));
+                        Ok(file.remove()?.map(|size| (size, rows)))
+                    })?;
+                    for (size, rows) in removed.into_iter().flatten() {
                         files += 1;
                         bytes += size;
                         state.cold_rows += rows;
-                        job.set_resume_state(encode(&state)?);
                     }
+                    job.set_resume_state(encode(&state)?);
                     let progress = JobProgress {
                         fraction: files as f64 / total.max(1) as f64,
                         items_done: files,
@@ -400,7 +407,9 @@ impl Engine {
                     // Throttled: a crash may lose the last few counts (they are lower bounds),
                     // never a file, which the resumed step lists again.
                     job.progress(progress.clone())?;
-                    crate::fail::point("table_deletion.cold_file");
+                    for _ in group {
+                        crate::fail::point("table_deletion.cold_file");
+                    }
                     if job.stop_point("while deleting Parquet files").is_err() {
                         // The counts so far go with the job, so the resumed step adds to them.
                         job.progress_now(progress)?;
@@ -512,11 +521,20 @@ impl ColdFiles {
         Ok(ColdFiles { dirs, files })
     }
 
+    /// How many files to remove at once: the cores for local files, more for objects,
+    /// whose deletes wait on the network.
+    fn removal_width(&self) -> usize {
+        let objects = self.files.iter().any(|f| f.as_local().is_none());
+        if objects {
+            16
+        } else {
+            crate::parallel::threads()
+        }
+    }
+
     /// Fsyncs each directory that held files, so their removal survives a power loss.
     fn sync_dirs(&self) -> Result<()> {
-        for dir in &self.dirs {
-            dir.sync_dir()?;
-        }
+        crate::parallel::parallel(&self.dirs, crate::parallel::threads(), ColdPath::sync_dir)?;
         Ok(())
     }
 

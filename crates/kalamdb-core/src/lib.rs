@@ -31,6 +31,7 @@ pub mod limits;
 pub mod live;
 pub mod maintenance;
 mod open;
+pub mod parallel;
 pub mod process;
 mod providers;
 mod result;

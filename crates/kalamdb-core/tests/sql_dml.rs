@@ -177,6 +177,14 @@ fn types_are_checked() {
         ),
         ("INSERT INTO app.t (id, s) VALUES (3, 7)", "expected TEXT"),
         (
+            "INSERT INTO app.t (id, s, s) VALUES (3, 'a', 'b')",
+            "column 's' is named twice",
+        ),
+        (
+            "INSERT INTO app.t (id, at, at) VALUES (3, NOW(), 1 + 1)",
+            "column 'at' is named twice",
+        ),
+        (
             "INSERT INTO app.t (id, at) VALUES (3, 'tuesday')",
             "not a timestamp",
         ),

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 use serde_json::Value;
 
 use crate::keys::{self, TableCf, TableKind};
-use crate::rows::{decode_row, encode_row};
+use crate::rows::{RowEncoder, decode_row, encode_row};
 use crate::{Batch, Result, Row, Storage, StoreError, now_ms};
 
 /// Column names the engine maintains on user and shared rows.
@@ -69,6 +69,29 @@ impl DataStore {
                 row.entry(DELETED).or_insert(Value::Bool(false));
             }
             batch.put(cf, key.into_bytes(), encode_row(cf, &row)?);
+        }
+        self.storage.write(batch)
+    }
+
+    /// Writes rows given as values in the order of `columns` atomically, with the system
+    /// columns set: the bytes `put_all` writes for the same rows as maps.
+    fn put_values(
+        &self,
+        cf: &str,
+        columns: &[&str],
+        rows: impl IntoIterator<Item = (String, Vec<Value>)>,
+    ) -> Result<()> {
+        let mut all = columns.to_vec();
+        all.extend([UPDATED, DELETED]);
+        let encoder = RowEncoder::new(&all).ok_or_else(|| StoreError::Encode {
+            cf: cf.to_string(),
+            reason: format!("a column is named twice in {columns:?}"),
+        })?;
+        let now = Value::from(now_ms());
+        let mut batch = Batch::new();
+        for (key, mut values) in rows {
+            values.extend([now.clone(), Value::Bool(false)]);
+            batch.put(cf, key.into_bytes(), encoder.encode(cf, &values)?);
         }
         self.storage.write(batch)
     }
@@ -182,6 +205,24 @@ impl UserTableStore {
         self.inner
             .put_all(&self.inner.cf(namespace, table), rows, true)
     }
+    /// Writes one user's rows `(row_id, values)`, the values in the order of `columns` (a
+    /// null is left out), atomically, setting `_updated` and `_deleted`: what `put_batch`
+    /// writes for the same rows, without building a map of each.
+    pub fn put_values(
+        &self,
+        namespace: &str,
+        table: &str,
+        user_id: &str,
+        columns: &[&str],
+        rows: Vec<(String, Vec<Value>)>,
+    ) -> Result<()> {
+        self.inner.put_values(
+            &self.inner.cf(namespace, table),
+            columns,
+            rows.into_iter()
+                .map(|(r, values)| (keys::user_key(user_id, &r), values)),
+        )
+    }
     /// Adds the removal of rows `(user_id, row_id)` to `batch`, to commit with other writes
     /// (a flush removes rows together with the manifest entry of the file now holding them).
     pub fn remove_in(
@@ -240,7 +281,6 @@ impl SharedTableStore {
     pub fn get(&self, namespace: &str, table: &str, row_id: &str) -> Result<Option<Row>> {
         self.inner.get(&self.inner.cf(namespace, table), row_id)
     }
-    /// Writes rows `(row_id, row)` atomically, setting `_updated` and `_deleted`.
     /// The rows of many keys, in the order given, in one batched read.
     pub fn get_many(
         &self,
@@ -251,9 +291,23 @@ impl SharedTableStore {
         let keys: Vec<String> = row_ids.iter().map(|r| r.to_string()).collect();
         self.inner.get_many(&self.inner.cf(namespace, table), &keys)
     }
+    /// Writes rows `(row_id, row)` atomically, setting `_updated` and `_deleted`.
     pub fn put_batch(&self, namespace: &str, table: &str, rows: Vec<(String, Row)>) -> Result<()> {
         self.inner
             .put_all(&self.inner.cf(namespace, table), rows, true)
+    }
+    /// Writes rows `(row_id, values)`, the values in the order of `columns` (a null is left
+    /// out), atomically, setting `_updated` and `_deleted`: what `put_batch` writes for the
+    /// same rows, without building a map of each.
+    pub fn put_values(
+        &self,
+        namespace: &str,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<(String, Vec<Value>)>,
+    ) -> Result<()> {
+        self.inner
+            .put_values(&self.inner.cf(namespace, table), columns, rows)
     }
     /// Adds the removal of rows to `batch`, to commit with other writes.
     pub fn remove_in(
@@ -428,6 +482,69 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn rows_written_as_values_read_back_as_the_same_rows_written_as_maps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), OpenMode::Create).expect("open");
+        let (users, shared) = (
+            UserTableStore::new(storage.clone()),
+            SharedTableStore::new(storage),
+        );
+        users.create_table("app", "u").expect("create");
+        shared.create_table("app", "s").expect("create");
+        let columns = ["title", "id", "note"];
+        let values = vec![Value::from("x \"y\""), Value::from(7), Value::Null];
+        let as_map = row(&[("title", values[0].clone()), ("id", values[1].clone())]);
+        users
+            .put_values(
+                "app",
+                "u",
+                "alice",
+                &columns,
+                vec![("1".into(), values.clone())],
+            )
+            .expect("put");
+        users
+            .put_batch(
+                "app",
+                "u",
+                vec![("alice".into(), "2".into(), as_map.clone())],
+            )
+            .expect("put");
+        shared
+            .put_values("app", "s", &columns, vec![("1".into(), values)])
+            .expect("put");
+        shared
+            .put_batch("app", "s", vec![("2".into(), as_map)])
+            .expect("put");
+        let without_time = |mut r: Row| {
+            assert!(r.remove(UPDATED).is_some_and(|t| t.is_i64()), "stamped");
+            r
+        };
+        let get_user = |id: &str| {
+            users
+                .get("app", "u", "alice", id)
+                .expect("get")
+                .expect("row")
+        };
+        let get_shared = |id: &str| shared.get("app", "s", id).expect("get").expect("row");
+        assert_eq!(without_time(get_user("1")), without_time(get_user("2")));
+        assert_eq!(without_time(get_shared("1")), without_time(get_shared("2")));
+        assert_eq!(get_user("1").get(DELETED), Some(&Value::Bool(false)));
+        assert!(
+            users
+                .put_values(
+                    "app",
+                    "u",
+                    "alice",
+                    &[UPDATED],
+                    vec![("3".into(), vec![Value::from(1)])]
+                )
+                .is_err(),
+            "a system column given as a value is refused"
+        );
     }
 
     #[test]

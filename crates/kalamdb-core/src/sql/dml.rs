@@ -30,6 +30,24 @@ fn next_row_id() -> String {
     format!("{}_{}", now_ms(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A value of an INSERT row: a literal already read, or one whose reading may have failed
+/// (reported when the checks reach it, after the problems of earlier rows).
+trait InsertValue {
+    fn into_value(self) -> Result<Value>;
+}
+
+impl InsertValue for Value {
+    fn into_value(self) -> Result<Value> {
+        Ok(self)
+    }
+}
+
+impl InsertValue for Result<Value> {
+    fn into_value(self) -> Result<Value> {
+        self
+    }
+}
+
 fn relation_name(factor: &TableFactor) -> Result<&ObjectName> {
     match factor {
         TableFactor::Table { name, .. } => Ok(name),
@@ -100,7 +118,7 @@ impl Engine {
             ));
         };
         // A value that is not a literal fails where the loop below reaches it.
-        let rows = values
+        let rows: Vec<Vec<Result<Value>>> = values
             .rows
             .iter()
             .map(|r| r.content.iter().map(literal).collect())
@@ -115,43 +133,63 @@ impl Engine {
         insert: super::values::LiteralInsert,
     ) -> Result<QueryResult> {
         let def = self.catalog().table(&insert.namespace, &insert.table)?;
-        let rows = insert
-            .rows
-            .into_iter()
-            .map(|r| r.into_iter().map(Ok).collect())
-            .collect();
-        self.insert_rows(session, def, insert.columns, rows).await
+        self.insert_rows(session, def, insert.columns, insert.rows)
+            .await
     }
 
     /// Checks rows of values for `columns` (all, in order, when `None`) and writes them in
     /// one batch, refusing the whole statement on the first problem.
-    async fn insert_rows(
+    async fn insert_rows<V: InsertValue>(
         &self,
         session: &Session,
         def: TableDef,
         columns: Option<Vec<String>>,
-        values: Vec<Vec<Result<Value>>>,
+        values: Vec<Vec<V>>,
     ) -> Result<QueryResult> {
         let (ns, t) = (def.namespace().to_string(), def.name().to_string());
         let columns: Vec<String> =
             columns.unwrap_or_else(|| def.columns.iter().map(|c| c.name.clone()).collect());
+        let mut defs = Vec::with_capacity(columns.len());
         for c in &columns {
-            if def.column(c).is_none() {
-                let what = if crate::catalog::is_system_column(c) {
-                    "is maintained by the engine"
-                } else {
-                    "does not exist"
-                };
-                return Err(CoreError::InvalidInput(format!(
-                    "column '{c}' {what} in {}",
-                    def.qualified()
-                )));
+            match def.column(c) {
+                Some(d) => defs.push(d),
+                None => {
+                    let what = if crate::catalog::is_system_column(c) {
+                        "is maintained by the engine"
+                    } else {
+                        "does not exist"
+                    };
+                    return Err(CoreError::InvalidInput(format!(
+                        "column '{c}' {what} in {}",
+                        def.qualified()
+                    )));
+                }
             }
         }
+        let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        if let Some((i, c)) = names
+            .iter()
+            .enumerate()
+            .find(|(i, c)| names[..*i].contains(c))
+        {
+            return Err(CoreError::InvalidInput(format!(
+                "column '{c}' is named twice in the column list (position {}); name each column once",
+                i + 1
+            )));
+        }
+        let key_at = def
+            .primary_key
+            .as_deref()
+            .and_then(|pk| names.iter().position(|n| *n == pk));
+        // A NOT NULL column the statement leaves out fails every row: the first is named below.
+        let required_left_out = def
+            .columns
+            .iter()
+            .any(|c| !c.nullable && !names.contains(&c.name.as_str()));
 
         // Build and check every row before anything is written.
-        let mut rows: Vec<(String, Row)> = Vec::with_capacity(values.len());
-        let mut seen = HashSet::new();
+        let mut rows: Vec<(String, Vec<Value>)> = Vec::with_capacity(values.len());
+        let mut seen = HashSet::with_capacity(values.len());
         for (i, exprs) in values.into_iter().enumerate() {
             if exprs.len() != columns.len() {
                 return Err(CoreError::InvalidInput(format!(
@@ -161,34 +199,38 @@ impl Engine {
                     columns.len()
                 )));
             }
-            let mut row = Row::new();
-            for (col, e) in columns.iter().zip(exprs) {
-                let cdef = def
-                    .column(col)
-                    .ok_or_else(|| CoreError::InvalidInput(format!("unknown column '{col}'")))?;
-                let v = cdef.ty.coerce(&e?).map_err(|why| {
+            // Room for the two system columns the store adds.
+            let mut row = Vec::with_capacity(columns.len() + 2);
+            let mut required_null = false;
+            for ((col, cdef), e) in columns.iter().zip(&defs).zip(exprs) {
+                let v = cdef.ty.coerce(&e.into_value()?).map_err(|why| {
                     CoreError::InvalidInput(format!("column '{col}', row {}: {why}", i + 1))
                 })?;
-                if !v.is_null() {
-                    row.insert(col.clone(), v);
-                }
+                required_null |= v.is_null() && !cdef.nullable;
+                row.push(v);
             }
-            for c in def.columns.iter().filter(|c| !c.nullable) {
-                if !row.contains_key(&c.name) {
-                    return Err(CoreError::InvalidInput(format!(
-                        "column '{}' is NOT NULL; row {} gives no value",
-                        c.name,
-                        i + 1
-                    )));
+            if required_left_out || required_null {
+                for c in def.columns.iter().filter(|c| !c.nullable) {
+                    let at = names.iter().position(|n| *n == c.name);
+                    if at.and_then(|at| row.get(at)).is_none_or(Value::is_null) {
+                        return Err(CoreError::InvalidInput(format!(
+                            "column '{}' is NOT NULL; row {} gives no value",
+                            c.name,
+                            i + 1
+                        )));
+                    }
                 }
             }
             let key = match &def.primary_key {
-                Some(pk) => row.get(pk).and_then(key_of_value).ok_or_else(|| {
-                    CoreError::InvalidInput(format!(
-                        "row {} has no value for primary key '{pk}'",
-                        i + 1
-                    ))
-                })?,
+                Some(pk) => key_at
+                    .and_then(|at| row.get(at))
+                    .and_then(key_of_value)
+                    .ok_or_else(|| {
+                        CoreError::InvalidInput(format!(
+                            "row {} has no value for primary key '{pk}'",
+                            i + 1
+                        ))
+                    })?,
                 None => next_row_id(),
             };
             if !seen.insert(key.clone()) {
@@ -206,32 +248,69 @@ impl Engine {
         // the write (an fsync, with synced writes) are blocking I/O: off the runtime's queue.
         crate::blocking::run(|| {
             if def.primary_key.is_some() && def.kind != TableKind::Stream {
-                let live = self.live_keys(&def, &session.user_id, &rows)?;
-                if let Some((key, _)) = rows.iter().find(|(key, _)| live.contains(key)) {
+                let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+                let live = self.live_keys(&def, &session.user_id, &keys)?;
+                if let Some(key) = keys.iter().find(|key| live.contains(**key)) {
                     return Err(CoreError::AlreadyExists(format!(
                         "duplicate primary key '{key}' in {}; the row already exists",
                         def.qualified()
                     )));
                 }
             }
-            self.write_rows(&def, &session.user_id, rows, ChangeKind::Insert, None)
+            self.insert_values(&def, &session.user_id, &names, rows)
         })?;
         Ok(QueryResult::done(n, format!("{n} row(s) inserted")))
     }
 
-    /// Which of the rows' keys a live row already holds: one batched read of the hot tier,
-    /// then, for the keys not there, one pass over the Parquet files that may hold them.
-    fn live_keys(
+    /// Writes new rows given as values in the order of `columns`. With no live query to tell,
+    /// user and shared rows go to the store as values, encoded without building a map of
+    /// each; otherwise as maps, through `write_rows`, which publishes them.
+    fn insert_values(
         &self,
         def: &TableDef,
         user_id: &str,
-        rows: &[(String, Row)],
-    ) -> Result<HashSet<String>> {
+        columns: &[&str],
+        rows: Vec<(String, Vec<Value>)>,
+    ) -> Result<()> {
         let (ns, t) = (def.namespace(), def.name());
-        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        // Under the table's lock, as a subscription's start is: none begins in between.
+        let watched = self.live().records(&def.qualified());
+        match def.kind {
+            TableKind::User if !watched => {
+                self.stats().wrote(rows.len() as u64);
+                self.user_store()
+                    .put_values(ns, t, user_id, columns, rows)?;
+            }
+            TableKind::Shared if !watched => {
+                self.stats().wrote(rows.len() as u64);
+                self.shared_store().put_values(ns, t, columns, rows)?;
+            }
+            _ => {
+                let rows = rows
+                    .into_iter()
+                    .map(|(key, values)| {
+                        let row: Row = columns
+                            .iter()
+                            .zip(values)
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(c, v)| (c.to_string(), v))
+                            .collect();
+                        (key, row)
+                    })
+                    .collect();
+                self.write_rows(def, user_id, rows, ChangeKind::Insert, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of `keys` a live row already holds: one batched read of the hot tier, then,
+    /// for the keys not there, one pass over the Parquet files that may hold them.
+    fn live_keys(&self, def: &TableDef, user_id: &str, keys: &[&str]) -> Result<HashSet<String>> {
+        let (ns, t) = (def.namespace(), def.name());
         let hot = match def.kind {
-            TableKind::User => self.user_store().get_many(ns, t, user_id, &keys)?,
-            _ => self.shared_store().get_many(ns, t, &keys)?,
+            TableKind::User => self.user_store().get_many(ns, t, user_id, keys)?,
+            _ => self.shared_store().get_many(ns, t, keys)?,
         };
         let mut live = HashSet::new();
         let mut not_hot = HashSet::new();

@@ -236,6 +236,18 @@ pub enum BackupCommand {
         #[arg(long)]
         allow_verify_errors: bool,
     },
+    /// Remove the locks an S3 repository's crashed writers left: those of processes of this
+    /// host that no longer run, or, with --remove-all, every one. Exit 0 when the repository
+    /// is left unlocked, 4 when a lock is kept (named).
+    Unlock {
+        repo: String,
+        #[command(flatten)]
+        credentials: Credentials,
+        /// Also remove locks whose holder may still run (on another host): only once that
+        /// process is known to be gone, or two writers may interleave.
+        #[arg(long)]
+        remove_all: bool,
+    },
     /// Delete all but the newest N backups, and every file no kept backup needs.
     Prune {
         repo: String,

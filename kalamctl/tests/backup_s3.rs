@@ -183,7 +183,10 @@ fn an_s3_repository_takes_backups_that_list_verify_restore_and_prune() {
     let locked = t.backup(&["create", "--data-dir", t.db.path(), "--to", REPO]);
     assert_eq!(locked.code, 4, "{}", locked.stderr);
     assert!(
-        locked.stderr.contains("elsewhere") && locked.stderr.contains("delete the lock object"),
+        locked.stderr.contains("elsewhere")
+            && locked
+                .stderr
+                .contains("kalamctl backup unlock s3://backups/kdb --remove-all"),
         "{}",
         locked.stderr
     );
@@ -193,7 +196,91 @@ fn an_s3_repository_takes_backups_that_list_verify_restore_and_prune() {
         "{}",
         locked.stderr
     );
-    t.s3.delete("backups", "kdb/locks/writer");
+    unlock_removes_what_crashed_writers_left(&t);
+}
+
+/// `backup unlock`: a lock of a process of this host that no longer runs goes; one held on
+/// another host stays (exit 4, named) until --remove-all; then writers may run again.
+fn unlock_removes_what_crashed_writers_left(t: &Setup) {
+    let mut gone = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = gone.id();
+    gone.wait().expect("wait");
+    let here = kalamdb_core::process::hostname();
+    t.s3.put(
+        "backups",
+        "kdb/locks/exclusive",
+        format!(r#"{{"pid": {dead_pid}, "host": "{here}", "since": 0}}"#).as_bytes(),
+    );
+
+    let first = t.backup(&["unlock", REPO]);
+    assert_eq!(first.code, 4, "a lock is kept: {}", first.stdout);
+    let locks = first.json()["locks"].clone();
+    let by_name = |name: &str| {
+        locks
+            .as_array()
+            .expect("locks")
+            .iter()
+            .find(|l| l["lock"].as_str().is_some_and(|p| p.ends_with(name)))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not reported: {locks}"))
+    };
+    assert_eq!(by_name("locks/exclusive")["removed"], true, "{locks}");
+    assert_eq!(by_name("locks/writer")["removed"], false, "{locks}");
+    assert_eq!(by_name("locks/writer")["holder"], "pid 1 on elsewhere");
+    assert_eq!(
+        t.s3.keys("backups", "kdb/locks/"),
+        vec!["kdb/locks/writer".to_string()],
+        "only the stale lock went"
+    );
+
+    // Human output: the table on stdout, one line on stderr saying what to do.
+    let human = kalamctl(&[
+        "backup",
+        "unlock",
+        REPO,
+        "--config",
+        s(&t.config),
+        "--credentials",
+        "bk",
+    ]);
+    assert_eq!(human.code, 4, "{}", human.stderr);
+    assert!(human.stdout.contains("kept") && human.stdout.contains("elsewhere"));
+    assert_eq!(
+        human.stderr.trim_end().lines().count(),
+        1,
+        "{}",
+        human.stderr
+    );
+    assert!(human.stderr.contains("--remove-all"), "{}", human.stderr);
+    let still = t.backup(&["create", "--data-dir", t.db.path(), "--to", REPO]);
+    assert_eq!(still.code, 4, "{}", still.stderr);
+
+    let all = t.backup(&["unlock", REPO, "--remove-all"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert_eq!(all.json()["locks"][0]["removed"], true);
+    assert!(t.s3.keys("backups", "kdb/locks/").is_empty());
+    let again = t.backup(&["create", "--data-dir", t.db.path(), "--to", REPO]);
+    assert_eq!(again.code, 0, "writers run again: {}", again.stderr);
+    let nothing = t.backup(&["unlock", REPO]);
+    assert_eq!(nothing.code, 0, "{}", nothing.stderr);
+    assert_eq!(nothing.json()["locks"], serde_json::json!([]));
+
+    // A directory repository's locks end with their process: nothing to remove.
+    let dir = t.tmp.path().join("dir-repo");
+    let made = kalamctl(&[
+        "backup",
+        "create",
+        "--data-dir",
+        t.db.path(),
+        "--to",
+        s(&dir),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let local = kalamctl(&["backup", "unlock", s(&dir), "--format", "json"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    assert_eq!(local.json()["locks"], serde_json::json!([]));
 }
 
 #[test]

@@ -30,6 +30,7 @@ use serde::Serialize;
 pub use create::{CreateOptions, CreateReport, Started, begin, check_repository};
 pub use location::RepoLocation;
 pub use manifest::{FileEntry, Manifest, TableRows};
+pub use repo::FoundLock;
 pub use restore::{RestoreOptions, RestoreReport, restore};
 pub use transfer::{Observer, Phase, Transfer};
 
@@ -343,6 +344,32 @@ pub struct PruneReport {
 
 /// Keeps the newest `keep` complete backups and deletes the rest, then every object no kept
 /// backup needs. Refuses while a manifest is damaged: what it needs cannot be known.
+/// What `unlock` found in a repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnlockReport {
+    pub repository: String,
+    pub locks: Vec<FoundLock>,
+}
+
+impl UnlockReport {
+    /// Whether a lock is still there: the repository stays locked.
+    pub fn still_locked(&self) -> bool {
+        self.locks.iter().any(|l| !l.removed)
+    }
+}
+
+/// Removes the lock objects a bucket repository's crashed writers left: those of processes
+/// of this host that no longer run, or every one with `all` (for a holder on another host
+/// that is known to be gone). Directory repositories hold `flock` locks, which end with
+/// their process: there is nothing to remove.
+pub fn unlock(repo: &RepoLocation, all: bool) -> Result<UnlockReport> {
+    let opened = Repo::open(repo)?;
+    Ok(UnlockReport {
+        repository: repo.to_string(),
+        locks: opened.unlock(all)?,
+    })
+}
+
 pub fn prune(repo: &RepoLocation, keep: usize) -> Result<PruneReport> {
     if keep == 0 {
         return Err(CoreError::InvalidInput(

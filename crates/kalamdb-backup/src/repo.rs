@@ -88,6 +88,24 @@ struct Holder {
     since: i64,
 }
 
+/// Who a lock object names, in words.
+fn holder_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<Holder>(bytes)
+        .map(|h| format!("pid {} on {}", h.pid, h.host))
+        .unwrap_or_else(|_| "an unknown process".into())
+}
+
+/// A lock object `unlock` found, and whether it removed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundLock {
+    pub lock: String,
+    /// `pid N on HOST`, or `an unknown process`.
+    pub holder: String,
+    pub removed: bool,
+    /// Why it was removed or kept.
+    pub reason: String,
+}
+
 /// A manifest found in `backups/`: its id, and the manifest or why it is unusable.
 #[derive(Debug)]
 pub struct Listed {
@@ -350,12 +368,49 @@ impl Repo {
         if self.stale(lock)? {
             return Ok(());
         }
-        let holder = serde_json::from_slice::<Holder>(&bytes)
-            .map(|h| format!("pid {} on {}", h.pid, h.host))
-            .unwrap_or_else(|_| "an unknown process".into());
         Err(self.busy(&format!(
-            "{what} ({holder}, lock {lock}); if that process is gone, delete the lock object"
+            "{what} ({}, lock {lock}); if that process is gone, run `kalamctl backup unlock {} --remove-all` with the same --credentials",
+            holder_of(&bytes),
+            self.location
         )))
+    }
+
+    /// Removes the lock objects of a bucket repository whose holder is gone (a process of
+    /// this host that no longer runs), or every one with `all`, and says what it found. A
+    /// directory repository's locks are `flock`s, which end with their holder: there is
+    /// never one to remove.
+    pub fn unlock(&self, all: bool) -> Result<Vec<FoundLock>> {
+        if self.root.as_local().is_some() {
+            return Ok(Vec::new());
+        }
+        let locks = self.root.join("locks");
+        let mut found = Vec::new();
+        for name in ["writer", "exclusive"] {
+            let lock = locks.join(name);
+            let Some(bytes) = lock.read()? else {
+                continue;
+            };
+            let holder = holder_of(&bytes);
+            let stale = self.stale(&lock)?;
+            let (removed, reason) = match (stale, all) {
+                (true, _) => (true, "its process no longer runs on this host"),
+                (false, true) => (true, "--remove-all"),
+                (false, false) => (
+                    false,
+                    "its holder may still run; if it is gone, use --remove-all",
+                ),
+            };
+            if removed {
+                lock.remove_durable()?;
+            }
+            found.push(FoundLock {
+                lock: lock.to_string(),
+                holder,
+                removed,
+                reason: reason.to_string(),
+            });
+        }
+        Ok(found)
     }
 
     /// Every manifest, in id order. Unusable ones are listed with the reason.

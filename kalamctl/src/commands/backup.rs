@@ -1,4 +1,4 @@
-//! `kalamctl backup create|list|verify|restore|prune`.
+//! `kalamctl backup create|list|verify|restore|prune|unlock`.
 
 use std::path::Path;
 
@@ -66,7 +66,50 @@ pub fn run(cli: &Cli, command: &BackupCommand) -> Result<ExitCode, CliError> {
             credentials,
             keep,
         } => prune(cli, &location(repo, credentials)?, *keep),
+        BackupCommand::Unlock {
+            repo,
+            credentials,
+            remove_all,
+        } => unlock(cli, &location(repo, credentials)?, *remove_all),
     }
+}
+
+fn unlock(cli: &Cli, repo: &RepoLocation, all: bool) -> Result<ExitCode, CliError> {
+    let r = backup::unlock(repo, all)?;
+    let code = if r.still_locked() {
+        ExitCode::Locked
+    } else {
+        ExitCode::Ok
+    };
+    if cli.format == Format::Json {
+        print_json(&json!(r));
+        return Ok(code);
+    }
+    if r.locks.is_empty() {
+        if !cli.quiet {
+            eprintln!("{}: no lock to remove", r.repository);
+        }
+        return Ok(code);
+    }
+    let rows = r.locks.iter().map(|l| {
+        vec![
+            l.lock.clone(),
+            l.holder.clone(),
+            if l.removed { "removed" } else { "kept" }.to_string(),
+            l.reason.clone(),
+        ]
+    });
+    println!(
+        "{}",
+        render_rows(&["LOCK", "HOLDER", "ACTION", "WHY"], rows)
+    );
+    if r.still_locked() && !cli.quiet {
+        eprintln!(
+            "{} is still locked: a lock's holder may still run; once it is gone, run again with --remove-all",
+            r.repository
+        );
+    }
+    Ok(code)
 }
 
 fn location(repo: &str, c: &crate::cli::Credentials) -> Result<RepoLocation, CliError> {

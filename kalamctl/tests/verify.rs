@@ -432,14 +432,44 @@ fn data_value_invalid() {
         "9",
         br#"{"id":9,"colour":"red","_updated":1,"_deleted":false}"#,
     );
+    // A NOT NULL column given as null, and left out.
+    put_raw(
+        &db,
+        "user_table:app:t",
+        "u2:10",
+        br#"{"id":10,"body":null,"_updated":1,"_deleted":false}"#,
+    );
+    put_raw(
+        &db,
+        "user_table:app:t",
+        "u2:11",
+        br#"{"id":11,"_updated":1,"_deleted":false}"#,
+    );
     let report = expect_only(&db, "data.value_invalid", 3);
-    let objects: Vec<&str> = report["findings"]
+    let findings: Vec<(&str, &str)> = report["findings"]
         .as_array()
         .expect("findings")
         .iter()
-        .filter_map(|f| f["object"].as_str())
+        .filter_map(|f| Some((f["object"].as_str()?, f["message"].as_str()?)))
         .collect();
-    assert_eq!(objects.len(), 3, "{report:#}");
+    assert_eq!(findings.len(), 5, "{report:#}");
+    for (object, needle) in [
+        ("u1:7", "not a JSON object"),
+        ("u1:8", "column 'id': expected BIGINT, got text 'eight'"),
+        (
+            "shared_table:app:s:9",
+            "column 'colour' is not in the table's schema",
+        ),
+        ("u2:10", "NOT NULL column 'body' has no value"),
+        ("u2:11", "NOT NULL column 'body' has no value"),
+    ] {
+        assert!(
+            findings
+                .iter()
+                .any(|(o, m)| o.ends_with(object) && m.contains(needle)),
+            "{object}: {needle}: {findings:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Data checks: one pass over every column family with block checksums verified, which also
 //! parses every key and value of the tables' column families and counts their rows.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +10,7 @@ use kalamdb_store::{Storage, StoreError, TableKind};
 use serde_json::Value;
 
 use super::catalog::{CatalogView, KnownTable};
-use super::json_shape::{self, Kind, Shape};
+use super::json_shape::{self, Kind};
 use super::{Code, Progress, Scan, TableCounts};
 use kalamdb_core::Result;
 use kalamdb_core::catalog::types::ColumnType;
@@ -152,6 +151,8 @@ struct RowChecker<'a> {
     counts: TableCounts,
     problems: Vec<(Code, String, String)>,
     unreported: u64,
+    /// Per column of the table: whether the row being checked gave it a value (reused).
+    given: Vec<bool>,
 }
 
 impl<'a> RowChecker<'a> {
@@ -163,6 +164,7 @@ impl<'a> RowChecker<'a> {
             counts: TableCounts::default(),
             problems: Vec::new(),
             unreported: 0,
+            given: Vec::new(),
         }
     }
 
@@ -196,9 +198,16 @@ impl<'a> RowChecker<'a> {
             }
             _ => None,
         };
-        let members = match json_shape::parse(value) {
-            Ok(Shape(Some(members))) => members,
-            Ok(Shape(None)) => {
+        // Each member is checked as it is read: no list of members per row.
+        let mut fit = Fit::new(t.def.as_ref(), &mut self.given);
+        let mut deleted = false;
+        let parsed = json_shape::each_member(value, |name, kind| {
+            deleted |= name == kalamdb_store::DELETED && kind == Kind::Bool(true);
+            fit.member(&name, &kind);
+        });
+        match parsed {
+            Ok(true) => {}
+            Ok(false) => {
                 return self.problem(
                     Code::ValueInvalid,
                     object(),
@@ -212,15 +221,10 @@ impl<'a> RowChecker<'a> {
                     format!("the value is not JSON: {e}"),
                 );
             }
-        };
-        if let Some(def) = &t.def
-            && let Err(reason) = fits(def, &members)
-        {
+        }
+        if let Err(reason) = fit.finish() {
             return self.problem(Code::ValueInvalid, object(), reason);
         }
-        let deleted = members
-            .iter()
-            .any(|(name, kind)| name == kalamdb_store::DELETED && *kind == Kind::Bool(true));
         self.counts.hot_rows += 1;
         self.counts.hot_deleted += u64::from(deleted);
         if let Some(user) = user {
@@ -259,33 +263,63 @@ impl<'a> RowChecker<'a> {
     }
 }
 
-/// Whether a row's columns fit the table's current schema: every column known, every value
-/// of its column's type, no missing NOT NULL column.
-fn fits(def: &TableDef, members: &[(Cow<'_, str>, Kind<'_>)]) -> std::result::Result<(), String> {
-    for (name, kind) in members {
-        if is_system_column(name) {
-            continue;
+/// Whether a row's columns fit the table's current schema (every column known, every value
+/// of its column's type, no missing NOT NULL column), told one member at a time.
+struct Fit<'a> {
+    def: Option<&'a TableDef>,
+    given: &'a mut Vec<bool>,
+    /// The first member that does not fit.
+    error: Option<String>,
+}
+
+impl<'a> Fit<'a> {
+    fn new(def: Option<&'a TableDef>, given: &'a mut Vec<bool>) -> Self {
+        given.clear();
+        given.resize(def.map_or(0, |d| d.columns.len()), false);
+        Fit {
+            def,
+            given,
+            error: None,
         }
-        let Some(col) = def.column(name) else {
-            return Err(format!("column '{name}' is not in the table's schema"));
+    }
+
+    fn member(&mut self, name: &str, kind: &Kind<'_>) {
+        let Some(def) = self.def else { return };
+        if self.error.is_some() || is_system_column(name) {
+            return;
+        }
+        let Some((i, col)) = def.columns.iter().enumerate().find(|(_, c)| c.name == name) else {
+            self.error = Some(format!("column '{name}' is not in the table's schema"));
+            return;
         };
         if !kind_fits(col.ty, kind) {
-            return Err(format!(
+            self.error = Some(format!(
                 "column '{name}': expected {}, got {}",
                 col.ty.sql_name(),
                 describe(kind)
             ));
+        } else if *kind != Kind::Null
+            && let Some(given) = self.given.get_mut(i)
+        {
+            *given = true;
         }
     }
-    if let Some(col) = def.columns.iter().find(|c| {
-        !c.nullable
-            && !members
-                .iter()
-                .any(|(name, kind)| name == &c.name && *kind != Kind::Null)
-    }) {
-        return Err(format!("NOT NULL column '{}' has no value", col.name));
+
+    fn finish(self) -> std::result::Result<(), String> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let Some(def) = self.def else { return Ok(()) };
+        let missing = def
+            .columns
+            .iter()
+            .zip(self.given.iter())
+            .find(|(c, given)| !c.nullable && !**given);
+        match missing {
+            Some((col, _)) => Err(format!("NOT NULL column '{}' has no value", col.name)),
+            None => Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// The types the engine's writers store, read as tolerantly as its readers do.

@@ -21,56 +21,61 @@ pub(crate) enum Kind<'a> {
     Nested,
 }
 
-/// A row: its members in order, or `None` when the value is valid JSON but not an object.
-pub(crate) struct Shape<'a>(pub Option<Vec<(Cow<'a, str>, Kind<'a>)>>);
-
-pub(crate) fn parse(bytes: &[u8]) -> Result<Shape<'_>, serde_json::Error> {
+/// Calls `member` with each top-level member of a JSON object, in order, without collecting
+/// them (verify reads every row: no allocation per row). `Ok(false)` when the value is valid
+/// JSON but not an object.
+pub(crate) fn each_member<'de, F>(bytes: &'de [u8], member: F) -> Result<bool, serde_json::Error>
+where
+    F: FnMut(Cow<'de, str>, Kind<'de>),
+{
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let shape = de::Deserialize::deserialize(&mut de)?;
+    let is_object = de::DeserializeSeed::deserialize(Members(member), &mut de)?;
     de.end()?;
-    Ok(shape)
+    Ok(is_object)
 }
 
-impl<'de> de::Deserialize<'de> for Shape<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Top;
-        impl<'de> Visitor<'de> for Top {
-            type Value = Shape<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some(Name(name)) = map.next_key()? {
-                    let kind: Kind<'de> = map.next_value()?;
-                    members.push((name, kind));
-                }
-                Ok(Shape(Some(members)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Shape(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Shape(None))
-            }
+struct Members<F>(F);
+
+impl<'de, F: FnMut(Cow<'de, str>, Kind<'de>)> de::DeserializeSeed<'de> for Members<F> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(Cow<'de, str>, Kind<'de>)> Visitor<'de> for Members<F> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
+        while let Some(Name(name)) = map.next_key()? {
+            let kind: Kind<'de> = map.next_value()?;
+            (self.0)(name, kind);
         }
-        d.deserialize_any(Top)
+        Ok(true)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
@@ -144,9 +149,13 @@ mod tests {
 
     #[test]
     fn reads_members_and_kinds_without_a_tree() {
-        let shape = parse(br#"{"id": 7, "big": 18446744073709551615, "x": 1.5, "s": "a\"b", "b": true, "n": null, "o": {"k": [1]}}"#)
-            .expect("parse");
-        let members = shape.0.expect("an object");
+        let mut members = Vec::new();
+        let is_object = each_member(
+            br#"{"id": 7, "big": 18446744073709551615, "x": 1.5, "s": "a\"b", "b": true, "n": null, "o": {"k": [1]}}"#,
+            |name, kind| members.push((name, kind)),
+        )
+        .expect("parse");
+        assert!(is_object);
         let kinds: Vec<(&str, Kind)> = members
             .iter()
             .map(|(k, v)| (k.as_ref(), v.clone()))
@@ -167,8 +176,10 @@ mod tests {
 
     #[test]
     fn tells_non_objects_and_non_json_apart() {
-        assert!(parse(b"[1, 2]").expect("json").0.is_none());
-        assert!(parse(b"\"text\"").expect("json").0.is_none());
+        let parse = |bytes: &[u8]| each_member(bytes, |_, _| {});
+        assert!(!parse(b"[1, 2]").expect("json"));
+        assert!(!parse(b"\"text\"").expect("json"));
+        assert!(parse(b"{}").expect("json"));
         assert!(parse(b"{\"a\": 1").is_err());
         assert!(parse(b"{} trailing").is_err());
     }

@@ -414,23 +414,44 @@ fn an_incremental_backup_of_an_unchanged_database_copies_almost_nothing() {
         read * 20 < total,
         "incremental read {read} of {total} bytes"
     );
-    // --rehash reads everything, but still writes only what is new.
+    // Nothing changed: no table's hot rows are counted again.
+    assert_eq!(full["counts_kept"], 0, "{full}");
+    assert_eq!(incr["counts_kept"], 4, "{incr}");
+    assert_eq!(incr["rows"], full["rows"]);
+
+    // One table changes: it alone is counted again, and the count is right (the restore of
+    // this backup counts every table itself and refuses any difference from the manifest).
+    db.ok("INSERT INTO app.cfg VALUES ('late', 'row')");
+    let changed = create(&db, &repo);
+    assert_eq!(changed["counts_kept"], 3, "{changed}");
+    assert_eq!(
+        changed["rows"].as_u64().expect("rows"),
+        full["rows"].as_u64().expect("rows") + 1
+    );
+    let at_3 = tmp.path().join("r3");
+    let restored = ok(&["backup", "restore", s(&repo), "--id", "3", "--to", s(&at_3)]);
+    assert_eq!(restored["rows"], changed["rows"], "{restored}");
+    assert_eq!(content(&db.dir), content(&at_3));
+
+    // --rehash reads and counts everything, but still writes only what is new.
     let rehashed = ok(&create_args(&db, &repo, &["--rehash"]));
     assert!(rehashed["bytes_read"].as_u64().expect("read") >= total);
     assert!(
         rehashed["new_bytes"].as_u64().expect("new") * 50 < total,
         "{rehashed}"
     );
+    assert_eq!(rehashed["counts_kept"], 0, "{rehashed}");
+    assert_eq!(rehashed["rows"], changed["rows"]);
 
     let listed = ok(&["backup", "list", s(&repo)]);
     let backups = listed["backups"].as_array().expect("backups");
-    assert_eq!(backups.len(), 3);
+    assert_eq!(backups.len(), 4);
     assert!(backups.iter().all(|b| b["status"] == "complete"));
 
     // Prune keeps the newest; what it keeps still restores and verifies deep.
     let pruned = ok(&["backup", "prune", s(&repo), "--keep", "1"]);
-    assert_eq!(pruned["kept"], serde_json::json!([3]));
-    assert_eq!(pruned["deleted"], serde_json::json!([1, 2]));
+    assert_eq!(pruned["kept"], serde_json::json!([4]));
+    assert_eq!(pruned["deleted"], serde_json::json!([1, 2, 3]));
     assert_eq!(
         ok(&["backup", "verify", s(&repo), "--deep"])["deep"]["passed"],
         true

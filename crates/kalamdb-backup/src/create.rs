@@ -58,6 +58,10 @@ pub struct CreateReport {
     pub gate_ms: u64,
     /// Counting each table's rows in the snapshot.
     pub count_ms: u64,
+    /// Tables whose hot rows were not counted again: the parent backup counted them in the
+    /// same unchanged SST files.
+    #[serde(default)]
+    pub counts_kept: u64,
     pub duration_ms: u64,
 }
 
@@ -137,9 +141,6 @@ impl Started {
     }
 
     fn work(&mut self, started: Instant) -> Result<CreateReport> {
-        let pin = self.repo.pin_area(self.id);
-        let snapshot = super::snapshot::take(&self.engine, &self.root, pin.as_ref())?;
-        kalamdb_core::fail::point("backup.snapshot");
         // A checkpoint gets an IDENTITY of its own; the database's is the live one.
         let identity = std::fs::read_to_string(self.engine.data_dir().rocksdb().join("IDENTITY"))
             .map(|s| s.trim().to_string())
@@ -151,6 +152,11 @@ impl Started {
             .rev()
             .filter_map(|l| l.manifest.ok())
             .find(|m| !identity.is_empty() && m.source.db_identity == identity);
+        let pin = self.repo.pin_area(self.id);
+        // --rehash reads and counts everything again.
+        let previous = parent.as_ref().filter(|_| !self.options.rehash);
+        let snapshot = super::snapshot::take(&self.engine, &self.root, pin.as_ref(), previous)?;
+        kalamdb_core::fail::point("backup.snapshot");
         let (entries, read) = self.copy_files(&snapshot, parent.as_ref())?;
         kalamdb_core::fail::point("backup.copied");
 
@@ -184,6 +190,7 @@ impl Started {
             total_bytes: files.iter().map(|f| f.size).sum(),
             files,
             tables: snapshot.tables.clone(),
+            hot_files: snapshot.hot_files.clone(),
             new_bytes,
             new_files,
             checksum: String::new(),
@@ -207,6 +214,7 @@ impl Started {
             rows: manifest.table_rows(),
             gate_ms: snapshot.gate_ms,
             count_ms: snapshot.count_ms,
+            counts_kept: snapshot.counts_kept,
             duration_ms: started.elapsed().as_millis() as u64,
         })
     }

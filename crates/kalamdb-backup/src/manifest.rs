@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use kalamdb_core::{CoreError, Result};
 
-/// The manifest layout this build writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest layout this build writes (it reads this one and every earlier one). 2 added
+/// `hot_files`.
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +38,11 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// Row counts per table, `namespace.table` → counts.
     pub tables: BTreeMap<String, TableRows>,
+    /// The SST files (paths in the backup) that held each table's hot rows when they were
+    /// counted: the next backup of the same database keeps a table's count when they are
+    /// the same unchanged files and nothing else holds rows of it. Absent before version 2.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hot_files: BTreeMap<String, Vec<String>>,
     /// Bytes of all files.
     pub total_bytes: u64,
     /// Bytes this backup added to the repository (the rest were already there).
@@ -155,6 +161,10 @@ mod tests {
                 mtime_ns: 5,
             }],
             tables: BTreeMap::new(),
+            hot_files: BTreeMap::from([(
+                "app.t".to_string(),
+                vec!["rocksdb/000010.sst".to_string()],
+            )]),
             total_bytes: 12,
             new_bytes: 12,
             new_files: 1,
@@ -171,6 +181,22 @@ mod tests {
             flipped[i] ^= 0x01;
             assert!(Manifest::parse(&flipped).is_err(), "byte {i} flipped");
         }
+    }
+
+    #[test]
+    fn a_version_1_manifest_without_hot_files_still_parses() {
+        let mut m = sample();
+        m.manifest_version = 1;
+        m.hot_files.clear();
+        let bytes = m.seal().expect("seal");
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        assert!(!text.contains("hot_files"), "{text}");
+        let parsed = Manifest::parse(&bytes).expect("parses");
+        assert!(parsed.hot_files.is_empty());
+        let mut newer = sample();
+        newer.manifest_version = MANIFEST_VERSION + 1;
+        let err = Manifest::parse(&newer.seal().expect("seal")).expect_err("refused");
+        assert!(err.contains("upgrade kalamctl"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! The gate is then released and the rest of the backup reads from the staging directory
 //! and the pinned objects: none of them changes, whatever the database does meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use kalamdb_sql::KalamSql;
 use kalamdb_store::keys::TableCf;
 use kalamdb_store::{OpenMode, Storage, TableKind};
 
-use super::manifest::TableRows;
+use super::manifest::{FileEntry, Manifest, TableRows};
 use super::scratch::Scratch;
 use super::transfer::{parallel, threads};
 use kalamdb_core::catalog::Catalog;
@@ -60,6 +60,10 @@ pub struct Snapshot {
     pub taken_at: i64,
     pub files: Vec<StagedFile>,
     pub tables: BTreeMap<String, TableRows>,
+    /// The SST files that hold each table's hot rows (see `Manifest::hot_files`).
+    pub hot_files: BTreeMap<String, Vec<String>>,
+    /// Tables whose hot-row count was kept from the previous backup, not counted again.
+    pub counts_kept: u64,
     /// How long flushes and drops were held off (checkpoint, links and server-side copies).
     pub gate_ms: u64,
     /// How long counting the rows took.
@@ -87,36 +91,48 @@ type Tables = Vec<(String, TableKind, Vec<ColdPath>)>;
 
 /// Takes the snapshot. Blocks until running flushes and drops finish, and holds off new
 /// ones only while the checkpoint, links and server-side copies are made. Objects of `pin`'s
-/// bucket are copied under its prefix. Call from a blocking thread.
-pub(crate) fn take(engine: &Engine, root: &Path, pin: Option<&PinArea>) -> Result<Snapshot> {
+/// bucket are copied under its prefix. A table whose hot rows are in the same unchanged SST
+/// files as in `previous` (a backup of the same database) keeps that backup's count. Call
+/// from a blocking thread.
+pub(crate) fn take(
+    engine: &Engine,
+    root: &Path,
+    pin: Option<&PinArea>,
+    previous: Option<&Manifest>,
+) -> Result<Snapshot> {
     let staging = Scratch::new(&engine.data_dir().root().join("backup"), "staging")?;
     let mut pinned = Pinned::default();
     let (taken_at, tables, objects, gate_ms) = {
         let _gate = engine.cold_gate().blocking_write();
         let held = std::time::Instant::now();
         let taken_at = kalamdb_store::now_ms();
-        let checkpoint = staging.path().join("rocksdb");
+        let checkpoint = staging.path().join(ROCKSDB);
         engine.storage().checkpoint(&checkpoint)?;
         kalamdb_core::fail::point("backup.checkpointed");
         let (tables, objects) = stage_parquet(&checkpoint, root, staging.path(), pin, &mut pinned)?;
         (taken_at, tables, objects, held.elapsed().as_millis() as u64)
     };
-    let counting = std::time::Instant::now();
-    let counts = count_rows(&staging.path().join("rocksdb"), &tables)?;
-    let count_ms = counting.elapsed().as_millis() as u64;
     let mut files = list_files(staging.path())?;
     files.extend(objects);
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    let counting = std::time::Instant::now();
+    let counted = count_rows(&staging.path().join(ROCKSDB), &tables, &files, previous)?;
+    let count_ms = counting.elapsed().as_millis() as u64;
     Ok(Snapshot {
         _staging: staging,
         _pinned: pinned,
         taken_at,
         files,
-        tables: counts,
+        tables: counted.tables,
+        hot_files: counted.hot_files,
+        counts_kept: counted.kept,
         gate_ms,
         count_ms,
     })
 }
+
+/// The checkpoint's directory in the staging directory, and in the backup's paths.
+const ROCKSDB: &str = "rocksdb";
 
 /// Stages every Parquet file of the checkpoint's tables: local ones linked into the staging
 /// directory, objects pinned in `pin` (same bucket) or downloaded. Returns the tables and
@@ -242,46 +258,101 @@ pub(crate) fn object_dir(bucket: &str, prefix: &str) -> String {
     dir
 }
 
-/// Physical row counts of each table: keys in its column family, rows in its Parquet files.
-fn count_rows(rocksdb: &Path, tables: &Tables) -> Result<BTreeMap<String, TableRows>> {
-    let storage = Storage::open(rocksdb, OpenMode::ReadOnly)?;
-    let mut out = BTreeMap::new();
-    for (name, kind, files) in tables {
-        let (ns, t) = name.split_once('.').unwrap_or((name, ""));
-        out.insert(name.clone(), table_rows(&storage, *kind, ns, t, files)?);
-    }
-    Ok(out)
+/// The counts of a snapshot's tables.
+struct Counted {
+    tables: BTreeMap<String, TableRows>,
+    hot_files: BTreeMap<String, Vec<String>>,
+    kept: u64,
 }
 
-/// One table's physical row counts.
+/// Physical row counts of each table: keys in its column family, rows in its Parquet files.
+/// A table's hot rows are not counted again when `previous` counted them in the same SST
+/// files, each with the size and modification time it has now (immutable files: the same
+/// bytes), and no memtable of the opened checkpoint holds a write of it (writes that landed
+/// after the checkpoint's flush, replayed from its WAL).
+fn count_rows(
+    rocksdb: &Path,
+    tables: &Tables,
+    staged: &[StagedFile],
+    previous: Option<&Manifest>,
+) -> Result<Counted> {
+    let storage = Storage::open(rocksdb, OpenMode::ReadOnly)?;
+    let mut sst_of: HashMap<String, Vec<String>> = HashMap::new();
+    for f in storage.live_files()? {
+        sst_of
+            .entry(f.column_family)
+            .or_default()
+            .push(format!("{ROCKSDB}/{}", f.name));
+    }
+    let staged: HashMap<&str, &StagedFile> = staged.iter().map(|f| (f.path.as_str(), f)).collect();
+    let before: HashMap<&str, &FileEntry> = previous
+        .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
+        .unwrap_or_default();
+    let mut counted = Counted {
+        tables: BTreeMap::new(),
+        hot_files: BTreeMap::new(),
+        kept: 0,
+    };
+    for (name, kind, files) in tables {
+        let (ns, t) = name.split_once('.').unwrap_or((name, ""));
+        let cf = TableCf::new(*kind, ns, t).name();
+        let mut sst = sst_of.remove(&cf).unwrap_or_default();
+        sst.sort();
+        let unchanged = |path: &String| match (staged.get(path.as_str()), before.get(path.as_str()))
+        {
+            (Some(now), Some(then)) => now.size == then.size && now.mtime_ns == then.mtime_ns,
+            _ => false,
+        };
+        let kept = previous.and_then(|p| {
+            let rows = p.tables.get(name)?;
+            let same = rows.kind == kind.to_string()
+                && p.hot_files.get(name) == Some(&sst)
+                && sst.iter().all(unchanged)
+                && storage.has_cf(&cf)
+                && storage.memtable_entries(&cf).ok().flatten() == Some(0);
+            same.then_some(rows.hot_rows)
+        });
+        counted.kept += u64::from(kept.is_some());
+        let rows = table_rows(&storage, *kind, ns, t, files, kept)?;
+        counted.tables.insert(name.clone(), rows);
+        counted.hot_files.insert(name.clone(), sst);
+    }
+    Ok(counted)
+}
+
+/// One table's physical row counts; the hot rows are counted unless `hot_rows` is known.
 pub fn table_rows(
     storage: &Storage,
     kind: TableKind,
     namespace: &str,
     table: &str,
     files: &[ColdPath],
+    hot_rows: Option<u64>,
 ) -> Result<TableRows> {
     let cf = TableCf::new(kind, namespace, table).name();
-    let mut hot_rows = 0;
-    if storage.has_cf(&cf) {
-        // Ranges of about equal size on disk, counted on every core.
-        let cuts = storage.split_keys(&cf, threads())?;
-        let ranges: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..=cuts.len())
-            .map(|i| {
-                let from = i.checked_sub(1).map_or_else(Vec::new, |j| cuts[j].clone());
-                (from, cuts.get(i).cloned())
-            })
-            .collect();
-        let counts = parallel(&ranges, threads(), |(from, to)| {
-            let mut n = 0u64;
-            storage.scan_verified_range(&cf, from, to.as_deref(), |_, _| {
-                n += 1;
-                Ok(ControlFlow::Continue(()))
+    let hot_rows = match hot_rows {
+        Some(n) => n,
+        None if storage.has_cf(&cf) => {
+            // Ranges of about equal size on disk, counted on every core.
+            let cuts = storage.split_keys(&cf, threads())?;
+            let ranges: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..=cuts.len())
+                .map(|i| {
+                    let from = i.checked_sub(1).map_or_else(Vec::new, |j| cuts[j].clone());
+                    (from, cuts.get(i).cloned())
+                })
+                .collect();
+            let counts = parallel(&ranges, threads(), |(from, to)| {
+                let mut n = 0u64;
+                storage.scan_verified_range(&cf, from, to.as_deref(), |_, _| {
+                    n += 1;
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                Ok(n)
             })?;
-            Ok(n)
-        })?;
-        hot_rows = counts.iter().sum();
-    }
+            counts.iter().sum()
+        }
+        None => 0,
+    };
     let mut cold_rows = 0;
     for f in files {
         cold_rows += row_count(f)?;

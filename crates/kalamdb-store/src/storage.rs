@@ -449,6 +449,19 @@ impl Storage {
         self.int_property(cf, "rocksdb.total-sst-files-size")
     }
 
+    /// Entries in a column family's memtables, active and immutable: writes that are in no
+    /// SST file yet. `None` when RocksDB does not report them.
+    pub fn memtable_entries(&self, cf: &str) -> Result<Option<u64>> {
+        let handle = self.cf(cf)?;
+        let active = self
+            .db
+            .property_int_value_cf(&handle, "rocksdb.num-entries-active-mem-table")?;
+        let immutable = self
+            .db
+            .property_int_value_cf(&handle, "rocksdb.num-entries-imm-mem-tables")?;
+        Ok(active.zip(immutable).map(|(a, i)| a.saturating_add(i)))
+    }
+
     /// An integer RocksDB property of a column family; 0 when RocksDB does not report it.
     fn int_property(&self, cf: &str, property: &str) -> Result<u64> {
         let handle = self.cf(cf)?;
@@ -592,6 +605,18 @@ mod tests {
             storage.get("t", b"u2:1").expect("get"),
             Some(b"{}".to_vec())
         );
+    }
+
+    #[test]
+    fn memtable_entries_count_what_no_sst_file_holds_yet() {
+        let (_dir, storage) = open_temp();
+        storage.create_cf("t").expect("create");
+        assert_eq!(storage.memtable_entries("t").expect("property"), Some(0));
+        storage.put("t", b"a", b"1").expect("put");
+        storage.put("t", b"b", b"2").expect("put");
+        assert_eq!(storage.memtable_entries("t").expect("property"), Some(2));
+        storage.flush_memtables().expect("flush");
+        assert_eq!(storage.memtable_entries("t").expect("property"), Some(0));
     }
 
     #[test]

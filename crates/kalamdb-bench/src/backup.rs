@@ -19,6 +19,8 @@ pub struct Plan {
     pub users: usize,
     pub payload: usize,
     pub repeat: usize,
+    /// Tables the hot half is spread over; the 1% change goes into the first.
+    pub hot_tables: usize,
 }
 
 pub async fn run(plan: Plan) -> Result<(), String> {
@@ -27,16 +29,29 @@ pub async fn run(plan: Plan) -> Result<(), String> {
     let data = tmp.path().join("data");
     {
         let engine = engine_with_namespace_b(&data).await?;
-        // Half the rows flushed to Parquet, half hot in RocksDB.
+        // Half the rows flushed to Parquet, half hot in RocksDB (in one table, or spread
+        // over several).
         create_wide_user_table(&engine, "b", "cold", plan.payload).await?;
-        create_wide_user_table(&engine, "b", "hot", plan.payload).await?;
         let half = plan.rows / 2;
         fill_user_table(&engine, "b", "cold", 0, half, plan.users, plan.payload)?;
         engine
             .flush_table("b", "cold")
             .await
             .map_err(|e| e.to_string())?;
-        fill_user_table(&engine, "b", "hot", 0, half, plan.users, plan.payload)?;
+        let tables = plan.hot_tables.max(1);
+        for i in 0..tables {
+            let name = hot_table(i);
+            create_wide_user_table(&engine, "b", &name, plan.payload).await?;
+            fill_user_table(
+                &engine,
+                "b",
+                &name,
+                0,
+                half / tables,
+                plan.users,
+                plan.payload,
+            )?;
+        }
         engine
             .storage()
             .flush_memtables()
@@ -135,12 +150,12 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         })?);
         remove(&restored);
 
-        // A 1% change: new rows worth 1% of the data, in the hot table.
+        // A 1% change: new rows worth 1% of the data, in the (first) hot table.
         let first = (plan.rows as u64) * (round as u64 + 1);
         fill_user_table(
             &engine,
             "b",
-            "hot",
+            &hot_table(0),
             first,
             plan.rows / 100,
             plan.users,
@@ -163,14 +178,16 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         mib_per_s.2.push(backed_up / last(&restore));
         if let (Some(r), Some(i)) = (report, second) {
             println!(
-                "  round {round}: {mib:.0} MiB in the data directory; full: {} files {:.0} MiB (flushes held off {} ms, counting {} ms); incremental: wrote {:.1} MiB, read {:.1} MiB, counting {} ms",
+                "  round {round}: {mib:.0} MiB in the data directory; full: {} files {:.0} MiB (flushes held off {} ms, counting {} ms); incremental: wrote {:.1} MiB, read {:.1} MiB, counting {} ms ({} of {} tables' counts kept)",
                 r.files,
                 r.total_bytes as f64 / (1u64 << 20) as f64,
                 r.gate_ms,
                 r.count_ms,
                 i.new_bytes as f64 / (1u64 << 20) as f64,
                 i.bytes_read as f64 / (1u64 << 20) as f64,
-                i.count_ms
+                i.count_ms,
+                i.counts_kept,
+                i.tables
             );
         }
     }
@@ -231,7 +248,7 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         "backup",
         serde_json::json!({
             "rows": plan.rows, "users": plan.users, "payload_bytes": plan.payload,
-            "repeat": plan.repeat, "data_bytes": size,
+            "repeat": plan.repeat, "data_bytes": size, "hot_tables": plan.hot_tables.max(1),
             "cp_ms": cp * 1e3, "cp_sync_ms": cp_sync * 1e3, "full_ms": full * 1e3, "restore_ms": restore * 1e3,
             "incremental_ms": incr * 1e3,
             "cp_mib_per_s": cp_rate, "full_mib_per_s": full_rate, "restore_mib_per_s": restore_rate,
@@ -318,4 +335,13 @@ fn command(program: &str, paths: &[&std::ffi::OsStr], flag: &str) -> Result<(), 
 fn remove(dir: &Path) {
     // Between rounds only; a leftover would show as a failure of the next round.
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The name of the `i`th hot table: `hot` alone, as before there could be several.
+fn hot_table(i: usize) -> String {
+    if i == 0 {
+        "hot".to_string()
+    } else {
+        format!("hot{i}")
+    }
 }

@@ -120,6 +120,9 @@ enum Bench {
         payload: usize,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Spread the hot half over this many tables (the 1% change still goes into one).
+        #[arg(long, default_value_t = 1)]
+        hot_tables: usize,
     },
     /// A soak of the real kalamd: `clients` clients mixing INSERT, point SELECT, scans and
     /// FLUSH, and an online backup every bucket; errors, p50/p99 and kalamd's RSS per bucket.
@@ -265,12 +268,14 @@ fn main() {
                 users,
                 payload,
                 repeat,
+                hot_tables,
             } => {
                 backup::run(backup::Plan {
                     rows,
                     users,
                     payload,
                     repeat,
+                    hot_tables,
                 })
                 .await
             }

@@ -201,8 +201,8 @@ impl Engine {
         };
         // A key read of local files is short (a get, and a few Parquet pages where the
         // manifest says the key may be cold): it runs on the calling thread, since handing a
-        // runtime worker's queue to another thread costs more than the read (about 50 µs in
-        // `kalamdb-bench http`). Objects are network round trips: off the runtime's queue.
+        // runtime worker's queue to another thread (waking a thread, two context switches)
+        // costs as much as the read. Objects are network round trips: off the runtime's queue.
         let on_objects = self
             .catalog()
             .storage_template(&def.record, def.kind)

@@ -140,10 +140,21 @@ impl Engine {
             .key
             .as_ref()
             .map(|k| Arc::new(HashSet::from([k.clone()])));
-        for file in self.cold_files(def, user_id, keys.as_deref())? {
-            merged.extend(file.keyed_rows(def, keys.as_ref(), None)?);
+        let files = self.cold_files(def, user_id, keys.as_deref())?;
+        let mut read = || -> Result<()> {
+            for file in &files {
+                merged.extend(file.keyed_rows(def, keys.as_ref(), None)?);
+            }
+            Ok(())
+        };
+        // Objects are network round trips: off the runtime's queue (a no-op for a caller
+        // already off it). Local files are read where the caller runs: a key lookup reads a
+        // few pages, less than handing a runtime worker's queue to another thread costs.
+        if files.iter().any(|f| f.path.as_local().is_none()) {
+            crate::blocking::run(read)
+        } else {
+            read()
         }
-        Ok(())
     }
 
     /// Which of `keys` a live (not soft-deleted) row holds in the table's Parquet files (for

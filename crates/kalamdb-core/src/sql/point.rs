@@ -199,20 +199,9 @@ impl Engine {
             include_deleted: false,
             key: Some(key),
         };
-        // A key read of local files is short (a get, and a few Parquet pages where the
-        // manifest says the key may be cold): it runs on the calling thread, since handing a
-        // runtime worker's queue to another thread (waking a thread, two context switches)
-        // costs as much as the read. Objects are network round trips: off the runtime's queue.
-        let on_objects = self
-            .catalog()
-            .storage_template(&def.record, def.kind)
-            .map_or(true, |t| t.is_object());
-        let read = || self.read_rows(&def, &session.user_id, &opts);
-        let rows = if on_objects {
-            crate::blocking::run(read)?
-        } else {
-            read()?
-        };
+        // On the calling thread: a get, the manifest, and a few Parquet pages where it says
+        // the key may be cold (`read_cold` leaves the runtime's queue for objects).
+        let rows = self.read_rows(&def, &session.user_id, &opts)?;
         let rows: Vec<&Row> = rows
             .iter()
             .map(|(_, row)| row)

@@ -272,34 +272,29 @@ impl Engine {
         columns: &[&str],
         rows: Vec<(String, Vec<Value>)>,
     ) -> Result<()> {
-        let (ns, t) = (def.namespace(), def.name());
         // Under the table's lock, as a subscription's start is: none begins in between.
-        let watched = self.live().records(&def.qualified());
+        if def.kind == TableKind::Stream || self.live().records(&def.qualified()) {
+            let rows = rows
+                .into_iter()
+                .map(|(key, values)| {
+                    let row: Row = columns
+                        .iter()
+                        .zip(values)
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(c, v)| (c.to_string(), v))
+                        .collect();
+                    (key, row)
+                })
+                .collect();
+            return self.write_rows(def, user_id, rows, ChangeKind::Insert, None);
+        }
+        let (ns, t) = (def.namespace(), def.name());
+        self.stats().wrote(rows.len() as u64);
         match def.kind {
-            TableKind::User if !watched => {
-                self.stats().wrote(rows.len() as u64);
-                self.user_store()
-                    .put_values(ns, t, user_id, columns, rows)?;
-            }
-            TableKind::Shared if !watched => {
-                self.stats().wrote(rows.len() as u64);
-                self.shared_store().put_values(ns, t, columns, rows)?;
-            }
-            _ => {
-                let rows = rows
-                    .into_iter()
-                    .map(|(key, values)| {
-                        let row: Row = columns
-                            .iter()
-                            .zip(values)
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(c, v)| (c.to_string(), v))
-                            .collect();
-                        (key, row)
-                    })
-                    .collect();
-                self.write_rows(def, user_id, rows, ChangeKind::Insert, None)?;
-            }
+            TableKind::User => self
+                .user_store()
+                .put_values(ns, t, user_id, columns, rows)?,
+            _ => self.shared_store().put_values(ns, t, columns, rows)?,
         }
         Ok(())
     }

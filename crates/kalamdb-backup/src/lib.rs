@@ -342,8 +342,6 @@ pub struct PruneReport {
     pub incomplete_removed: u64,
 }
 
-/// Keeps the newest `keep` complete backups and deletes the rest, then every object no kept
-/// backup needs. Refuses while a manifest is damaged: what it needs cannot be known.
 /// What `unlock` found in a repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnlockReport {
@@ -370,6 +368,8 @@ pub fn unlock(repo: &RepoLocation, all: bool) -> Result<UnlockReport> {
     })
 }
 
+/// Keeps the newest `keep` complete backups and deletes the rest, then every object no kept
+/// backup needs. Refuses while a manifest is damaged: what it needs cannot be known.
 pub fn prune(repo: &RepoLocation, keep: usize) -> Result<PruneReport> {
     if keep == 0 {
         return Err(CoreError::InvalidInput(

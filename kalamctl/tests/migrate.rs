@@ -855,6 +855,152 @@ fn a_format_1_directory_gets_its_cold_manifest_and_keeps_every_row() {
     );
 }
 
+/// A directory written before the cold-tier manifest, with tables whose cold files live in a
+/// bucket (a real S3 server on loopback): without credentials for the bucket, `plan` names
+/// the table and the fix and `apply` refuses, changing nothing; with them, the bucket's
+/// objects are recorded like local files, so every row, hot and cold, is still read, and a
+/// full verify is clean.
+#[test]
+fn a_format_1_directory_with_tables_on_s3_gets_its_objects_recorded() {
+    let s3 = kalamdb_fixtures::s3::S3Server::start();
+    s3.create_bucket("lake");
+    let db = common::Db::new();
+    let config = db.dir.parent().expect("tmp").join("kalamd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  credentials:\n    lake-creds:\n      access_key_id: test\n      secret_access_key: test\n      endpoint: {}\n      allow_http: true\n",
+            s3.endpoint()
+        ),
+    )
+    .expect("config");
+    let with_config = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().expect("utf8")];
+        all.extend_from_slice(args);
+        all.extend(["--data-dir", db.path(), "--format", "json"]);
+        kalamctl(&all)
+    };
+    let sql = |user: Option<&str>, sql: &str| {
+        let mut args = vec!["sql"];
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        args.push(sql);
+        let run = with_config(&args);
+        assert_eq!(run.code, 0, "`{sql}`: {}", run.stderr);
+        run.json()["results"]
+            .as_array()
+            .and_then(|r| r.last())
+            .and_then(|r| r["rows"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    sql(
+        None,
+        "CREATE STORAGE lake TYPE s3 PATH 's3://lake/v1' CREDENTIALS 'lake-creds'; \
+         CREATE NAMESPACE app; \
+         CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT) WITH (STORAGE = 'lake'); \
+         CREATE SHARED TABLE app.s (id BIGINT PRIMARY KEY, v TEXT) WITH (STORAGE = 'lake')",
+    );
+    for u in [ALICE, BOB] {
+        sql(Some(u), "INSERT INTO app.t VALUES (1, 'a'), (2, 'b')");
+    }
+    sql(
+        None,
+        "INSERT INTO app.s VALUES (1, 'x'), (2, 'y'); FLUSH TABLE app.t; FLUSH TABLE app.s",
+    );
+    sql(Some(ALICE), "INSERT INTO app.t VALUES (3, 'c')");
+    assert_eq!(
+        s3.keys("lake", "v1/").len(),
+        3,
+        "two users' objects of app.t, one of app.s"
+    );
+    let alice_before = sql(Some(ALICE), "SELECT * FROM app.t ORDER BY id");
+    let shared_before = sql(None, "SELECT * FROM app.s ORDER BY id");
+    assert_eq!((alice_before.len(), shared_before.len()), (3, 2));
+    as_format_1(&db.dir);
+    let objects_before: Vec<(String, Vec<u8>)> = s3
+        .keys("lake", "")
+        .into_iter()
+        .map(|k| {
+            let bytes = s3.get("lake", &k);
+            (k, bytes)
+        })
+        .collect();
+
+    // Without the credentials: named, refused, nothing changed.
+    let files_before = snapshot(&db.dir);
+    let plan = db.cmd(&["migrate", "plan"]);
+    assert_eq!(plan.code, 3, "{}{}", plan.stdout, plan.stderr);
+    let invalid = plan.json()["steps"][0]["invalid"].to_string();
+    assert!(
+        invalid.contains("the batch files of app.t on storage location 'lake' cannot be listed")
+            && invalid.contains("lake-creds")
+            && invalid.contains("--config FILE"),
+        "{invalid}"
+    );
+    let refused = db.cmd(&["migrate", "apply"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("--skip-invalid"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        snapshot(&db.dir),
+        files_before,
+        "a refused apply changed files"
+    );
+
+    // With them: every object recorded, read, verified; the bucket untouched.
+    let plan = with_config(&["migrate", "plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan = plan.json();
+    assert_eq!(
+        plan["steps"][0]["changes"]["cold_batches"]["recorded"], 3,
+        "{plan}"
+    );
+    let applied = with_config(&["migrate", "apply"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(
+        sql(Some(ALICE), "SELECT * FROM app.t ORDER BY id"),
+        alice_before
+    );
+    assert_eq!(sql(None, "SELECT * FROM app.s ORDER BY id"), shared_before);
+    let recorded = sql(
+        None,
+        "SELECT table_name, user_id, row_count, length(sha256) AS sha FROM system.cold_batches ORDER BY table_name, user_id",
+    );
+    assert_eq!(
+        recorded,
+        vec![
+            serde_json::json!({"table_name": "s", "user_id": "", "row_count": 2, "sha": 64}),
+            serde_json::json!({"table_name": "t", "user_id": BOB, "row_count": 2, "sha": 64}),
+            serde_json::json!({"table_name": "t", "user_id": ALICE, "row_count": 2, "sha": 64}),
+        ],
+        "ordered by user_id: {BOB} sorts before {ALICE}"
+    );
+    let verify = with_config(&["verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    let objects_after: Vec<(String, Vec<u8>)> = s3
+        .keys("lake", "")
+        .into_iter()
+        .map(|k| {
+            let bytes = s3.get("lake", &k);
+            (k, bytes)
+        })
+        .collect();
+    assert_eq!(
+        objects_after, objects_before,
+        "the migration changed the bucket"
+    );
+    assert!(
+        !common::files_under(&db.dir)
+            .iter()
+            .any(|f| f.ends_with(".parquet")),
+        "nothing local"
+    );
+}
+
 /// Every file under `dir` except what a migration adds beside the original layout.
 fn original_part(dir: &Path) -> Vec<(String, Vec<u8>)> {
     snapshot(dir)

@@ -189,13 +189,13 @@ fn with_profile(builder: AmazonS3Builder, p: &Profile) -> AmazonS3Builder {
     client(b, p.timeout_seconds, p.allow_http)
 }
 
-fn from_env(location: &str) -> Result<AmazonS3Builder> {
+fn from_env(what: &str) -> Result<AmazonS3Builder> {
     if std::env::var("AWS_ACCESS_KEY_ID")
         .unwrap_or_default()
         .is_empty()
     {
         return Err(CoreError::Conflict(format!(
-            "storage location '{location}' names no credentials profile and AWS_ACCESS_KEY_ID is not set; name a profile with ALTER STORAGE {location} SET CREDENTIALS 'profile' or export the AWS_* variables"
+            "{what} names no credentials profile and AWS_ACCESS_KEY_ID is not set; name a profile in the config file (storage.credentials) or export the AWS_* variables"
         )));
     }
     let mut b = AmazonS3Builder::from_env();

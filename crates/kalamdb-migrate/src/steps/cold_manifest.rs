@@ -1,10 +1,10 @@
 //! Step 0004: record every Parquet batch file of every user and shared table in the
-//! cold-tier manifest, bring table options within their bounds, and write the format-2
+//! cold-tier manifest (objects in a bucket too, read with the location's credentials), bring table options within their bounds, and write the format-2
 //! marker.
 //!
 //! Reading a file for its SHA-256 is the costly part, and `apply` computes its plan more
 //! than once in one process; what a file yields is kept for the process's life, keyed by
-//! path, size and modification time, so each file is read once.
+//! path (or URL), size and modification time, so each file is read once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use kalamdb_sql::{
 };
 use kalamdb_store::{DEFAULT_CF, TableKind};
 
-use super::{Ctx, Outcome, dropped_by_job, readable, readable_jobs, template_of};
+use super::{Ctx, Outcome, dropped_by_job, readable, readable_jobs, resolved, template_of};
 use crate::image::Image;
 use kalamdb_core::catalog::types::ColumnType;
 use kalamdb_core::catalog::{PRIMARY_KEY_OPTION, is_system_column};
@@ -57,6 +57,30 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
         let Some(template) = template_of(t, kind, &locations) else {
             continue;
         };
+        // A table on object storage has its objects recorded like local files; a bucket
+        // this run cannot reach would leave them unread, so it is named as invalid.
+        let on_bucket = template.is_object();
+        let dirs = resolved(template, t, &locations).and_then(|template| {
+            let dirs = template.existing_dirs(ctx.dir)?;
+            Ok((template, dirs))
+        });
+        let (template, dirs) = match dirs {
+            Ok(found) => found,
+            Err(e) if on_bucket => {
+                out.invalid(
+                    TableRecord::CF,
+                    &format!("{}{}", TableRecord::KEY_PREFIX, t.table_id),
+                    format!(
+                        "the batch files of {}.{} on storage location '{}' cannot be listed, so they cannot be recorded ({e}); pass --config FILE whose storage.credentials reach the bucket, or --skip-invalid to leave them unrecorded (no query reads them then)",
+                        t.namespace,
+                        t.table_name,
+                        kalamdb_core::catalog::location_of(t)
+                    ),
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let table_versions = versions
             .get(t.table_id.as_str())
             .map(Vec::as_slice)
@@ -67,18 +91,16 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
             .and_then(|(_, json)| json.options.get(PRIMARY_KEY_OPTION))
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        for (user, dir) in template.existing_dirs(ctx.dir)? {
+        for (user, dir) in dirs {
             let user = if kind == TableKind::User {
                 user
             } else {
                 String::new()
             };
             for file in batch_files(&dir)? {
-                // A migration reads local directories only (template_of skips buckets).
-                let Some(file) = file.as_local().map(Path::to_path_buf) else {
-                    continue;
-                };
-                owned.insert(file.clone());
+                if let Some(local) = file.as_local() {
+                    owned.insert(local.to_path_buf());
+                }
                 let owner = Owner {
                     namespace: &t.namespace,
                     table: &t.table_name,
@@ -89,7 +111,7 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
                     Err(e) => {
                         out.invalid(
                             ColdBatchRecord::CF,
-                            &file.display().to_string(),
+                            &file.to_string(),
                             format!(
                                 "batch file of {}.{} cannot be read, so it cannot be recorded ({e}); restore it from a backup, or pass --skip-invalid to leave it unrecorded (no query reads it then)",
                                 t.namespace, t.table_name
@@ -149,8 +171,8 @@ pub fn run(image: &Image, ctx: &Ctx<'_>) -> Result<Outcome> {
 }
 
 /// The newest schema version whose columns include every data column of the file.
-fn matching_version(file: &Path, versions: &[(u32, SchemaJson)]) -> Option<u32> {
-    let schema = read_schema(&ColdPath::Local(file.to_path_buf())).ok()?;
+fn matching_version(file: &ColdPath, versions: &[(u32, SchemaJson)]) -> Option<u32> {
+    let schema = read_schema(file).ok()?;
     versions
         .iter()
         .filter(|(_, json)| {
@@ -171,23 +193,29 @@ fn matching_version(file: &Path, versions: &[(u32, SchemaJson)]) -> Option<u32> 
 }
 
 type Described = (WrittenFile, Content);
-/// A version of a file: its path, size and modification time.
-type FileVersion = (PathBuf, u64, SystemTime);
+/// A version of a file: its path (or URL), size and modification time (an object's is not
+/// listed: its key and size stand for it within one run).
+type FileVersion = (String, u64, Option<SystemTime>);
 
 /// [`manifest::describe`], once per file version in this process.
-fn describe_once(file: &Path, pk: Option<&str>) -> Result<Described> {
+fn describe_once(file: &ColdPath, pk: Option<&str>) -> Result<Described> {
     static SEEN: OnceLock<Mutex<HashMap<FileVersion, Described>>> = OnceLock::new();
-    let meta = std::fs::metadata(file).map_err(|e| CoreError::io(file, e))?;
-    let key = (
-        file.to_path_buf(),
-        meta.len(),
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-    );
+    let key = match file.as_local() {
+        Some(local) => {
+            let meta = std::fs::metadata(local).map_err(|e| CoreError::io(local, e))?;
+            (
+                file.to_string(),
+                meta.len(),
+                Some(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)),
+            )
+        }
+        None => (file.to_string(), file.size()?.unwrap_or(0), None),
+    };
     let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(d) = seen.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(d);
     }
-    let described = manifest::describe(&ColdPath::Local(file.to_path_buf()), pk)?;
+    let described = manifest::describe(file, pk)?;
     if let Ok(mut m) = seen.lock() {
         m.insert(key, described.clone());
     }

@@ -338,6 +338,10 @@ fn leftover_files(
     let Some(template) = super::template_of(t, kind, locations) else {
         return Ok(Vec::new());
     };
+    if template.is_object() {
+        // A bucket's objects are not deleted by a migration.
+        return Ok(Vec::new());
+    }
     let mut files = Vec::new();
     for (_, dir) in template.existing_dirs(ctx.dir)? {
         for f in batch_files(&dir)? {

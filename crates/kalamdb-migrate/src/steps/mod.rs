@@ -162,9 +162,8 @@ pub fn chain(origin: Generation) -> &'static [&'static str] {
 }
 
 /// Where a table's Parquet files live, from the image's locations; `None` for a template
-/// that cannot be used, and for a location on object storage: a migration reads and writes
-/// the local directory only (its objects are listed by `verify` once credentials are
-/// configured).
+/// that cannot be used. A template on object storage comes back without its client:
+/// [`resolved`] attaches it.
 pub(crate) fn template_of(
     t: &kalamdb_sql::TableRecord,
     kind: kalamdb_store::TableKind,
@@ -173,7 +172,6 @@ pub(crate) fn template_of(
     use kalamdb_core::cold::paths::StorageTemplate;
     let location = kalamdb_core::catalog::location_of(t);
     match locations.iter().find(|l| l.location_name == location) {
-        Some(l) if l.is_object_store() => None,
         Some(l) => Some(StorageTemplate::for_location(
             &l.path,
             kind,
@@ -182,6 +180,24 @@ pub(crate) fn template_of(
         )),
         None => StorageTemplate::for_path(location, kind, &t.namespace, &t.table_name).ok(),
     }
+}
+
+/// `template` with the client of its bucket attached, reached with the credentials its
+/// location names (a local template comes back as it is).
+pub(crate) fn resolved(
+    template: kalamdb_core::cold::paths::StorageTemplate,
+    t: &kalamdb_sql::TableRecord,
+    locations: &[kalamdb_sql::StorageLocationRecord],
+) -> Result<kalamdb_core::cold::paths::StorageTemplate> {
+    if !template.is_object() {
+        return Ok(template);
+    }
+    let location = kalamdb_core::catalog::location_of(t);
+    let credentials = locations
+        .iter()
+        .find(|l| l.location_name == location)
+        .and_then(|l| l.credentials_ref.as_deref());
+    template.resolve(credentials, location)
 }
 
 /// Every readable record of a system table in the image.

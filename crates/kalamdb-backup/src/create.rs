@@ -358,7 +358,7 @@ fn store(
         }
     }
     let tmp = tmp_dir.join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
-    let (sha, size) = transfer::copy_hashing(staged, &tmp, meter)?;
+    let (sha, size) = transfer::copy_hashing(staged, &tmp, transfer::SyncWhen::Now, meter)?;
     let object = repo.object(&sha);
     if repo.object_size(&sha) == Some(size) {
         std::fs::remove_file(&tmp).map_err(|e| CoreError::io(&tmp, e))?;

@@ -299,16 +299,23 @@ fn deep_check(repo: &Repo, m: &Manifest, options: &VerifyOptions) -> Result<Deep
         interrupt: options.interrupt,
         allow_verify_errors: false,
     };
-    let outcome =
-        materialize(repo, m, scratch.path(), Mode::Link, &restore_options).and_then(|()| {
-            let check = Check {
-                repo: &options.repo,
-                target: None,
-                allow_errors: false,
-                observer: options.observer.as_ref(),
-            };
-            check_restored(scratch.path(), m, &check)
-        });
+    let outcome = materialize(
+        repo,
+        m,
+        scratch.path(),
+        Mode::Link,
+        &restore_options,
+        &|_| {},
+    )
+    .and_then(|()| {
+        let check = Check {
+            repo: &options.repo,
+            target: None,
+            allow_errors: false,
+            observer: options.observer.as_ref(),
+        };
+        check_restored(scratch.path(), m, &check)
+    });
     Ok(match outcome {
         Ok(checked) => DeepCheck {
             backup_id: m.id,

@@ -88,7 +88,33 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "restore".into());
     let scratch = Scratch::new(parent, &format!(".{name}.restoring"))?;
-    materialize(&repo, &manifest, scratch.path(), Mode::Copy, options)?;
+    // Each copied file is synced by a thread of its own as soon as it is written, so the
+    // disk writes copies back while later files are still being copied and hashed.
+    let (copied, to_sync) = std::sync::mpsc::channel::<PathBuf>();
+    std::thread::scope(|s| {
+        let syncing = s.spawn(|| transfer::sync_each(to_sync));
+        let written = materialize(
+            &repo,
+            &manifest,
+            scratch.path(),
+            Mode::Copy,
+            options,
+            &|file| {
+                // The syncer stops only on an error, which is returned below.
+                let _ = copied.send(file.to_path_buf());
+            },
+        );
+        drop(copied);
+        let synced = syncing.join().unwrap_or_else(|_| {
+            Err(CoreError::Query(
+                "the thread syncing the restored files panicked".into(),
+            ))
+        });
+        written.and(synced)
+    })?;
+    for dir in directories(scratch.path(), &manifest) {
+        sync_dir(&dir)?;
+    }
     let check = Check {
         repo: &options.repo,
         target: Some(&to),
@@ -119,6 +145,22 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
     })
 }
 
+/// Every directory holding a file of the backup under `dest` (`dest` included).
+fn directories(dest: &Path, manifest: &Manifest) -> Vec<PathBuf> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        let file = dest.join(&f.path);
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(dest)) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    dirs.into_iter().collect()
+}
+
 fn check_target(to: &Path) -> Result<()> {
     match std::fs::read_dir(to).map(|mut e| e.next().is_some()) {
         Ok(true) => Err(CoreError::InvalidInput(format!(
@@ -135,7 +177,9 @@ fn check_target(to: &Path) -> Result<()> {
     }
 }
 
-/// Writes every file of the backup under `dest`, checking each against its SHA-256.
+/// Writes every file of the backup under `dest`, checking each against its SHA-256, and
+/// hands each intact copy to `written`. The files are not synced here: a restore has
+/// `written` sync them, and a scratch copy for `verify --deep` is thrown away.
 /// Counts missing and corrupt files and fails naming them, after looking at all of them.
 pub(crate) fn materialize(
     repo: &Repo,
@@ -143,6 +187,7 @@ pub(crate) fn materialize(
     dest: &Path,
     mode: Mode,
     options: &RestoreOptions,
+    written: &(dyn Fn(&Path) + Sync),
 ) -> Result<()> {
     let observer = options.observer.clone();
     let mut report = move |t: Transfer| -> Result<()> {
@@ -160,6 +205,9 @@ pub(crate) fn materialize(
     meter.flush()?;
     let outcomes = transfer::parallel(&manifest.files, transfer::threads(), |f| {
         let r = place(repo, f, dest, mode, &meter);
+        if let Ok(Placed::Ok) = r {
+            written(&dest.join(&f.path));
+        }
         meter.file_done()?;
         r
     })?;
@@ -216,7 +264,7 @@ fn place(repo: &Repo, f: &FileEntry, dest: &Path, mode: Mode, meter: &Meter<'_>)
             meter.bytes(f.size)?;
             return Ok(Placed::Ok);
         }
-        Some(local) => transfer::copy_hashing(local, &to, meter)?,
+        Some(local) => transfer::copy_hashing(local, &to, transfer::SyncWhen::Later, meter)?,
         None => transfer::download_hashing(&object, &to, meter)?,
     };
     if sha != f.sha256 || size != f.size {

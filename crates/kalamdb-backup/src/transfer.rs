@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -121,12 +121,41 @@ impl<'a> Meter<'a> {
 
 pub use kalamdb_core::parallel::{parallel, threads};
 
-/// Copies `from` to a new file `to` (synced), returning its SHA-256 and size.
-pub fn copy_hashing(from: &Path, to: &Path, meter: &Meter<'_>) -> Result<(String, u64)> {
+/// Copies `from` to a new file `to`, returning its SHA-256 and size. The copy is synced
+/// when `sync` says so; otherwise the caller syncs it (see [`sync_files`]).
+pub fn copy_hashing(
+    from: &Path,
+    to: &Path,
+    sync: SyncWhen,
+    meter: &Meter<'_>,
+) -> Result<(String, u64)> {
     let mut dst = File::create(to).map_err(|e| CoreError::io(to, e))?;
     let hashed = read_hashing(from, Some((to, &mut dst)), meter)?;
-    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
+    if sync == SyncWhen::Now {
+        dst.sync_all().map_err(|e| CoreError::io(to, e))?;
+    }
     Ok(hashed)
+}
+
+/// Whether a written file is synced as soon as it is written, or later by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncWhen {
+    Now,
+    Later,
+}
+
+/// Syncs each file sent on `files` as it arrives, until every sender is gone: run on a
+/// thread of its own, it has the disk write back files already copied while the copy goes on.
+/// A file that is gone is skipped (its directory's sync makes the removal durable).
+pub fn sync_each(files: std::sync::mpsc::Receiver<PathBuf>) -> Result<()> {
+    for f in files {
+        match File::open(&f) {
+            Ok(file) => file.sync_all().map_err(|e| CoreError::io(&f, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CoreError::io(&f, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Past this many bytes an upload is a multipart upload with a part sent.
@@ -158,20 +187,18 @@ pub fn upload(from: &Path, to: &kalamdb_core::cold::ColdPath, meter: &Meter<'_>)
     writer.finish()
 }
 
-/// Downloads the object `from` into a new file `to` (synced), returning its SHA-256 and
-/// size.
+/// Downloads the object `from` into a new file `to`, not synced (see [`sync_files`]),
+/// returning its SHA-256 and size.
 pub fn download_hashing(
     from: &kalamdb_core::cold::ColdPath,
     to: &Path,
     meter: &Meter<'_>,
 ) -> Result<(String, u64)> {
     let mut dst = File::create(to).map_err(|e| CoreError::io(to, e))?;
-    let hashed = from.sha256_chunks(|chunk| {
+    from.sha256_chunks(|chunk| {
         dst.write_all(chunk).map_err(|e| CoreError::io(to, e))?;
         meter.bytes(chunk.len() as u64)
-    })?;
-    dst.sync_all().map_err(|e| CoreError::io(to, e))?;
-    Ok(hashed)
+    })
 }
 
 /// The SHA-256 and size of a file (or object).

@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::data_dir::{DataDir, DirLock};
 use crate::live::LiveRegistry;
 use crate::process::ProcessIdentity;
+use crate::table_lock::TableLock;
 
 /// How to open a data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +40,7 @@ struct Inner {
     users: UserTableStore,
     shared: SharedTableStore,
     streams: StreamTableStore,
-    table_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    table_locks: Mutex<HashMap<String, Arc<TableLock>>>,
     ddl_lock: tokio::sync::Mutex<()>,
     /// Held shared by whatever adds or removes Parquet files (flush, table deletion), and
     /// exclusively by a backup while it takes its snapshot.
@@ -172,8 +173,8 @@ impl Engine {
         &self.inner.cold_gate
     }
 
-    /// Serialises writes and flushes of one table within this process.
-    pub fn table_lock(&self, namespace: &str, table: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Orders writes and flushes of one table within this process (see [`TableLock`]).
+    pub fn table_lock(&self, namespace: &str, table: &str) -> Arc<TableLock> {
         let mut locks = self
             .inner
             .table_locks

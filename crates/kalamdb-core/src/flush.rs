@@ -63,7 +63,7 @@ impl Engine {
                 other => other,
             })?;
         let lock = self.table_lock(namespace, table);
-        let _guard = lock.lock().await;
+        let _guard = lock.exclusive().await;
         let _cold = self.cold_gate().read().await;
         let params = vec![
             namespace.to_string(),

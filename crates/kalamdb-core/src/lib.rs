@@ -40,6 +40,7 @@ pub mod sql;
 mod stats;
 mod subscribe;
 mod table_data;
+pub mod table_lock;
 
 pub use drop_table::{DropOptions, DropReport};
 pub use engine::{Access, Engine};

@@ -97,7 +97,7 @@ impl Engine {
             }
             let (ns, t) = (table.namespace.clone(), table.table_name.clone());
             let lock = self.table_lock(&ns, &t);
-            let _guard = lock.lock().await;
+            let _guard = lock.exclusive().await;
             // Read the rows only when a live query asked to see evictions.
             let qualified = format!("{ns}.{t}");
             let mut rows = self.live().wants_evictions(&qualified).then(Vec::new);

@@ -88,7 +88,7 @@ impl Engine {
         // Under the table's lock: no commit lands between the initial rows and the first
         // change delivered.
         let lock = self.table_lock(def.namespace(), def.name());
-        let _guard = lock.lock().await;
+        let _guard = lock.exclusive().await;
         crate::blocking::run(|| {
             // A subscription id the connection already uses is refused here, before anything
             // is written; past this point a failure takes the new subscription back out.

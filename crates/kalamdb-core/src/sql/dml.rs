@@ -242,7 +242,10 @@ impl Engine {
         }
 
         let lock = self.table_lock(&ns, &t);
-        let _guard = lock.lock().await;
+        // INSERTs of different users into a user table go side by side (see `TableLock`).
+        let qualified = def.qualified();
+        let user = (def.kind == TableKind::User).then_some(session.user_id.as_str());
+        let _held = lock.insert(user, || self.live().records(&qualified)).await;
         let n = rows.len();
         // The existence checks (the hot tier, and Parquet files for keys that may be cold) and
         // the write (an fsync, with synced writes) are blocking I/O: off the runtime's queue.
@@ -452,7 +455,7 @@ impl Engine {
         }
 
         let lock = self.table_lock(&ns, &t);
-        let _guard = lock.lock().await;
+        let _guard = lock.exclusive().await;
         let matched = self
             .matching_rows(session, &def, &exprs, update.selection.as_ref())
             .await?;
@@ -544,7 +547,7 @@ impl Engine {
         let (ns, t) = super::parse::qualified(relation_name(&table.relation)?)?;
         let def = self.catalog().table(&ns, &t)?;
         let lock = self.table_lock(&ns, &t);
-        let _guard = lock.lock().await;
+        let _guard = lock.exclusive().await;
         let matched = self
             .matching_rows(session, &def, &[], delete.selection.as_ref())
             .await?;

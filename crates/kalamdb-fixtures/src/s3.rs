@@ -8,6 +8,23 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `scripts/moto-server.py` of the checkout under test. Cargo runs a test in its package's
+/// directory, below the workspace root that holds `scripts/`; a path compiled into this
+/// crate could name another checkout that shared the target directory (cargo reuses a path
+/// package's build wherever the workspace lies), so it is only the fallback.
+fn moto_script() -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            dir.ancestors()
+                .map(|a| a.join("scripts").join("moto-server.py"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.py").into()
+        })
+}
+
 /// A running moto server; killed when dropped.
 pub struct S3Server {
     child: Child,
@@ -72,9 +89,11 @@ impl S3Server {
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("no free port: {e}"));
         // moto's server, with the one fix scripts/moto-server.py explains.
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.py");
+        let script = moto_script();
+        let script = script.display();
         let child = Command::new("python3")
-            .args([script, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(script.to_string())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

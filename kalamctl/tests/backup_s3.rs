@@ -475,19 +475,32 @@ fn an_interrupted_backup_to_s3_is_never_listed_complete_and_leaves_no_upload_ope
             );
             assert!(t.listed().is_empty(), "no partial marker: {:?}", t.listed());
             assert!(t.s3.keys("backups", "kdb/locks/").is_empty());
+            assert!(
+                t.s3.keys("backups", "kdb/tmp/").is_empty(),
+                "no upload on record"
+            );
         } else {
-            // Killed: the partial marker and the lock stay, the backup never lists complete.
+            // Killed: the partial marker and the lock stay, the backup never lists complete,
+            // and the upload it had open stays open, on record for the next writer.
             assert_eq!(out.status.code(), None);
             assert!(
                 t.listed().iter().any(|(_, status)| status == "incomplete"),
                 "{:?}",
                 t.listed()
             );
+            assert_eq!(t.s3.pending_uploads("backups"), 1, "the kill left it open");
+            assert_eq!(t.s3.keys("backups", "kdb/tmp/uploads/").len(), 1);
         }
     }
-    // The next run takes over the lock the killed one left (this host, pid gone), cleans up
-    // and completes.
+    // The next run takes over the lock the killed one left (this host, pid gone), aborts the
+    // upload it left open, cleans up and completes.
     let done = t.create();
+    assert_eq!(
+        t.s3.pending_uploads("backups"),
+        0,
+        "the killed run's upload was aborted"
+    );
+    assert!(t.s3.keys("backups", "kdb/tmp/").is_empty());
     assert_eq!(
         t.listed()
             .iter()

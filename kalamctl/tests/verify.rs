@@ -532,9 +532,14 @@ fn cold_parquet_system_columns() {
     row.insert("v".into(), json!("z"));
     let batch =
         kalamdb_core::cold::arrow_rows::rows_to_batch(&schema, &[&row], &[]).expect("batch");
-    let written =
-        kalamdb_core::cold::parquet::write_batch_file(&db.storage().join("app/s").into(), &batch)
-            .expect("write");
+    // A local file: no upload to record.
+    let uploads = kalamdb_core::cold::uploads::Uploads::new(db.storage().join("uploads"));
+    let written = kalamdb_core::cold::parquet::write_batch_file(
+        &db.storage().join("app/s").into(),
+        &batch,
+        &uploads.of("app.s"),
+    )
+    .expect("write");
     record_batch(&db, "s", written.path.as_local().expect("a local file"));
     expect_only(&db, "cold.parquet_system_columns", 3);
 }

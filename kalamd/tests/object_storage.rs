@@ -264,3 +264,134 @@ fn a_bad_credentials_profile_is_refused_with_its_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("storage.credentials"), "{stderr}");
 }
+
+/// About 10 MiB of Parquet (text that compresses little) into `app.blobs`: past one 8 MiB
+/// part, so a flush uploads it as a multipart upload.
+fn load_blobs(d: &Daemon, first: u64) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ first;
+    for chunk in 0..80u64 {
+        let values: Vec<String> = (0..500u64)
+            .map(|i| {
+                let body: String = (0..400)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        char::from(b'a' + (seed % 26) as u8)
+                    })
+                    .collect();
+                format!("({}, '{body}')", first + chunk * 500 + i)
+            })
+            .collect();
+        ok(
+            d,
+            ADMIN,
+            &format!("INSERT INTO app.blobs VALUES {}", values.join(", ")),
+        );
+    }
+}
+
+/// Stops kalamd as systemd does (SIGTERM) and waits for it.
+fn stop(mut d: Daemon) {
+    d.signal(libc::SIGTERM);
+    d.wait(std::time::Duration::from_secs(30));
+}
+
+/// Starts a flush of `app.blobs` in kalamd run with a fail point that holds the upload once
+/// its first part is up, waits until the server shows the upload open, and kills kalamd -9.
+fn kill_mid_upload(dir: &Path, s3: &S3Server) {
+    let mut d = Daemon::start_with_env(
+        dir,
+        &credentials(s3),
+        &[("FAILPOINTS", "object.part_sent=sleep(20000)")],
+    );
+    std::thread::scope(|scope| {
+        let flush = scope.spawn(|| d.sql(ADMIN, "FLUSH TABLE app.blobs").0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while s3.pending_uploads("lake") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no multipart upload was seen open"
+            );
+            assert!(
+                !flush.is_finished(),
+                "the flush ended before its upload was seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        d.signal(libc::SIGKILL);
+        assert_eq!(flush.join().expect("flush"), 0, "no answer: kalamd died");
+    });
+    d.wait(std::time::Duration::from_secs(10));
+}
+
+/// kalamd killed -9 while a flush's multipart upload is open: the upload stays open on the
+/// server (the kill landed mid-upload) and on record in `D/uploads/`; every row is still
+/// there, hot; the next flush of the table aborts it and completes. Killed again, the
+/// table's deletion aborts it. No part is left in the bucket either way.
+#[test]
+fn an_upload_a_killed_flush_left_open_is_aborted_by_the_next_flush_or_the_drop() {
+    let s3 = S3Server::start();
+    s3.create_bucket("lake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let records = || {
+        std::fs::read_dir(data.join("uploads"))
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    {
+        let d = Daemon::start(tmp.path(), &credentials(&s3));
+        ok(
+            &d,
+            ADMIN,
+            "CREATE STORAGE lake TYPE s3 PATH 's3://lake' CREDENTIALS 'local-s3'",
+        );
+        ok(&d, ADMIN, "CREATE NAMESPACE app");
+        ok(
+            &d,
+            ADMIN,
+            "CREATE SHARED TABLE app.blobs (id BIGINT PRIMARY KEY, body TEXT) WITH (STORAGE = 'lake')",
+        );
+        load_blobs(&d, 0);
+        stop(d);
+    }
+    kill_mid_upload(tmp.path(), &s3);
+    assert_eq!(
+        s3.pending_uploads("lake"),
+        1,
+        "the kill left the upload open"
+    );
+    assert_eq!(records(), 1, "and on record");
+    assert!(s3.keys("lake", "app/").is_empty(), "no object appeared");
+
+    let d = Daemon::start(tmp.path(), &credentials(&s3));
+    let count = "SELECT count(*) AS n, sum(id) AS s FROM app.blobs";
+    assert_eq!(
+        d.rows(ADMIN, count),
+        vec![json!({"n": 40000, "s": 39_999_u64 * 40_000 / 2})]
+    );
+    ok(&d, ADMIN, "FLUSH TABLE app.blobs");
+    assert_eq!(s3.pending_uploads("lake"), 0, "the next flush aborted it");
+    assert_eq!(records(), 0);
+    assert_eq!(s3.keys("lake", "app/blobs/").len(), 1);
+    assert_eq!(
+        d.rows(ADMIN, count),
+        vec![json!({"n": 40000, "s": 39_999_u64 * 40_000 / 2})]
+    );
+    load_blobs(&d, 40_000);
+    stop(d);
+
+    kill_mid_upload(tmp.path(), &s3);
+    assert_eq!(s3.pending_uploads("lake"), 1, "killed again mid-upload");
+    assert_eq!(records(), 1);
+    let d = Daemon::start(tmp.path(), &credentials(&s3));
+    assert_eq!(
+        d.rows(ADMIN, count),
+        vec![json!({"n": 80000, "s": 79_999_u64 * 80_000 / 2})]
+    );
+    ok(&d, ADMIN, "DROP TABLE app.blobs");
+    assert_eq!(s3.pending_uploads("lake"), 0, "the drop aborted it");
+    assert_eq!(records(), 0);
+    assert!(s3.keys("lake", "app/").is_empty(), "the prefix is empty");
+}

@@ -348,7 +348,7 @@ fn store(
             meter.bytes(size)?;
             return Ok((entry(sha, size), false));
         }
-        transfer::upload(staged, &repo.object(&sha), meter)?;
+        transfer::upload(staged, &repo.object(&sha), repo.upload_journal(), meter)?;
         return Ok((entry(sha, size), true));
     };
     if before.is_some_and(|b| b.size == f.size) {

@@ -347,6 +347,8 @@ pub struct PruneReport {
     pub objects_deleted: u64,
     pub bytes_freed: u64,
     pub incomplete_removed: u64,
+    /// Multipart uploads a killed `create` had left open in a bucket repository, aborted.
+    pub uploads_aborted: u64,
 }
 
 /// What `unlock` found in a repository.
@@ -385,8 +387,10 @@ pub fn prune(repo: &RepoLocation, keep: usize) -> Result<PruneReport> {
     }
     let repo = Repo::open(repo)?;
     let _lock = repo.lock(LockMode::Exclusive)?;
+    let debris = repo.clean_debris()?;
     let mut report = PruneReport {
-        incomplete_removed: repo.clean_debris()?,
+        incomplete_removed: debris.incomplete,
+        uploads_aborted: debris.uploads_aborted,
         ..PruneReport::default()
     };
     let mut manifests = Vec::new();

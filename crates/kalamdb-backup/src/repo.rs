@@ -17,8 +17,9 @@
 //! A repository may also be a prefix in an S3 bucket (`s3://bucket/prefix`), with the same
 //! keys under it. There an object or manifest appears whole when its upload completes; `tmp/{id}/`
 //! holds only the cold-tier objects of the same bucket that backup `id` copied in server-side
-//! before hashing them (see [`Repo::pin_area`]), and the locks are objects under `locks/` created with a conditional `PUT` (see
-//! [`Repo::lock`]).
+//! before hashing them (see [`Repo::pin_area`]), `tmp/uploads/` records the multipart uploads
+//! the writer has open (see [`Repo::upload_journal`]), and the locks are objects under `locks/`
+//! created with a conditional `PUT` (see [`Repo::lock`]).
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::location::RepoLocation;
 use super::manifest::Manifest;
 use kalamdb_core::cold::ColdPath;
-use kalamdb_core::cold::object::{Bucket, Key};
+use kalamdb_core::cold::object::{Bucket, Key, UploadJournal};
 use kalamdb_core::fs::remove_tree;
 use kalamdb_core::{CoreError, Result};
 
@@ -513,13 +514,14 @@ impl Repo {
         self.partial_path(id).remove_durable()
     }
 
-    /// Removes what killed writers left: partial markers and files in `tmp/`. Needs the write
-    /// or exclusive lock, so no writer is running.
-    pub fn clean_debris(&self) -> Result<u64> {
-        let mut removed = 0;
+    /// Removes what killed writers left: partial markers, files in `tmp/`, and (in a bucket)
+    /// the multipart uploads they left open. Needs the write or exclusive lock, so no writer
+    /// is running.
+    pub fn clean_debris(&self) -> Result<Debris> {
+        let mut debris = Debris::default();
         for id in self.partials()? {
             self.abandon(id)?;
-            removed += 1;
+            debris.incomplete += 1;
         }
         match self.tmp() {
             Some(tmp) => {
@@ -527,12 +529,45 @@ impl Repo {
                 kalamdb_core::fs::create_dir_durable(&tmp)?;
             }
             None => {
+                debris.uploads_aborted = self.abort_recorded_uploads()?;
                 for (object, _) in self.root.join("tmp").files_under()? {
                     object.remove()?;
                 }
             }
         }
-        Ok(removed)
+        Ok(debris)
+    }
+
+    /// Where a bucket repository's writer records its open multipart uploads (`tmp/uploads/`),
+    /// so that [`Repo::clean_debris`] aborts those a killed writer left; `None` for a
+    /// directory.
+    pub fn upload_journal(&self) -> Option<Arc<dyn UploadJournal>> {
+        match &self.root {
+            ColdPath::Local(_) => None,
+            ColdPath::Object(..) => Some(Arc::new(Uploads {
+                dir: self.root.join("tmp").join("uploads"),
+            })),
+        }
+    }
+
+    /// Aborts every multipart upload on record, then forgets it; returns how many.
+    fn abort_recorded_uploads(&self) -> Result<u64> {
+        let ColdPath::Object(bucket, _) = &self.root else {
+            return Ok(0);
+        };
+        let mut aborted = 0;
+        for (record, _) in self.root.join("tmp").join("uploads").files()? {
+            let Some(bytes) = record.read()? else {
+                continue;
+            };
+            // A record that does not parse is no upload of ours (one is written whole).
+            if let Ok(open) = serde_json::from_slice::<OpenUpload>(&bytes) {
+                bucket.abort_upload(&Key::from(open.key), &open.upload)?;
+                aborted += 1;
+            }
+            record.remove()?;
+        }
+        Ok(aborted)
     }
 
     /// Deletes manifests (for prune).
@@ -553,5 +588,49 @@ impl Repo {
             }
         }
         Ok(out)
+    }
+}
+
+/// What [`Repo::clean_debris`] removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Debris {
+    /// Partial markers of backups that never completed.
+    pub incomplete: u64,
+    /// Multipart uploads a killed writer had left open.
+    pub uploads_aborted: u64,
+}
+
+/// One open multipart upload, as `tmp/uploads/{sha256 of its id}` records it.
+#[derive(Serialize, Deserialize)]
+struct OpenUpload {
+    key: String,
+    upload: String,
+}
+
+/// A bucket repository's record of its writer's open multipart uploads.
+struct Uploads {
+    dir: ColdPath,
+}
+
+impl Uploads {
+    fn record(&self, upload: &str) -> ColdPath {
+        let mut name = kalamdb_core::checksum::Sha256Stream::default();
+        name.update(upload.as_bytes());
+        self.dir.join(&name.finish().0)
+    }
+}
+
+impl UploadJournal for Uploads {
+    fn opened(&self, key: &Key, upload: &str) -> Result<()> {
+        let open = OpenUpload {
+            key: key.to_string(),
+            upload: upload.to_string(),
+        };
+        let bytes = serde_json::to_vec(&open).map_err(|e| CoreError::Query(e.to_string()))?;
+        self.record(upload).write_atomically(&bytes)
+    }
+
+    fn closed(&self, _key: &Key, upload: &str) -> Result<()> {
+        self.record(upload).remove().map(|_| ())
     }
 }

@@ -162,12 +162,21 @@ pub fn sync_each(files: std::sync::mpsc::Receiver<PathBuf>) -> Result<()> {
 const UPLOAD_PART_MARK: u64 = 9 << 20;
 
 /// Uploads `from` to the object `to` as it reads it (a multipart upload past one part), so
-/// that the object appears, whole, only at the end; an interrupted upload is aborted.
-pub fn upload(from: &Path, to: &kalamdb_core::cold::ColdPath, meter: &Meter<'_>) -> Result<()> {
+/// that the object appears, whole, only at the end; an interrupted upload is aborted, and
+/// one a killed process could not abort stays on record in `journal`.
+pub fn upload(
+    from: &Path,
+    to: &kalamdb_core::cold::ColdPath,
+    journal: Option<std::sync::Arc<dyn kalamdb_core::cold::object::UploadJournal>>,
+    meter: &Meter<'_>,
+) -> Result<()> {
     let kalamdb_core::cold::ColdPath::Object(bucket, key) = to else {
         return Err(CoreError::Query(format!("{to} is not an object")));
     };
     let mut writer = bucket.writer(key.clone());
+    if let Some(journal) = journal {
+        writer = writer.journaled(journal);
+    }
     let mut sent = 0u64;
     kalamdb_core::checksum::sha256_chunks(from, |chunk| {
         writer

@@ -6,6 +6,8 @@
 //!   storage/        Parquet files of tables on the default `local` storage location
 //!   kalamdb.pid     pidfile lock: held (flock) by the process that has D open for writing
 //!   jobs/cancel/    cancellation requests for running jobs, one empty file per job id
+//!   uploads/        multipart uploads to object storage in progress, one file each
+//!                   (see [`crate::cold::uploads`])
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -38,6 +40,10 @@ impl DataDir {
     }
     pub fn cancel_requests(&self) -> PathBuf {
         self.root.join("jobs").join("cancel")
+    }
+    /// The record of multipart uploads in progress.
+    pub fn uploads(&self) -> crate::cold::uploads::Uploads {
+        crate::cold::uploads::Uploads::new(self.root.join("uploads"))
     }
 
     /// Resolves a path from a storage template: relative paths are under the data directory.

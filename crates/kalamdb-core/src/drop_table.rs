@@ -367,6 +367,8 @@ impl Engine {
                 job.stop_point("after dropping the hot rows")?;
             }
             if done < Step::ColdDeleted {
+                let qualified = format!("{}.{}", t.namespace, t.table_name);
+                crate::leftovers::abort_uploads(self, &qualified)?;
                 let cold = ColdFiles::list(self, &template)?;
                 let recorded = self.sql().table_batches(&t.namespace, &t.table_name)?;
                 let recorded_rows: std::collections::HashMap<ColdPath, u64> = recorded

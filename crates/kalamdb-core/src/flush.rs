@@ -234,7 +234,7 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
             }
             self.reclaimed = Some(user.to_string());
         }
-        let file = write_batch_file(&dir, &batch)?;
+        let file = write_batch_file(&dir, &batch, &data_dir.uploads().of(&def.qualified()))?;
         drop(batch);
         // Between the two tiers: the rows are in an unrecorded file and still in RocksDB.
         crate::fail::point("flush.file_written");

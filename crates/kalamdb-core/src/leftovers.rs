@@ -41,7 +41,8 @@ pub fn rows_all_hot(
 }
 
 /// Removes the unrecorded batch files in `dir` (one user's directory of `ns.table`) whose
-/// rows are all still hot; returns them. The caller holds the table's write lock.
+/// rows are all still hot, and (on object storage) aborts the uploads into it that a killed
+/// flush left open; returns the files. The caller holds the table's write lock.
 pub fn reclaim(
     engine: &Engine,
     kind: TableKind,
@@ -49,6 +50,7 @@ pub fn reclaim(
     user: &str,
     dir: &ColdPath,
 ) -> Result<Vec<ColdPath>> {
+    abort_uploads(engine, &format!("{ns}.{table}"))?;
     let files = batch_files(dir)?;
     if files.is_empty() {
         return Ok(Vec::new());
@@ -69,4 +71,14 @@ pub fn reclaim(
         removed.push(file);
     }
     Ok(removed)
+}
+
+/// Aborts the multipart uploads of `table`'s files (`namespace.table`) that a killed process
+/// left open, as `D/uploads/` records them. The caller holds the table's write lock, so none
+/// of them is still being written.
+pub fn abort_uploads(engine: &Engine, table: &str) -> Result<()> {
+    for object in engine.data_dir().uploads().abort_of(table)? {
+        tracing::info!(object = %object, "aborted the upload a killed process left open");
+    }
+    Ok(())
 }

@@ -27,7 +27,14 @@ const STAGING: &str = "rocksdb.tmp";
 /// Folders inside the original RocksDB directory that are not RocksDB's own but move with it.
 const CARRIED: [&str; 2] = ["conf", "archive"];
 /// What a KalamDB data directory holds besides its locations' folders.
-const OURS: [&str; 5] = ["rocksdb", STAGING, "migration", "kalamdb.pid", "jobs"];
+const OURS: [&str; 6] = [
+    "rocksdb",
+    STAGING,
+    "migration",
+    "kalamdb.pid",
+    "jobs",
+    "uploads",
+];
 /// In a directory made by `--to`: the original it was copied from.
 const COPIED_FROM: &str = "copied-from";
 

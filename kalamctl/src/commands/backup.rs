@@ -377,6 +377,7 @@ fn prune(cli: &Cli, repo: &RepoLocation, keep: usize) -> Result<ExitCode, CliErr
                 )
             ),
             ("incomplete removed", r.incomplete_removed.to_string()),
+            ("open uploads aborted", r.uploads_aborted.to_string()),
         ])
     );
     Ok(ExitCode::Ok)

@@ -9,6 +9,7 @@ pub mod object;
 pub mod parquet;
 pub mod path;
 pub mod paths;
+pub mod uploads;
 
 pub use path::ColdPath;
 

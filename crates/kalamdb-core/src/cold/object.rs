@@ -15,11 +15,11 @@ use std::time::Duration;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 /// An object's key in its bucket.
 pub use object_store::path::Path as Key;
 use object_store::{
-    ClientOptions, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig,
+    ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
 };
 use serde::Deserialize;
 
@@ -310,6 +310,11 @@ impl Bucket {
         &self.name
     }
 
+    /// The credentials profile it is reached with (`None`: the `AWS_*` environment).
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
     pub fn url(&self, key: &Key) -> String {
         format!("s3://{}/{}", self.name, key)
     }
@@ -454,6 +459,17 @@ impl Bucket {
             key,
             buf: Vec::new(),
             upload: None,
+            journal: None,
+        }
+    }
+
+    /// Aborts the multipart upload `upload` of `key`: its parts are deleted. One that is no
+    /// longer open (completed, or aborted already) is not an error.
+    pub fn abort_upload(&self, key: &Key, upload: &str) -> Result<()> {
+        let id = upload.to_string();
+        match block(self.store.abort_multipart(key, &id))? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
         }
     }
 }
@@ -461,50 +477,105 @@ impl Bucket {
 /// Parts of a multipart upload: S3's minimum is 5 MiB for every part but the last.
 const PART_BYTES: usize = 8 << 20;
 
+/// Where a writer records the multipart uploads it opens, so that one a killed process left
+/// open (its parts stored, and billed, but no object) can be aborted by whoever comes next
+/// (see [`Bucket::abort_upload`]).
+pub trait UploadJournal: Send + Sync {
+    /// Records, durably, that `upload` of `key` is open. Called before any part is sent.
+    fn opened(&self, key: &Key, upload: &str) -> Result<()>;
+    /// Forgets it: the upload completed or was aborted.
+    fn closed(&self, key: &Key, upload: &str) -> Result<()>;
+}
+
+/// An open multipart upload: its id and the parts sent.
+struct Open {
+    id: String,
+    parts: Vec<PartId>,
+}
+
 /// A streaming upload: one `PUT` for an object smaller than a part, else a multipart upload
 /// whose parts go as they fill, so memory stays at one part whatever the object's size. An
-/// upload dropped before [`ObjectWriter::finish`] is aborted: no object, no parts left.
+/// upload dropped before [`ObjectWriter::finish`] is aborted: no object, no parts left. A
+/// process killed meanwhile cannot abort it; with a journal ([`ObjectWriter::journaled`])
+/// the upload is on record for the next one to abort.
 pub struct ObjectWriter {
     bucket: Arc<Bucket>,
     key: Key,
     buf: Vec<u8>,
-    upload: Option<Box<dyn MultipartUpload>>,
+    upload: Option<Open>,
+    journal: Option<Arc<dyn UploadJournal>>,
 }
 
 impl ObjectWriter {
-    fn send_part(&mut self) -> Result<()> {
-        let part = PutPayload::from(std::mem::take(&mut self.buf));
-        if self.upload.is_none() {
-            let started = block(self.bucket.store.put_multipart(&self.key))?
-                .map_err(|e| self.bucket.err(&self.key, e))?;
-            self.upload = Some(started);
+    /// Records the multipart upload, if there is one, in `journal` while it is open.
+    pub fn journaled(mut self, journal: Arc<dyn UploadJournal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    fn start(&self) -> Result<Open> {
+        let store = &self.bucket.store;
+        let id =
+            block(store.create_multipart(&self.key))?.map_err(|e| self.bucket.err(&self.key, e))?;
+        if let Some(journal) = &self.journal
+            && let Err(e) = journal.opened(&self.key, &id)
+        {
+            let _ = self.bucket.abort_upload(&self.key, &id);
+            return Err(e);
         }
-        let Some(upload) = self.upload.as_mut() else {
+        Ok(Open {
+            id,
+            parts: Vec::new(),
+        })
+    }
+
+    fn send_part(&mut self) -> Result<()> {
+        if self.upload.is_none() {
+            self.upload = Some(self.start()?);
+        }
+        let Some(open) = self.upload.as_mut() else {
             return Ok(());
         };
-        let sending = upload.put_part(part);
-        block(sending)?.map_err(|e| self.bucket.err(&self.key, e))
+        let part = PutPayload::from(std::mem::take(&mut self.buf));
+        let sending = self
+            .bucket
+            .store
+            .put_part(&self.key, &open.id, open.parts.len(), part);
+        let sent = block(sending)?.map_err(|e| self.bucket.err(&self.key, e))?;
+        open.parts.push(sent);
+        if open.parts.len() == 1 {
+            crate::fail::point("object.part_sent");
+        }
+        Ok(())
     }
 
     /// Completes the object: from here on it exists, whole.
     pub fn finish(mut self) -> Result<()> {
-        match self.upload.take() {
-            None => self.bucket.put(&self.key, std::mem::take(&mut self.buf)),
-            Some(upload) => {
-                self.upload = Some(upload);
-                if !self.buf.is_empty() {
-                    self.send_part()?;
+        if self.upload.is_none() {
+            return self.bucket.put(&self.key, std::mem::take(&mut self.buf));
+        }
+        if !self.buf.is_empty() {
+            self.send_part()?;
+        }
+        let Some(open) = self.upload.take() else {
+            return Ok(());
+        };
+        let completing =
+            self.bucket
+                .store
+                .complete_multipart(&self.key, &open.id, open.parts.clone());
+        match block(completing)? {
+            Ok(_) => {
+                // A record left behind names an upload that is no longer open: aborting it
+                // later is a no-op, so a failure to forget it is not the upload's failure.
+                if let Some(journal) = &self.journal {
+                    let _ = journal.closed(&self.key, &open.id);
                 }
-                let Some(mut upload) = self.upload.take() else {
-                    return Ok(());
-                };
-                match block(upload.complete())? {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let _ = block(upload.abort());
-                        Err(self.bucket.err(&self.key, e))
-                    }
-                }
+                Ok(())
+            }
+            Err(e) => {
+                self.upload = Some(open);
+                Err(self.bucket.err(&self.key, e))
             }
         }
     }
@@ -525,9 +596,13 @@ impl Write for ObjectWriter {
 }
 
 impl Drop for ObjectWriter {
+    /// An upload that did not complete is aborted, and then forgotten.
     fn drop(&mut self) {
-        if let Some(mut upload) = self.upload.take() {
-            let _ = block(upload.abort());
+        if let Some(open) = self.upload.take()
+            && self.bucket.abort_upload(&self.key, &open.id).is_ok()
+            && let Some(journal) = &self.journal
+        {
+            let _ = journal.closed(&self.key, &open.id);
         }
     }
 }

@@ -62,8 +62,12 @@ pub struct WrittenFile {
 
 /// Writes `batch` as a new batch file in `dir`, durably: on a local disk as described above;
 /// on object storage as one upload (multipart for a large file) that makes the object
-/// appear, complete, only when it ends.
-pub fn write_batch_file(dir: &ColdPath, batch: &RecordBatch) -> Result<WrittenFile> {
+/// appear, complete, only when it ends, and that is on record in `uploads` while open.
+pub fn write_batch_file(
+    dir: &ColdPath,
+    batch: &RecordBatch,
+    uploads: &super::uploads::TableUploads,
+) -> Result<WrittenFile> {
     match dir {
         ColdPath::Local(dir) => write_local(dir, batch),
         ColdPath::Object(bucket, _) => {
@@ -77,7 +81,9 @@ pub fn write_batch_file(dir: &ColdPath, batch: &RecordBatch) -> Result<WrittenFi
             let ColdPath::Object(_, key) = &target else {
                 return Err(parquet_err(&target, "not an object path"));
             };
-            let upload = bucket.writer(key.clone());
+            let upload = bucket
+                .writer(key.clone())
+                .journaled(uploads.journal(bucket));
             let (upload, sha256, size) = write_parquet(&target, upload, batch)?;
             upload.finish()?;
             Ok(WrittenFile {
@@ -428,6 +434,7 @@ fn collect(path: &ColdPath, builder: Builder) -> Result<Vec<Row>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::uploads::Uploads;
     use super::*;
     use datafusion::arrow::array::Int64Array;
 
@@ -454,8 +461,13 @@ mod tests {
         let mut ids: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
         ids.sort();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let file = write_batch_file(&ColdPath::Local(dir.path().to_path_buf()), &batch(&refs))
-            .expect("write");
+        let uploads = Uploads::new(dir.path().join("uploads")).of("app.t");
+        let file = write_batch_file(
+            &ColdPath::Local(dir.path().to_path_buf()),
+            &batch(&refs),
+            &uploads,
+        )
+        .expect("write");
         let number = |k: &str| refs.iter().position(|r| *r == k).map(|i| i as i64);
 
         let builder = open(&file.path).expect("open");
@@ -523,8 +535,9 @@ mod tests {
             Arc::new(Int64Array::from(vec![1, 2])) as datafusion::arrow::array::ArrayRef,
         )])
         .expect("batch");
-        let file =
-            write_batch_file(&ColdPath::Local(dir.path().to_path_buf()), &batch).expect("write");
+        let uploads = Uploads::new(dir.path().join("uploads")).of("app.t");
+        let file = write_batch_file(&ColdPath::Local(dir.path().to_path_buf()), &batch, &uploads)
+            .expect("write");
         assert_eq!(
             read_keyed(&file.path, &keys(&["1"]), None).expect("read"),
             None

@@ -1,0 +1,143 @@
+//! The multipart uploads to object storage that a data directory's process has open: one
+//! small file each under `D/uploads/`, written (and fsynced) before the upload's first part
+//! and removed when it completes or is aborted. A process killed meanwhile cannot abort its
+//! upload, whose parts the bucket keeps (and bills) without ever making an object of them;
+//! the record, which names the table the upload was for, lets the next process abort it:
+//! the next flush of that table, or its deletion ([`Uploads::abort_of`]). The data
+//! directory's lock makes one process its only writer, and the table's lock one flush the
+//! only writer of the table's files, so a record of a table being flushed or dropped is never
+//! of an upload still running.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::object::{self, Bucket, Key, UploadJournal};
+use crate::checksum::Sha256Stream;
+use crate::{CoreError, Result};
+
+/// `D/uploads/`.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    dir: PathBuf,
+}
+
+/// One open upload, as `D/uploads/{sha256 of its id}.json` records it.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// `namespace.table`.
+    table: String,
+    bucket: String,
+    /// The credentials profile the bucket was reached with.
+    profile: Option<String>,
+    key: String,
+    upload: String,
+}
+
+/// The uploads of one table's files.
+#[derive(Clone)]
+pub struct TableUploads {
+    uploads: Uploads,
+    table: String,
+}
+
+/// The journal of one table's uploads to one bucket.
+struct ToBucket {
+    of: TableUploads,
+    bucket: String,
+    profile: Option<String>,
+}
+
+impl Uploads {
+    pub fn new(dir: impl Into<PathBuf>) -> Uploads {
+        Uploads { dir: dir.into() }
+    }
+
+    /// The uploads of the files of `table` (`namespace.table`).
+    pub fn of(&self, table: &str) -> TableUploads {
+        TableUploads {
+            uploads: self.clone(),
+            table: table.to_string(),
+        }
+    }
+
+    fn record(&self, upload: &str) -> PathBuf {
+        let mut name = Sha256Stream::default();
+        name.update(upload.as_bytes());
+        self.dir.join(format!("{}.json", name.finish().0))
+    }
+
+    /// Aborts the recorded uploads of `table` (`namespace.table`), forgetting each; returns
+    /// the objects they were uploading. The caller holds the table's write lock.
+    pub fn abort_of(&self, table: &str) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CoreError::io(&self.dir, e)),
+        };
+        let mut aborted = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| CoreError::io(&self.dir, e))?.path();
+            // `.name.tmp`: a record whose writer died before renaming it into place, so
+            // before the upload's first part.
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+            let Ok(r) = serde_json::from_slice::<Record>(&bytes) else {
+                continue;
+            };
+            if r.table != table {
+                continue;
+            }
+            let what = format!("the upload {table} left open");
+            let bucket = object::bucket(&r.bucket, r.profile.as_deref(), &what)?;
+            let key = Key::from(r.key.as_str());
+            bucket.abort_upload(&key, &r.upload)?;
+            remove(&path)?;
+            aborted.push(bucket.url(&key));
+        }
+        Ok(aborted)
+    }
+}
+
+impl TableUploads {
+    /// A journal for uploads to `bucket` (see [`super::object::ObjectWriter::journaled`]).
+    pub fn journal(&self, bucket: &Bucket) -> Arc<dyn UploadJournal> {
+        Arc::new(ToBucket {
+            of: self.clone(),
+            bucket: bucket.name().to_string(),
+            profile: bucket.profile().map(str::to_string),
+        })
+    }
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CoreError::io(path, e)),
+    }
+}
+
+impl UploadJournal for ToBucket {
+    fn opened(&self, key: &Key, upload: &str) -> Result<()> {
+        let record = Record {
+            table: self.of.table.clone(),
+            bucket: self.bucket.clone(),
+            profile: self.profile.clone(),
+            key: key.to_string(),
+            upload: upload.to_string(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| CoreError::Query(e.to_string()))?;
+        let uploads = &self.of.uploads;
+        crate::fs::write_atomically(&uploads.dir, &uploads.record(upload), &bytes, 0o644)
+    }
+
+    /// The removal is not fsynced: a record that outlives its upload names one no longer
+    /// open, whose abort is a no-op.
+    fn closed(&self, _key: &Key, upload: &str) -> Result<()> {
+        remove(&self.of.uploads.record(upload))
+    }
+}

@@ -41,9 +41,9 @@ impl DataDir {
     pub fn cancel_requests(&self) -> PathBuf {
         self.root.join("jobs").join("cancel")
     }
-    /// The record of multipart uploads in progress.
-    pub fn uploads(&self) -> crate::cold::uploads::Uploads {
-        crate::cold::uploads::Uploads::new(self.root.join("uploads"))
+    /// The record of multipart uploads in progress (see [`crate::cold::uploads`]).
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
     }
 
     /// Resolves a path from a storage template: relative paths are under the data directory.

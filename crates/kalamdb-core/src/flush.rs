@@ -28,6 +28,7 @@ use crate::cold::arrow_rows::rows_to_batch;
 use crate::cold::manifest::{self, Content, Owner};
 use crate::cold::parquet::write_batch_file;
 use crate::cold::paths::StorageTemplate;
+use crate::cold::uploads::Uploads;
 use crate::jobs::{job_type, run_job};
 use crate::leftovers;
 use crate::{CoreError, Engine, Result};
@@ -234,7 +235,11 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
             }
             self.reclaimed = Some(user.to_string());
         }
-        let file = write_batch_file(&dir, &batch, &data_dir.uploads().of(&def.qualified()))?;
+        let file = write_batch_file(
+            &dir,
+            &batch,
+            &Uploads::new(data_dir.uploads()).of(&def.qualified()),
+        )?;
         drop(batch);
         // Between the two tiers: the rows are in an unrecorded file and still in RocksDB.
         crate::fail::point("flush.file_written");

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cold::parquet::read_rows;
 use crate::cold::paths::batch_files;
+use crate::cold::uploads::Uploads;
 use crate::cold::{ColdPath, ROW_ID};
 use crate::{Engine, Result};
 
@@ -77,7 +78,7 @@ pub fn reclaim(
 /// left open, as `D/uploads/` records them. The caller holds the table's write lock, so none
 /// of them is still being written.
 pub fn abort_uploads(engine: &Engine, table: &str) -> Result<()> {
-    for object in engine.data_dir().uploads().abort_of(table)? {
+    for object in Uploads::new(engine.data_dir().uploads()).abort_of(table)? {
         tracing::info!(object = %object, "aborted the upload a killed process left open");
     }
     Ok(())

@@ -491,6 +491,9 @@ pub trait UploadJournal: Send + Sync {
 struct Open {
     id: String,
     parts: Vec<PartId>,
+    /// The part on its way while the writer fills the next: one at a time, so memory stays
+    /// at two parts and the caller's encoding overlaps the network.
+    sending: Option<tokio::task::JoinHandle<object_store::Result<PartId>>>,
 }
 
 /// A streaming upload: one `PUT` for an object smaller than a part, else a multipart upload
@@ -526,26 +529,52 @@ impl ObjectWriter {
         Ok(Open {
             id,
             parts: Vec::new(),
+            sending: None,
         })
     }
 
-    fn send_part(&mut self) -> Result<()> {
-        if self.upload.is_none() {
-            self.upload = Some(self.start()?);
-        }
+    /// Waits for the part on its way, if any.
+    fn settle(&mut self) -> Result<()> {
+        let Some(handle) = self.upload.as_mut().and_then(|open| open.sending.take()) else {
+            return Ok(());
+        };
+        let sent = match block(handle)? {
+            Ok(Ok(part)) => part,
+            Ok(Err(e)) => return Err(self.bucket.err(&self.key, e)),
+            Err(e) => {
+                return Err(CoreError::ObjectStore {
+                    location: self.bucket.url(&self.key),
+                    reason: format!("sending a part failed: {e}"),
+                });
+            }
+        };
         let Some(open) = self.upload.as_mut() else {
             return Ok(());
         };
-        let part = PutPayload::from(std::mem::take(&mut self.buf));
-        let sending = self
-            .bucket
-            .store
-            .put_part(&self.key, &open.id, open.parts.len(), part);
-        let sent = block(sending)?.map_err(|e| self.bucket.err(&self.key, e))?;
         open.parts.push(sent);
         if open.parts.len() == 1 {
             crate::fail::point("object.part_sent");
         }
+        Ok(())
+    }
+
+    /// Sends what is buffered as the next part, once the one before it is up.
+    fn send_part(&mut self) -> Result<()> {
+        self.settle()?;
+        if self.upload.is_none() {
+            self.upload = Some(self.start()?);
+        }
+        let rt = runtime()?;
+        let Some(open) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        let part = PutPayload::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(PART_BYTES),
+        ));
+        let store = Arc::clone(&self.bucket.store);
+        let (key, id, index) = (self.key.clone(), open.id.clone(), open.parts.len());
+        open.sending = Some(rt.spawn(async move { store.put_part(&key, &id, index, part).await }));
         Ok(())
     }
 
@@ -557,6 +586,7 @@ impl ObjectWriter {
         if !self.buf.is_empty() {
             self.send_part()?;
         }
+        self.settle()?;
         let Some(open) = self.upload.take() else {
             return Ok(());
         };
@@ -596,10 +626,16 @@ impl Write for ObjectWriter {
 }
 
 impl Drop for ObjectWriter {
-    /// An upload that did not complete is aborted, and then forgotten.
+    /// An upload that did not complete is aborted, and then forgotten. A part on its way is
+    /// let finish first: S3 may keep a part that lands after the abort.
     fn drop(&mut self) {
-        if let Some(open) = self.upload.take()
-            && self.bucket.abort_upload(&self.key, &open.id).is_ok()
+        let Some(open) = self.upload.take() else {
+            return;
+        };
+        if let Some(part) = open.sending {
+            let _ = block(part);
+        }
+        if self.bucket.abort_upload(&self.key, &open.id).is_ok()
             && let Some(journal) = &self.journal
         {
             let _ = journal.closed(&self.key, &open.id);

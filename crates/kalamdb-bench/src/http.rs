@@ -1,5 +1,9 @@
 //! kalamd's HTTP overhead: the same batched INSERTs (concurrency 1, 8, 32) and point SELECTs
-//! on a 1,000,000-row user table, in-process and over HTTP against the real kalamd binary.
+//! on a 1,000,000-row user table, in-process and over HTTP against the real kalamd binary,
+//! with the store's own `put_batch` of the same rows as the INSERTs' floor: unsynced (as the
+//! in-process engine writes) and synced (as kalamd writes by default), at each concurrency.
+//! The INSERT variants run `repeat` rounds, alternated within each round, into fresh tables;
+//! every statement text and batch is built before its clock starts.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,8 +13,8 @@ use std::time::{Duration, Instant};
 use kalamdb_core::{Access, Engine, Session};
 use serde_json::json;
 
-use crate::datagen::{self, COLUMNS, Shape, sql_row, user};
-use crate::report::{emit, micros, per_second, percentile};
+use crate::datagen::{self, COLUMNS, Shape, row, sql_row, user};
+use crate::report::{emit, median, micros, per_second, percentile};
 
 pub(crate) const TOKEN: &str = "bench-admin-token-0123456789";
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
@@ -26,19 +30,31 @@ fn statements(table: &str, worker: usize, statements: usize, batch: usize) -> Ve
         .collect()
 }
 
-/// `clients` threads, each sending `per_worker` INSERTs of `batch` rows into `table` as its
-/// own user; returns rows per second.
-pub(crate) fn insert_over_http(
-    port: u16,
+/// The statements of `clients` workers, built before any clock starts.
+pub(crate) fn work(
     table: &str,
     clients: usize,
     per_worker: usize,
     batch: usize,
+) -> Vec<Vec<String>> {
+    (0..clients)
+        .map(|w| statements(table, w, per_worker, batch))
+        .collect()
+}
+
+/// `clients` threads, each sending its statements of `work` as its own user; returns rows
+/// per second.
+pub(crate) fn insert_over_http(
+    port: u16,
+    work: Vec<Vec<String>>,
+    batch: usize,
 ) -> Result<f64, String> {
+    let rows = work.iter().map(Vec::len).sum::<usize>() * batch;
     let started = Instant::now();
-    let handles: Vec<_> = (0..clients)
-        .map(|w| {
-            let stmts = statements(table, w, per_worker, batch);
+    let handles: Vec<_> = work
+        .into_iter()
+        .enumerate()
+        .map(|(w, stmts)| {
             std::thread::spawn(move || {
                 let agent = agent();
                 for s in stmts {
@@ -51,7 +67,107 @@ pub(crate) fn insert_over_http(
     for h in handles {
         h.join().map_err(|_| "client panicked".to_string())??;
     }
-    Ok(per_second(clients * per_worker * batch, started.elapsed()))
+    Ok(per_second(rows, started.elapsed()))
+}
+
+/// The same statements through the engine in-process, one task a worker.
+async fn insert_in_process(
+    engine: &Engine,
+    work: Vec<Vec<String>>,
+    batch: usize,
+) -> Result<f64, String> {
+    let rows = work.iter().map(Vec::len).sum::<usize>() * batch;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (w, stmts) in work.into_iter().enumerate() {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let session = Session::user(user(w));
+            for s in stmts {
+                engine
+                    .execute(&session, &s)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(per_second(rows, started.elapsed()))
+}
+
+type StoreBatch = Vec<(String, String, kalamdb_core::Row)>;
+
+/// The rows of [`work`] as store batches, built before any clock starts.
+fn store_work(clients: usize, per_worker: usize, batch: usize) -> Vec<Vec<StoreBatch>> {
+    (0..clients)
+        .map(|w| {
+            (0..per_worker)
+                .map(|s| {
+                    let base = (w * per_worker + s) * batch;
+                    (base..base + batch)
+                        .map(|id| (user(w), id.to_string(), row(id as u64)))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The floor: `clients` threads writing their batches with the store's `put_batch` into
+/// `ns.table`; returns rows per second.
+fn put_batches(
+    engine: &Engine,
+    ns: &str,
+    table: &str,
+    work: Vec<Vec<StoreBatch>>,
+) -> Result<f64, String> {
+    let rows: usize = work.iter().flatten().map(Vec::len).sum();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .into_iter()
+            .map(|batches| {
+                scope.spawn(move || {
+                    for b in batches {
+                        engine
+                            .user_store()
+                            .put_batch(ns, table, b)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "writer panicked".to_string())??;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(per_second(rows, started.elapsed()))
+}
+
+async fn create_table(engine: &Engine, qualified: &str) -> Result<(), String> {
+    engine
+        .execute(
+            &Session::admin(),
+            &format!("CREATE USER TABLE {qualified} ({COLUMNS})"),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The median and the spread of samples, as figures `{name}` and `{name}_spread`.
+fn record(figures: &mut serde_json::Map<String, serde_json::Value>, name: &str, samples: &[f64]) {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    figures.insert(name.into(), json!(median(&v).round()));
+    if let (Some(lo), Some(hi)) = (v.first(), v.last()) {
+        figures.insert(format!("{name}_spread"), json!([lo.round(), hi.round()]));
+    }
 }
 
 pub(crate) fn kalamd_path() -> Result<PathBuf, String> {
@@ -150,14 +266,21 @@ pub async fn run(
     queries: usize,
     per_worker: usize,
     batch: usize,
+    repeat: usize,
 ) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let data = tmp.path().join("data");
     let (ns, tb) = (datagen::namespace(0), datagen::table(0));
     let picks = datagen::point_picks(queries, users, rows);
     let mut figures = serde_json::Map::new();
+    let repeat = repeat.max(1);
+    // Per concurrency: the samples of each variant, one a round.
+    let mut in_process: Vec<Vec<f64>> = vec![Vec::new(); CONCURRENCY.len()];
+    let mut unsynced = in_process.clone();
+    let mut synced = in_process.clone();
+    let mut http = in_process.clone();
 
-    // In-process.
+    // In-process (the engine as `Engine::init` opens it: WAL not synced).
     {
         let engine = Engine::init(&data, "kalamdb-bench").map_err(|e| e.to_string())?;
         let written = datagen::generate(
@@ -171,32 +294,23 @@ pub async fn run(
         )
         .await?;
         println!("http: generated {written} rows for {users} users");
-        for c in CONCURRENCY {
-            let table = format!("{ns}.ins_local_{c}");
-            datagen::create_wide_user_table(&engine, &ns, &format!("ins_local_{c}"), 0).await?;
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for w in 0..c {
-                let (engine, stmts) = (engine.clone(), statements(&table, w, per_worker, batch));
-                tasks.push(tokio::spawn(async move {
-                    let session = Session::user(user(w));
-                    for s in stmts {
-                        engine
-                            .execute(&session, &s)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok::<_, String>(())
-                }));
+        for round in 0..repeat {
+            for (i, c) in CONCURRENCY.into_iter().enumerate() {
+                let sql_table = format!("{ns}.ins_local_{c}_{round}");
+                create_table(&engine, &sql_table).await?;
+                let store_table = format!("floor_unsynced_{c}_{round}");
+                create_table(&engine, &format!("{ns}.{store_table}")).await?;
+                let texts = work(&sql_table, c, per_worker, batch);
+                let batches = store_work(c, per_worker, batch);
+                // The two in alternating order, round by round.
+                if round % 2 == 0 {
+                    in_process[i].push(insert_in_process(&engine, texts, batch).await?);
+                    unsynced[i].push(put_batches(&engine, &ns, &store_table, batches)?);
+                } else {
+                    unsynced[i].push(put_batches(&engine, &ns, &store_table, batches)?);
+                    in_process[i].push(insert_in_process(&engine, texts, batch).await?);
+                }
             }
-            for t in tasks {
-                t.await.map_err(|e| e.to_string())??;
-            }
-            let rps = per_second(c * per_worker * batch, started.elapsed());
-            figures.insert(
-                format!("inprocess_insert_c{c}_rows_per_s"),
-                json!(rps.round()),
-            );
         }
         let mut lat = Vec::with_capacity(queries);
         for (u, id) in &picks {
@@ -227,19 +341,82 @@ pub async fn run(
     // Reopen check: the directory is intact before handing it to kalamd.
     drop(Engine::open(&data, Access::ReadOnly, "kalamdb-bench").map_err(|e| e.to_string())?);
 
-    // Over HTTP, against the real kalamd on loopback.
-    let (kalamd, port) = start_kalamd(&data)?;
-    for c in CONCURRENCY {
-        let table = format!("{ns}.ins_http_{c}");
-        post(
-            &agent(),
-            port,
-            "root",
-            &format!("CREATE USER TABLE {table} ({COLUMNS})"),
-        )?;
-        let rps = insert_over_http(port, &table, c, per_worker, batch)?;
-        figures.insert(format!("http_insert_c{c}_rows_per_s"), json!(rps.round()));
+    // Round by round: the store's synced floor in-process, then kalamd (its default,
+    // `storage.sync_writes` on) over loopback HTTP, on the same directory.
+    for round in 0..repeat {
+        {
+            let engine = Engine::open_with(&data, Access::ReadWrite, "kalamdb-bench", true)
+                .map_err(|e| e.to_string())?;
+            for (i, c) in CONCURRENCY.into_iter().enumerate() {
+                let table = format!("floor_synced_{c}_{round}");
+                create_table(&engine, &format!("{ns}.{table}")).await?;
+                let batches = store_work(c, per_worker, batch);
+                synced[i].push(put_batches(&engine, &ns, &table, batches)?);
+            }
+        }
+        let (kalamd, port) = start_kalamd(&data)?;
+        for (i, c) in CONCURRENCY.into_iter().enumerate() {
+            let table = format!("{ns}.ins_http_{c}_{round}");
+            post(
+                &agent(),
+                port,
+                "root",
+                &format!("CREATE USER TABLE {table} ({COLUMNS})"),
+            )?;
+            http[i].push(insert_over_http(
+                port,
+                work(&table, c, per_worker, batch),
+                batch,
+            )?);
+        }
+        drop(kalamd);
     }
+    for (i, c) in CONCURRENCY.into_iter().enumerate() {
+        record(
+            &mut figures,
+            &format!("inprocess_insert_c{c}_rows_per_s"),
+            &in_process[i],
+        );
+        record(
+            &mut figures,
+            &format!("store_unsynced_c{c}_rows_per_s"),
+            &unsynced[i],
+        );
+        record(
+            &mut figures,
+            &format!("store_synced_c{c}_rows_per_s"),
+            &synced[i],
+        );
+        record(
+            &mut figures,
+            &format!("http_insert_c{c}_rows_per_s"),
+            &http[i],
+        );
+        // Ratios within each round, then their median.
+        let ratio =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
+        let mut put = |name: String, r: Vec<f64>| {
+            figures.insert(name, json!(median(&r)));
+        };
+        put(
+            format!("ratio_http_to_store_synced_c{c}"),
+            ratio(&http[i], &synced[i]),
+        );
+        put(
+            format!("ratio_http_to_store_unsynced_c1_c{c}"),
+            ratio(&http[i], &unsynced[0]),
+        );
+        put(
+            format!("ratio_http_to_inprocess_insert_c{c}"),
+            ratio(&http[i], &in_process[i]),
+        );
+        put(
+            format!("ratio_inprocess_to_store_unsynced_c{c}"),
+            ratio(&in_process[i], &unsynced[i]),
+        );
+    }
+
+    let (kalamd, port) = start_kalamd(&data)?;
     // Point SELECTs, interleaved with the floor: `GET /health` through the same client and
     // connection (loopback, HTTP/1.1 parsing both ways, a small JSON body; no token, no SQL).
     // Three rounds; the medians of the rounds' percentiles.
@@ -309,20 +486,21 @@ pub async fn run(
     );
 
     println!(
-        "  {:<24} {:>14} {:>14} {:>8}",
-        "", "in-process", "HTTP", "ratio"
+        "  {:<22} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "rows/s (medians)", "in-process", "store", "store synced", "HTTP", "HTTP/syn", "HTTP/st1"
     );
     for c in CONCURRENCY {
-        let (l, h) = (
-            fig(&figures, &format!("inprocess_insert_c{c}_rows_per_s")),
-            fig(&figures, &format!("http_insert_c{c}_rows_per_s")),
-        );
+        let f = |k: &str| fig(&figures, k);
         println!(
-            "  {:<24} {l:>10.0} r/s {h:>10.0} r/s {:>8.3}",
+            "  {:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>9.3} {:>9.3}",
             format!("INSERT x{batch}, c={c}"),
-            h / l
+            f(&format!("inprocess_insert_c{c}_rows_per_s")),
+            f(&format!("store_unsynced_c{c}_rows_per_s")),
+            f(&format!("store_synced_c{c}_rows_per_s")),
+            f(&format!("http_insert_c{c}_rows_per_s")),
+            f(&format!("ratio_http_to_store_synced_c{c}")),
+            f(&format!("ratio_http_to_store_unsynced_c1_c{c}")),
         );
-        figures.insert(format!("ratio_http_to_inprocess_insert_c{c}"), json!(h / l));
     }
     for p in ["p50", "p99"] {
         let (l, h) = (
@@ -339,6 +517,7 @@ pub async fn run(
     figures.insert("rows".into(), json!(rows));
     figures.insert("batch".into(), json!(batch));
     figures.insert("statements_per_worker".into(), json!(per_worker));
+    figures.insert("repeat".into(), json!(repeat));
     emit("http", serde_json::Value::Object(figures));
     Ok(())
 }

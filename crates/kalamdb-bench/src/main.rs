@@ -53,11 +53,14 @@ enum Bench {
         #[command(flatten)]
         data: Lookups,
         /// INSERT statements per concurrent worker.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = 200)]
         statements: usize,
         /// Rows per INSERT statement.
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Rounds of the INSERT variants (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// DROP TABLE time: a small and a large user table, each with Parquet files from every
     /// user and hot rows; reports both times and their ratio (the goal is near 1).
@@ -336,7 +339,18 @@ fn main() {
                 data,
                 statements,
                 batch,
-            } => http::run(data.rows, data.users, data.queries, statements, batch).await,
+                repeat,
+            } => {
+                http::run(
+                    data.rows,
+                    data.users,
+                    data.queries,
+                    statements,
+                    batch,
+                    repeat,
+                )
+                .await
+            }
         }
     });
     if let Err(e) = result {

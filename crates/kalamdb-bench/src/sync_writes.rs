@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::datagen::COLUMNS;
-use crate::http::{agent, insert_over_http, post, start_kalamd_with};
+use crate::http::{agent, insert_over_http, post, start_kalamd_with, work};
 use crate::report::{emit, median};
 
 const CONCURRENCY: [usize; 2] = [1, 8];
@@ -23,7 +23,7 @@ fn run_once(sync: bool, c: usize, per_worker: usize, batch: usize) -> Result<f64
         "root",
         &format!("CREATE USER TABLE b.t ({COLUMNS})"),
     )?;
-    let rps = insert_over_http(port, "b.t", c, per_worker, batch)?;
+    let rps = insert_over_http(port, work("b.t", c, per_worker, batch), batch)?;
     drop(kalamd);
     Ok(rps)
 }

@@ -592,3 +592,79 @@ fn a_server_that_stops_answering_mid_backup_leaves_no_complete_looking_backup() 
     );
     assert_eq!(t.backup(&["verify", REPO]).code, 0);
 }
+
+/// A table's cold objects in another bucket of the same server (reached with the same
+/// profile) go into an S3 repository by S3's CopyObject across buckets, never through this
+/// process, on a server that checks every request's signature; the backup restores into a
+/// directory that verifies clean and reads every row back.
+#[test]
+fn cold_objects_in_another_bucket_of_the_same_server_are_copied_server_side() {
+    let (s3, id, secret) = S3Server::start_checking_credentials(&["lake", "backups"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = tmp.path().join("kalamd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  credentials:\n    right:\n      access_key_id: {id}\n      secret_access_key: {secret}\n      endpoint: {}\n      allow_http: true\n",
+            s3.endpoint()
+        ),
+    )
+    .expect("config");
+    let db = Db::new();
+    let with_config = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", s(&config), "--format", "json"]);
+        let r = kalamctl(&all);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r.json()
+    };
+    let sql = |q: &str| with_config(&["sql", "--data-dir", db.path(), q]);
+    sql("CREATE STORAGE lake TYPE s3 PATH 's3://lake/cold' CREDENTIALS 'right'");
+    sql("CREATE NAMESPACE app");
+    sql("CREATE SHARED TABLE app.cfg (k TEXT PRIMARY KEY, v TEXT) WITH (STORAGE = 'lake')");
+    sql("INSERT INTO app.cfg VALUES ('theme', 'dark'), ('lang', 'en')");
+    sql("FLUSH TABLE app.cfg");
+    sql("INSERT INTO app.cfg VALUES ('tz', 'utc')");
+
+    let created = with_config(&[
+        "backup",
+        "create",
+        "--data-dir",
+        db.path(),
+        "--to",
+        REPO,
+        "--credentials",
+        "right",
+    ]);
+    assert_eq!(created["server_side_copies"], 1, "{created}");
+    let verified = with_config(&["backup", "verify", REPO, "--credentials", "right"]);
+    assert_eq!(verified["problems"], serde_json::json!([]), "{verified}");
+
+    let restored = tmp.path().join("restored");
+    with_config(&[
+        "backup",
+        "restore",
+        REPO,
+        "--to",
+        s(&restored),
+        "--credentials",
+        "right",
+    ]);
+    let r = kalamctl(&["verify", "--data-dir", s(&restored), "--format", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rows = with_config(&[
+        "sql",
+        "--data-dir",
+        s(&restored),
+        "SELECT k, v FROM app.cfg ORDER BY k",
+    ]);
+    assert_eq!(
+        rows["results"][0]["rows"],
+        serde_json::json!([
+            {"k": "lang", "v": "en"},
+            {"k": "theme", "v": "dark"},
+            {"k": "tz", "v": "utc"},
+        ]),
+        "{rows}"
+    );
+}

@@ -6,8 +6,8 @@
 //!    hard-linked), in `D/backup/staging-{pid}-{n}/rocksdb`;
 //! 2. a hard link to every Parquet file of every table the checkpoint's catalog names; an
 //!    object in an S3 bucket is copied server-side into the repository's `tmp/{id}/` when the
-//!    repository is in the same bucket (its bytes never pass through this process), and
-//!    downloaded otherwise.
+//!    repository is on the same server, reached with the same credentials (its bytes never
+//!    pass through this process), and downloaded otherwise.
 //!
 //! The gate is then released and the rest of the backup reads from the staging directory
 //! and the pinned objects: none of them changes, whatever the database does meanwhile.
@@ -135,7 +135,7 @@ pub(crate) fn take(
 const ROCKSDB: &str = "rocksdb";
 
 /// Stages every Parquet file of the checkpoint's tables: local ones linked into the staging
-/// directory, objects pinned in `pin` (same bucket) or downloaded. Returns the tables and
+/// directory, objects pinned in `pin` (a bucket of the same server) or downloaded. Returns the tables and
 /// the pinned objects' entries.
 fn stage_parquet(
     checkpoint: &Path,
@@ -170,12 +170,12 @@ fn stage_parquet(
                 let path = backup_path(root, &file);
                 match (&file, pin) {
                     (ColdPath::Object(b, k), Some((repo_bucket, prefix)))
-                        if Arc::ptr_eq(b, repo_bucket) =>
+                        if b.same_server(repo_bucket) =>
                     {
                         let to = join_key(prefix, &pinned.0.len().to_string());
                         let meta = b.head(k)?.ok_or_else(|| missing(&file))?;
-                        b.copy(k, &to)?;
-                        let at = ColdPath::Object(Arc::clone(b), to);
+                        repo_bucket.copy_from(b, k, &to)?;
+                        let at = ColdPath::Object(Arc::clone(repo_bucket), to);
                         pinned.0.push(at.clone());
                         objects.push(StagedFile {
                             path,

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
+use object_store::client::{
+    ClientConfigKey, HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector,
+};
 use object_store::multipart::{MultipartStore, PartId};
 /// An object's key in its bucket.
 pub use object_store::path::Path as Key;
@@ -121,6 +124,17 @@ pub struct Bucket {
     /// The credentials profile (`None`: the `AWS_*` environment), to name in errors.
     profile: Option<String>,
     store: Arc<AmazonS3>,
+    /// How requests the store does not make itself reach the bucket (a copy from another
+    /// bucket): its URL, region and an HTTP client with the store's options.
+    direct: Direct,
+}
+
+struct Direct {
+    /// `https://s3.{region}.amazonaws.com/{bucket}`, `{endpoint}/{bucket}`, or the endpoint
+    /// itself with virtual-hosted requests: as the store addresses the bucket.
+    url: String,
+    region: String,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -156,23 +170,66 @@ pub fn bucket(name: &str, profile: Option<&str>, what: &str) -> Result<Arc<Bucke
         }
         None => from_env(what)?,
     };
+    let setup = |e: &dyn std::fmt::Display| CoreError::ObjectStore {
+        location: format!("s3://{name}"),
+        reason: format!("cannot set up the client for {what}: {e}"),
+    };
+    let direct = direct(&builder, name).map_err(|e| setup(&e))?;
     let store = builder
         .with_bucket_name(name)
         .build()
-        .map_err(|e| CoreError::ObjectStore {
-            location: format!("s3://{name}"),
-            reason: format!("cannot set up the client for {what}: {e}"),
-        })?;
+        .map_err(|e| setup(&e))?;
     let bucket = Arc::new(Bucket {
         name: name.to_string(),
         profile: profile.map(str::to_string),
         store: Arc::new(store),
+        direct,
     });
     if let Ok(mut b) = BUCKETS.lock() {
         b.get_or_insert_with(HashMap::new)
             .insert(key, Arc::clone(&bucket));
     }
     Ok(bucket)
+}
+
+/// The bucket's URL, region and an HTTP client, from the builder's settings, addressed as
+/// `object_store` addresses it.
+fn direct(builder: &AmazonS3Builder, name: &str) -> object_store::Result<Direct> {
+    let get = |key: AmazonS3ConfigKey| builder.get_config_value(&key);
+    let region = get(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+    let virtual_hosted = get(AmazonS3ConfigKey::VirtualHostedStyleRequest)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let url = match (get(AmazonS3ConfigKey::Endpoint), virtual_hosted) {
+        (Some(endpoint), true) => endpoint,
+        (Some(endpoint), false) => format!("{}/{name}", endpoint.trim_end_matches('/')),
+        (None, true) => format!("https://{name}.s3.{region}.amazonaws.com"),
+        (None, false) => format!("https://s3.{region}.amazonaws.com/{name}"),
+    };
+    let mut options = ClientOptions::new();
+    for key in [
+        ClientConfigKey::AllowHttp,
+        ClientConfigKey::Timeout,
+        ClientConfigKey::ConnectTimeout,
+    ] {
+        if let Some(value) = get(AmazonS3ConfigKey::Client(key)) {
+            options = options.with_config(key, value);
+        }
+    }
+    let http = ReqwestConnector::default().connect(&options)?;
+    Ok(Direct { url, region, http })
+}
+
+/// A key as it goes in a URL path (or `x-amz-copy-source`): every byte but the unreserved
+/// ones and `/` percent-encoded, as S3's canonical requests have it.
+fn url_path(key: &Key) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(key.as_ref(), KEEP).to_string()
 }
 
 fn with_profile(builder: AmazonS3Builder, p: &Profile) -> AmazonS3Builder {
@@ -236,15 +293,18 @@ fn refusal(e: &object_store::Error, text: &str) -> Option<String> {
         _ if text.contains("401 Unauthorized") => "HTTP 401",
         _ => return None,
     };
-    let code = text
-        .split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code.trim())
-        .filter(|c| !c.is_empty() && c.len() < 64);
-    Some(match code {
+    Some(match s3_code(text) {
         Some(code) => format!("{code}, {status}"),
         None => status.to_string(),
     })
+}
+
+/// The `<Code>` of an S3 error answer, if the text holds one.
+fn s3_code(text: &str) -> Option<&str> {
+    text.split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.trim())
+        .filter(|c| !c.is_empty() && c.len() < 64)
 }
 
 /// An error with every cause under it, so that "builder error" says which part failed.
@@ -449,6 +509,89 @@ impl Bucket {
     /// Copies an object within the bucket, server-side.
     pub fn copy(&self, from: &Key, to: &Key) -> Result<()> {
         block(self.store.copy(from, to))?.map_err(|e| self.err(from, e))
+    }
+
+    /// Whether a request with this bucket's credentials, to its server, can read `other`:
+    /// both are reached with the same profile (or both with the `AWS_*` environment).
+    pub fn same_server(&self, other: &Bucket) -> bool {
+        self.profile == other.profile
+    }
+
+    /// Copies the object `from` of `source` (a bucket of the same server, see
+    /// [`Bucket::same_server`]) to `to` in this bucket, server-side: S3's `CopyObject`, its
+    /// bytes never leaving the server.
+    pub fn copy_from(&self, source: &Bucket, from: &Key, to: &Key) -> Result<()> {
+        if source.name == self.name {
+            return self.copy(from, to);
+        }
+        let copy_source = format!("{}/{}", source.name, url_path(from));
+        let url = format!("{}/{}", self.direct.url, url_path(to));
+        let request =
+            async {
+                let credential = self.store.credentials().get_credential().await?;
+                let mut request = http::Request::builder()
+                    .method(http::Method::PUT)
+                    .uri(&url)
+                    .header("x-amz-copy-source", &copy_source)
+                    .body(HttpRequestBody::empty())
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "S3",
+                        source: Box::new(e),
+                    })?;
+                AwsAuthorizer::new(&credential, "s3", &self.direct.region)
+                    .authorize(&mut request, None);
+                let response = self.direct.http.execute(request).await.map_err(|e| {
+                    object_store::Error::Generic {
+                        store: "S3",
+                        source: Box::new(e),
+                    }
+                })?;
+                let status = response.status();
+                let body = response.into_body().bytes().await.map_err(|e| {
+                    object_store::Error::Generic {
+                        store: "S3",
+                        source: Box::new(e),
+                    }
+                })?;
+                Ok::<_, object_store::Error>((status, String::from_utf8_lossy(&body).into_owned()))
+            };
+        let (status, body) = block(request)?.map_err(|e| self.err(to, e))?;
+        // CopyObject may answer 200 and still fail: the error is then in the body.
+        if status.is_success() && !body.contains("<Error>") {
+            return Ok(());
+        }
+        let status = status.as_u16();
+        if matches!(status, 401 | 403) {
+            let code = match s3_code(&body) {
+                Some(code) => format!("{code}, HTTP {status}"),
+                None => format!("HTTP {status}"),
+            };
+            return Err(CoreError::Conflict(format!(
+                "object storage {}: the server refused {} ({code}); {}",
+                self.url(to),
+                self.credentials(),
+                self.credentials_fix()
+            )));
+        }
+        let reason = match s3_code(&body) {
+            Some(code) => format!(
+                "copying s3://{}/{from} here: {code}, HTTP {status}",
+                source.name
+            ),
+            None => {
+                // One line, whatever the server sent (an HTML page, say).
+                let words: Vec<&str> = body.split_whitespace().collect();
+                let text: String = words.join(" ").chars().take(200).collect();
+                format!(
+                    "copying s3://{}/{from} here: HTTP {status}: {text}",
+                    source.name
+                )
+            }
+        };
+        Err(CoreError::ObjectStore {
+            location: self.url(to),
+            reason,
+        })
     }
 
     /// A writer that uploads as it goes: the object appears, complete, only at

@@ -203,6 +203,8 @@ impl Engine {
         }
         let (cleared, closed) = self.check_subscriptions(namespace, table, options.force)?;
         let lock = self.table_lock(namespace, table);
+        // A flush in progress ends first (see `TableLock`).
+        let _flushing = lock.flushing().await;
         let _guard = lock.exclusive().await;
         let _cold = self.cold_gate().read().await;
         let params = vec![
@@ -255,6 +257,7 @@ impl Engine {
             .and_then(Step::parse)
             .ok_or_else(|| corrupt("it recorded no known step"))?;
         let lock = self.table_lock(&state.table.namespace, &state.table.table_name);
+        let _flushing = lock.flushing().await;
         let _guard = lock.exclusive().await;
         let _cold = self.cold_gate().read().await;
         let mut job = Job::adopt(self, record)?;

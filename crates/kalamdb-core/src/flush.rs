@@ -63,8 +63,10 @@ impl Engine {
                 )),
                 other => other,
             })?;
+        // The table's flush lock: no other flush, no drop. Writers go on; each file's commit
+        // takes the table alone (see `write_chunk`).
         let lock = self.table_lock(namespace, table);
-        let _guard = lock.exclusive().await;
+        let _flushing = lock.flushing().await;
         let _cold = self.cold_gate().read().await;
         let params = vec![
             namespace.to_string(),
@@ -243,7 +245,26 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
         drop(batch);
         // Between the two tiers: the rows are in an unrecorded file and still in RocksDB.
         crate::fail::point("flush.file_written");
-        // The file is durable: record it and remove the keys in one write.
+        // The file is durable: record it and remove the keys in one write, holding the table
+        // alone. A row written since the scan read it (an UPDATE, a DELETE, an INSERT over a
+        // deleted row) stays hot: the newer version, which reads take over the file's.
+        let lock = self.engine.table_lock(ns, t);
+        let _alone = lock.exclusive_blocking()?;
+        let now = {
+            let keys: Vec<&str> = chunk.ids.iter().map(String::as_str).collect();
+            match def.kind {
+                TableKind::User => self.engine.user_store().get_many(ns, t, user, &keys)?,
+                _ => self.engine.shared_store().get_many(ns, t, &keys)?,
+            }
+        };
+        let unchanged: Vec<String> = chunk
+            .ids
+            .iter()
+            .zip(&chunk.rows)
+            .zip(now)
+            .filter(|((_, read), now)| now.as_ref() == Some(*read))
+            .map(|((id, _), _)| id.clone())
+            .collect();
         let owner = Owner {
             namespace: ns,
             table: t,
@@ -266,12 +287,12 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
                 &mut write,
                 ns,
                 t,
-                chunk.ids.into_iter().map(|id| (user.to_string(), id)),
+                unchanged.into_iter().map(|id| (user.to_string(), id)),
             ),
             _ => self
                 .engine
                 .shared_store()
-                .remove_in(&mut write, ns, t, chunk.ids),
+                .remove_in(&mut write, ns, t, unchanged),
         }
         self.engine.storage().write(write)?;
         self.report.files += 1;

@@ -43,7 +43,7 @@ pub fn rows_all_hot(
 
 /// Removes the unrecorded batch files in `dir` (one user's directory of `ns.table`) whose
 /// rows are all still hot, and (on object storage) aborts the uploads into it that a killed
-/// flush left open; returns the files. The caller holds the table's write lock.
+/// flush left open; returns the files. The caller holds the table's flush lock.
 pub fn reclaim(
     engine: &Engine,
     kind: TableKind,
@@ -75,7 +75,7 @@ pub fn reclaim(
 }
 
 /// Aborts the multipart uploads of `table`'s files (`namespace.table`) that a killed process
-/// left open, as `D/uploads/` records them. The caller holds the table's write lock, so none
+/// left open, as `D/uploads/` records them. The caller holds the table's flush lock, so none
 /// of them is still being written.
 pub fn abort_uploads(engine: &Engine, table: &str) -> Result<()> {
     for object in Uploads::new(engine.data_dir().uploads()).abort_of(table)? {

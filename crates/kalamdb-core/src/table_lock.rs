@@ -1,10 +1,17 @@
 //! The lock that orders writes to one table within this process.
 //!
-//! Whatever must see a table still (flush, UPDATE, DELETE, a subscription's start, drop)
-//! holds it exclusively. An INSERT into a user table holds it shared, and with it the lock of
-//! its user's stripe: a user's rows are keyed under the user's id, so INSERTs of different
-//! users touch disjoint keys, check their keys for duplicates independently, and their
-//! synced writes reach RocksDB together, which commits them as one group with one WAL fsync.
+//! Whatever must see a table still (UPDATE, DELETE, a subscription's start, drop) holds it
+//! exclusively. An INSERT into a user table holds it shared, and with it the lock of its
+//! user's stripe: a user's rows are keyed under the user's id, so INSERTs of different users
+//! touch disjoint keys, check their keys for duplicates independently, and their synced
+//! writes reach RocksDB together, which commits them as one group with one WAL fsync.
+//!
+//! A flush holds the table's flush lock from start to end (one flush at a time, and no drop
+//! meanwhile) but the table itself only while it commits each file: it reads rows from a
+//! snapshot and writes (or uploads) their file while others write, then, holding the table
+//! alone, removes from the hot tier only the rows still as it read them (see `flush.rs`).
+//! Drop takes the flush lock before the table, as a flush does: the two never wait on each
+//! other in opposite orders.
 
 use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -16,6 +23,7 @@ const STRIPES: usize = 16;
 pub struct TableLock {
     table: RwLock<()>,
     stripes: [Mutex<()>; STRIPES],
+    flush: Mutex<()>,
 }
 
 /// An INSERT's hold on one user's rows of a table: the table shared, the user's stripe alone.
@@ -47,6 +55,19 @@ impl TableLock {
     /// The whole table, alone.
     pub async fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.table.write().await
+    }
+
+    /// The whole table, alone, waited for from synchronous code (a flush between two files,
+    /// on a blocking thread or a current-thread runtime's only task): the wait happens on a
+    /// thread of its own, outside any runtime.
+    pub fn exclusive_blocking(&self) -> crate::Result<RwLockWriteGuard<'_, ()>> {
+        std::thread::scope(|s| s.spawn(|| self.table.blocking_write()).join())
+            .map_err(|_| crate::CoreError::Query("waiting for a table's lock panicked".into()))
+    }
+
+    /// The right to flush the table (and to drop it): one at a time.
+    pub async fn flushing(&self) -> MutexGuard<'_, ()> {
+        self.flush.lock().await
     }
 
     /// One user's rows, alone; other users' INSERTs proceed.

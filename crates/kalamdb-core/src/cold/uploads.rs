@@ -4,7 +4,7 @@
 //! upload, whose parts the bucket keeps (and bills) without ever making an object of them;
 //! the record, which names the table the upload was for, lets the next process abort it:
 //! the next flush of that table, or its deletion ([`Uploads::abort_of`]). The data
-//! directory's lock makes one process its only writer, and the table's lock one flush the
+//! directory's lock makes one process its only writer, and the table's flush lock one flush the
 //! only writer of the table's files, so a record of a table being flushed or dropped is never
 //! of an upload still running.
 
@@ -69,7 +69,7 @@ impl Uploads {
     }
 
     /// Aborts the recorded uploads of `table` (`namespace.table`), forgetting each; returns
-    /// the objects they were uploading. The caller holds the table's write lock.
+    /// the objects they were uploading. The caller holds the table's flush lock.
     pub fn abort_of(&self, table: &str) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,

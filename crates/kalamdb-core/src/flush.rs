@@ -118,6 +118,8 @@ impl Engine {
             max_rows: self.flush_file_rows(),
             chunk: Chunk::default(),
             reclaimed: None,
+            // Read before the scan below takes its snapshot.
+            released_before: self.table_lock(ns, t).released(),
             report: FlushReport::default(),
             // An estimate, for the progress bar only.
             total: self
@@ -197,6 +199,9 @@ struct Stream<'a, P> {
     chunk: Chunk,
     /// The user whose directory was last cleared of what a killed flush left.
     reclaimed: Option<String>,
+    /// The table's count of released writer holds, read before the snapshot the rows come
+    /// from (see [`crate::table_lock::TableLock::released`]).
+    released_before: u64,
     report: FlushReport,
     total: u64,
     progress: P,
@@ -248,23 +253,28 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
         // The file is durable: record it and remove the keys in one write, holding the table
         // alone. A row written since the scan read it (an UPDATE, a DELETE, an INSERT over a
         // deleted row) stays hot: the newer version, which reads take over the file's.
+        // No writer's hold ended since the snapshot: every row is as read, none to re-read.
         let lock = self.engine.table_lock(ns, t);
         let _alone = lock.exclusive_blocking()?;
-        let now = {
-            let keys: Vec<&str> = chunk.ids.iter().map(String::as_str).collect();
-            match def.kind {
-                TableKind::User => self.engine.user_store().get_many(ns, t, user, &keys)?,
-                _ => self.engine.shared_store().get_many(ns, t, &keys)?,
-            }
+        let unchanged: Vec<String> = if lock.released() == self.released_before {
+            chunk.ids.clone()
+        } else {
+            let now = {
+                let keys: Vec<&str> = chunk.ids.iter().map(String::as_str).collect();
+                match def.kind {
+                    TableKind::User => self.engine.user_store().get_many(ns, t, user, &keys)?,
+                    _ => self.engine.shared_store().get_many(ns, t, &keys)?,
+                }
+            };
+            chunk
+                .ids
+                .iter()
+                .zip(&chunk.rows)
+                .zip(now)
+                .filter(|((_, read), now)| now.as_ref() == Some(*read))
+                .map(|((id, _), _)| id.clone())
+                .collect()
         };
-        let unchanged: Vec<String> = chunk
-            .ids
-            .iter()
-            .zip(&chunk.rows)
-            .zip(now)
-            .filter(|((_, read), now)| now.as_ref() == Some(*read))
-            .map(|((id, _), _)| id.clone())
-            .collect();
         let owner = Owner {
             namespace: ns,
             table: t,

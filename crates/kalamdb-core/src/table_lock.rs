@@ -13,6 +13,8 @@
 //! Drop takes the flush lock before the table, as a flush does: the two never wait on each
 //! other in opposite orders.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Users share a stripe when their ids hash alike: a bound on the locks, whatever the number
@@ -24,17 +26,38 @@ pub struct TableLock {
     table: RwLock<()>,
     stripes: [Mutex<()>; STRIPES],
     flush: Mutex<()>,
+    /// Holds released by writers: counted when a hold ends, so after whatever it wrote. A
+    /// flush that finds the count where it was before its snapshot knows no row changed
+    /// since (see [`TableLock::released`]).
+    released: AtomicU64,
+}
+
+/// Counts its hold as released when dropped, after the writer's work.
+struct Counted<'a>(&'a AtomicU64);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// An INSERT's hold on one user's rows of a table: the table shared, the user's stripe alone.
 pub struct UserGuard<'a> {
+    // Fields drop in order: counted while the locks are still held.
+    _counted: Counted<'a>,
     _stripe: MutexGuard<'a, ()>,
     _table: RwLockReadGuard<'a, ()>,
 }
 
+/// A writer's hold on the whole table.
+pub struct Alone<'a> {
+    _counted: Counted<'a>,
+    _table: RwLockWriteGuard<'a, ()>,
+}
+
 /// What a writer holds: the whole table, or one user's rows of it.
 pub enum Hold<'a> {
-    Table(RwLockWriteGuard<'a, ()>),
+    Table(Alone<'a>),
     User(UserGuard<'a>),
 }
 
@@ -53,8 +76,19 @@ impl TableLock {
     }
 
     /// The whole table, alone.
-    pub async fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.table.write().await
+    pub async fn exclusive(&self) -> Alone<'_> {
+        let table = self.table.write().await;
+        Alone {
+            _counted: Counted(&self.released),
+            _table: table,
+        }
+    }
+
+    /// How many writers' holds have ended. Read before a snapshot of the table, then again
+    /// while holding the table alone: the same count means nothing was written in between
+    /// (a write that began before the first read ends, and is counted, after it).
+    pub fn released(&self) -> u64 {
+        self.released.load(Ordering::SeqCst)
     }
 
     /// The whole table, alone, waited for from synchronous code (a flush between two files,
@@ -75,6 +109,7 @@ impl TableLock {
         let table = self.table.read().await;
         let stripe = self.stripes[stripe_of(user_id)].lock().await;
         UserGuard {
+            _counted: Counted(&self.released),
             _stripe: stripe,
             _table: table,
         }

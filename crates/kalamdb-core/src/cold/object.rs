@@ -526,36 +526,24 @@ impl Bucket {
         }
         let copy_source = format!("{}/{}", source.name, url_path(from));
         let url = format!("{}/{}", self.direct.url, url_path(to));
-        let request =
-            async {
-                let credential = self.store.credentials().get_credential().await?;
-                let mut request = http::Request::builder()
-                    .method(http::Method::PUT)
-                    .uri(&url)
-                    .header("x-amz-copy-source", &copy_source)
-                    .body(HttpRequestBody::empty())
-                    .map_err(|e| object_store::Error::Generic {
-                        store: "S3",
-                        source: Box::new(e),
-                    })?;
-                AwsAuthorizer::new(&credential, "s3", &self.direct.region)
-                    .authorize(&mut request, None);
-                let response = self.direct.http.execute(request).await.map_err(|e| {
-                    object_store::Error::Generic {
-                        store: "S3",
-                        source: Box::new(e),
-                    }
-                })?;
-                let status = response.status();
-                let body = response.into_body().bytes().await.map_err(|e| {
-                    object_store::Error::Generic {
-                        store: "S3",
-                        source: Box::new(e),
-                    }
-                })?;
-                Ok::<_, object_store::Error>((status, String::from_utf8_lossy(&body).into_owned()))
+        // Retried as the store retries its own requests: a failure to connect, a server
+        // error (5xx), or a 200 whose body is S3's InternalError or SlowDown.
+        let mut attempt = 0u32;
+        let (status, body) = loop {
+            let sent = block(self.send_copy(&copy_source, &url))?.map_err(|e| self.err(to, e));
+            let transient = match &sent {
+                Err(_) => true,
+                Ok((status, body)) => {
+                    status.is_server_error()
+                        || matches!(s3_code(body), Some("InternalError" | "SlowDown"))
+                }
             };
-        let (status, body) = block(request)?.map_err(|e| self.err(to, e))?;
+            if !transient || attempt >= 2 {
+                break sent?;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(100u64 << attempt));
+        };
         // CopyObject may answer 200 and still fail: the error is then in the body.
         if status.is_success() && !body.contains("<Error>") {
             return Ok(());
@@ -592,6 +580,39 @@ impl Bucket {
             location: self.url(to),
             reason,
         })
+    }
+
+    /// One signed `CopyObject` request: the answer's status and body.
+    async fn send_copy(
+        &self,
+        copy_source: &str,
+        url: &str,
+    ) -> object_store::Result<(http::StatusCode, String)> {
+        let generic = |e: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+            store: "S3",
+            source: e,
+        };
+        let credential = self.store.credentials().get_credential().await?;
+        let mut request = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(url)
+            .header("x-amz-copy-source", copy_source)
+            .body(HttpRequestBody::empty())
+            .map_err(|e| generic(Box::new(e)))?;
+        AwsAuthorizer::new(&credential, "s3", &self.direct.region).authorize(&mut request, None);
+        let response = self
+            .direct
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| generic(Box::new(e)))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|e| generic(Box::new(e)))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// A writer that uploads as it goes: the object appears, complete, only at

@@ -797,6 +797,26 @@ fn state_stale_live_query_is_repaired() {
     expect_repaired(&db, "live query lq-1: deleted");
 }
 
+/// The record a flush keeps of its open multipart upload (`D/uploads/`), left by a process
+/// killed mid-upload (the real kill: `kalamd/tests/object_storage.rs`).
+#[test]
+fn state_upload_open_is_named_while_no_process_runs() {
+    let db = setup();
+    let uploads = db.dir.join("uploads");
+    std::fs::create_dir_all(&uploads).expect("mkdir");
+    let record = json!({
+        "table": "app.t", "bucket": "lake", "profile": "p",
+        "key": "app/t/batch-1.parquet", "upload": "upload-1"
+    });
+    std::fs::write(uploads.join("0123.json"), record.to_string()).expect("record");
+    // A record whose writer died before renaming it into place is no record.
+    std::fs::write(uploads.join(".0456.json.77.tmp"), "{").expect("partial");
+    let report = expect_only(&db, "state.upload_open", 1);
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["object"], "s3://lake/app/t/batch-1.parquet");
+}
+
 #[test]
 fn every_documented_code_has_a_test_and_a_spec_entry() {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/verify.md"))

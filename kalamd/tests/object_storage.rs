@@ -364,6 +364,29 @@ fn an_upload_a_killed_flush_left_open_is_aborted_by_the_next_flush_or_the_drop()
     );
     assert_eq!(records(), 1, "and on record");
     assert!(s3.keys("lake", "app/").is_empty(), "no object appeared");
+    // verify names it while no process runs.
+    let config = tmp.path().join("kalamd.yaml");
+    let (code, report, stderr) = kalamctl(&[
+        "verify",
+        "--data-dir",
+        path(&data),
+        "--config",
+        path(&config),
+    ]);
+    assert_eq!(code, 1, "warnings: {report} {stderr}");
+    let open: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "state.upload_open")
+        .collect();
+    assert_eq!(open.len(), 1, "{report}");
+    assert!(
+        open[0]["object"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("s3://lake/app/blobs/batch-")),
+        "{report}"
+    );
 
     let d = Daemon::start(tmp.path(), &credentials(&s3));
     let count = "SELECT count(*) AS n, sum(id) AS s FROM app.blobs";

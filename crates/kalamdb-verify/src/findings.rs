@@ -97,6 +97,8 @@ codes! {
         "a job is recorded as running but its process is gone: `kalamctl verify --repair` marks it paused (resumable), completed (a backup its repository holds) or failed";
     StaleLiveQuery = "state.stale_live_query", Warning, true,
         "a live-query row remains while no daemon runs: `kalamctl verify --repair` deletes it";
+    UploadOpen = "state.upload_open", Warning, false,
+        "a multipart upload a killed process left open: the bucket keeps (and bills) its parts with no object; the table's next flush aborts it, as does dropping the table";
 }
 
 impl Serialize for Code {

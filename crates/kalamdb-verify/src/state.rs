@@ -1,11 +1,12 @@
-//! State left behind: the format marker, jobs whose owner is gone, and live-query rows
-//! while no daemon runs.
+//! State left behind: the format marker, jobs whose owner is gone, and live-query rows and
+//! open multipart uploads while no daemon runs.
 
 use kalamdb_sql::{FormatState, JobStatus};
 
 use super::catalog::CatalogView;
 use super::{Code, Scan};
 use kalamdb_core::Result;
+use kalamdb_core::cold::uploads::Uploads;
 use kalamdb_core::jobs::{describe_owner, effective};
 use kalamdb_core::process::this_process;
 
@@ -59,6 +60,19 @@ pub(crate) fn check_leftovers(scan: &mut Scan<'_>, catalog: &CatalogView) -> Res
                 format!(
                     "live query {} on {} (user {}) remains while no daemon runs",
                     lq.live_id, lq.table_name, lq.user_id
+                ),
+            );
+        }
+        // Uploads on record belong to a running process's flushes; with none, each was
+        // left open by one that is gone.
+        let uploads = Uploads::new(scan.engine.data_dir().uploads());
+        for open in uploads.recorded()? {
+            scan.report(
+                Code::UploadOpen,
+                open.object.as_str(),
+                format!(
+                    "a multipart upload of {} for {} was left open by a process that is gone",
+                    open.object, open.table
                 ),
             );
         }

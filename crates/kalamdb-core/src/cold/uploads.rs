@@ -68,26 +68,46 @@ impl Uploads {
         self.dir.join(format!("{}.json", name.finish().0))
     }
 
-    /// Aborts the recorded uploads of `table` (`namespace.table`), forgetting each; returns
-    /// the objects they were uploading. The caller holds the table's flush lock.
-    pub fn abort_of(&self, table: &str) -> Result<Vec<String>> {
+    /// Every upload on record: what `verify` reports while no process runs.
+    pub fn recorded(&self) -> Result<Vec<Recorded>> {
+        let mut out = Vec::new();
+        for (_, r) in self.records()? {
+            out.push(Recorded {
+                object: format!("s3://{}/{}", r.bucket, r.key),
+                table: r.table,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The records in the directory, with their files. A `.name.tmp` (a record whose writer
+    /// died before renaming it into place, so before the upload's first part) and a file
+    /// that does not parse are not records.
+    fn records(&self) -> Result<Vec<(PathBuf, Record)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(CoreError::io(&self.dir, e)),
         };
-        let mut aborted = Vec::new();
+        let mut out = Vec::new();
         for entry in entries {
             let path = entry.map_err(|e| CoreError::io(&self.dir, e))?.path();
-            // `.name.tmp`: a record whose writer died before renaming it into place, so
-            // before the upload's first part.
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
-            let Ok(r) = serde_json::from_slice::<Record>(&bytes) else {
-                continue;
-            };
+            if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
+                out.push((path, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aborts the recorded uploads of `table` (`namespace.table`), forgetting each; returns
+    /// the objects they were uploading. The caller holds the table's flush lock.
+    pub fn abort_of(&self, table: &str) -> Result<Vec<String>> {
+        let mut aborted = Vec::new();
+        for (path, r) in self.records()? {
             if r.table != table {
                 continue;
             }
@@ -100,6 +120,15 @@ impl Uploads {
         }
         Ok(aborted)
     }
+}
+
+/// An upload on record, as `verify` names it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// `namespace.table`.
+    pub table: String,
 }
 
 impl TableUploads {

@@ -9,6 +9,7 @@ mod datagen;
 mod drop;
 mod flush;
 mod flush_s3;
+mod flush_writes;
 mod http;
 mod insert;
 mod live;
@@ -176,6 +177,20 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Single-row INSERTs into a table while it is being flushed: their latency, against the
+    /// same INSERTs with no flush running. Put the scratch data on a real disk with
+    /// KALAMDB_BENCH_DIR.
+    FlushWrites {
+        #[arg(long, default_value_t = 500)]
+        mb: usize,
+        /// Bytes of incompressible text per row.
+        #[arg(long, default_value_t = 1000)]
+        payload: usize,
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Live queries on the release kalamd: change latency with 1, 100 and 10,000
     /// subscriptions, and the INSERT rate with them against none.
     /// Needs `cargo build --release -p kalamd`.
@@ -296,6 +311,12 @@ fn main() {
                 batch,
                 repeat,
             } => sync_writes::run(statements_per_worker, batch, repeat),
+            Bench::FlushWrites {
+                mb,
+                payload,
+                users,
+                repeat,
+            } => flush_writes::run(mb, payload, users, repeat).await,
             Bench::Flush {
                 small_mb,
                 large_mb,

@@ -31,6 +31,7 @@ use super::location::RepoLocation;
 use super::manifest::Manifest;
 use kalamdb_core::cold::ColdPath;
 use kalamdb_core::cold::object::{Bucket, Key, UploadJournal};
+use kalamdb_core::cold::uploads::Uploads;
 use kalamdb_core::fs::remove_tree;
 use kalamdb_core::{CoreError, Result};
 
@@ -529,7 +530,7 @@ impl Repo {
                 kalamdb_core::fs::create_dir_durable(&tmp)?;
             }
             None => {
-                debris.uploads_aborted = self.abort_recorded_uploads()?;
+                debris.uploads_aborted = self.uploads().abort_all()?.len() as u64;
                 for (object, _) in self.root.join("tmp").files_under()? {
                     object.remove()?;
                 }
@@ -544,30 +545,12 @@ impl Repo {
     pub fn upload_journal(&self) -> Option<Arc<dyn UploadJournal>> {
         match &self.root {
             ColdPath::Local(_) => None,
-            ColdPath::Object(..) => Some(Arc::new(Uploads {
-                dir: self.root.join("tmp").join("uploads"),
-            })),
+            ColdPath::Object(bucket, _) => Some(self.uploads().of("").journal(bucket)),
         }
     }
 
-    /// Aborts every multipart upload on record, then forgets it; returns how many.
-    fn abort_recorded_uploads(&self) -> Result<u64> {
-        let ColdPath::Object(bucket, _) = &self.root else {
-            return Ok(0);
-        };
-        let mut aborted = 0;
-        for (record, _) in self.root.join("tmp").join("uploads").files()? {
-            let Some(bytes) = record.read()? else {
-                continue;
-            };
-            // A record that does not parse is no upload of ours (one is written whole).
-            if let Ok(open) = serde_json::from_slice::<OpenUpload>(&bytes) {
-                bucket.abort_upload(&Key::from(open.key), &open.upload)?;
-                aborted += 1;
-            }
-            record.remove()?;
-        }
-        Ok(aborted)
+    fn uploads(&self) -> Uploads {
+        Uploads::new(self.root.join("tmp").join("uploads"))
     }
 
     /// Deletes manifests (for prune).
@@ -598,39 +581,4 @@ pub struct Debris {
     pub incomplete: u64,
     /// Multipart uploads a killed writer had left open.
     pub uploads_aborted: u64,
-}
-
-/// One open multipart upload, as `tmp/uploads/{sha256 of its id}` records it.
-#[derive(Serialize, Deserialize)]
-struct OpenUpload {
-    key: String,
-    upload: String,
-}
-
-/// A bucket repository's record of its writer's open multipart uploads.
-struct Uploads {
-    dir: ColdPath,
-}
-
-impl Uploads {
-    fn record(&self, upload: &str) -> ColdPath {
-        let mut name = kalamdb_core::checksum::Sha256Stream::default();
-        name.update(upload.as_bytes());
-        self.dir.join(&name.finish().0)
-    }
-}
-
-impl UploadJournal for Uploads {
-    fn opened(&self, key: &Key, upload: &str) -> Result<()> {
-        let open = OpenUpload {
-            key: key.to_string(),
-            upload: upload.to_string(),
-        };
-        let bytes = serde_json::to_vec(&open).map_err(|e| CoreError::Query(e.to_string()))?;
-        self.record(upload).write_atomically(&bytes)
-    }
-
-    fn closed(&self, _key: &Key, upload: &str) -> Result<()> {
-        self.record(upload).remove().map(|_| ())
-    }
 }

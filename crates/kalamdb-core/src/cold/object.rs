@@ -389,11 +389,7 @@ impl Bucket {
             other => {
                 let reason = with_causes(&other);
                 match refusal(&other, &reason) {
-                    Some(code) => CoreError::Conflict(format!(
-                        "object storage {url}: the server refused {} ({code}); {}",
-                        self.credentials(),
-                        self.credentials_fix()
-                    )),
+                    Some(code) => self.refused(&url, &code),
                     None => CoreError::ObjectStore {
                         location: url,
                         reason,
@@ -401,6 +397,15 @@ impl Bucket {
                 }
             }
         }
+    }
+
+    /// The server refused this bucket's credentials (`code`: S3's error code and status).
+    fn refused(&self, url: &str, code: &str) -> CoreError {
+        CoreError::Conflict(format!(
+            "object storage {url}: the server refused {} ({code}); {}",
+            self.credentials(),
+            self.credentials_fix()
+        ))
     }
 
     fn credentials(&self) -> String {
@@ -554,12 +559,7 @@ impl Bucket {
                 Some(code) => format!("{code}, HTTP {status}"),
                 None => format!("HTTP {status}"),
             };
-            return Err(CoreError::Conflict(format!(
-                "object storage {}: the server refused {} ({code}); {}",
-                self.url(to),
-                self.credentials(),
-                self.credentials_fix()
-            )));
+            return Err(self.refused(&self.url(to), &code));
         }
         let reason = match s3_code(&body) {
             Some(code) => format!(
@@ -648,7 +648,7 @@ pub trait UploadJournal: Send + Sync {
     /// Records, durably, that `upload` of `key` is open. Called before any part is sent.
     fn opened(&self, key: &Key, upload: &str) -> Result<()>;
     /// Forgets it: the upload completed or was aborted.
-    fn closed(&self, key: &Key, upload: &str) -> Result<()>;
+    fn closed(&self, upload: &str) -> Result<()>;
 }
 
 /// An open multipart upload: its id and the parts sent.
@@ -763,7 +763,7 @@ impl ObjectWriter {
                 // A record left behind names an upload that is no longer open: aborting it
                 // later is a no-op, so a failure to forget it is not the upload's failure.
                 if let Some(journal) = &self.journal {
-                    let _ = journal.closed(&self.key, &open.id);
+                    let _ = journal.closed(&open.id);
                 }
                 Ok(())
             }
@@ -802,7 +802,7 @@ impl Drop for ObjectWriter {
         if self.bucket.abort_upload(&self.key, &open.id).is_ok()
             && let Some(journal) = &self.journal
         {
-            let _ = journal.closed(&self.key, &open.id);
+            let _ = journal.closed(&open.id);
         }
     }
 }

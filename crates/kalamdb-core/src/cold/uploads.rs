@@ -3,30 +3,32 @@
 //! and removed when it completes or is aborted. A process killed meanwhile cannot abort its
 //! upload, whose parts the bucket keeps (and bills) without ever making an object of them;
 //! the record, which names the table the upload was for, lets the next process abort it:
-//! the next flush of that table, or its deletion ([`Uploads::abort_of`]). The data
+//! the next flush of that table, or its deletion ([`Uploads::abort_of`]). (An S3 backup
+//! repository keeps the same records under its `tmp/uploads/`, aborted by the next writer:
+//! [`Uploads::abort_all`].) The data
 //! directory's lock makes one process its only writer, and the table's flush lock one flush the
 //! only writer of the table's files, so a record of a table being flushed or dropped is never
 //! of an upload still running.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::ColdPath;
 use super::object::{self, Bucket, Key, UploadJournal};
 use crate::checksum::Sha256Stream;
 use crate::{CoreError, Result};
 
-/// `D/uploads/`.
+/// A directory (or prefix) of upload records: `D/uploads/`, or a repository's `tmp/uploads/`.
 #[derive(Debug, Clone)]
 pub struct Uploads {
-    dir: PathBuf,
+    dir: ColdPath,
 }
 
-/// One open upload, as `D/uploads/{sha256 of its id}.json` records it.
+/// One open upload, as `{dir}/{sha256 of its id}.json` records it.
 #[derive(Serialize, Deserialize)]
 struct Record {
-    /// `namespace.table`.
+    /// `namespace.table` (empty for a backup's upload).
     table: String,
     bucket: String,
     /// The credentials profile the bucket was reached with.
@@ -50,11 +52,11 @@ struct ToBucket {
 }
 
 impl Uploads {
-    pub fn new(dir: impl Into<PathBuf>) -> Uploads {
+    pub fn new(dir: impl Into<ColdPath>) -> Uploads {
         Uploads { dir: dir.into() }
     }
 
-    /// The uploads of the files of `table` (`namespace.table`).
+    /// The uploads of the files of `table` (`namespace.table`; empty for a backup's).
     pub fn of(&self, table: &str) -> TableUploads {
         TableUploads {
             uploads: self.clone(),
@@ -62,10 +64,10 @@ impl Uploads {
         }
     }
 
-    fn record(&self, upload: &str) -> PathBuf {
+    fn record(&self, upload: &str) -> ColdPath {
         let mut name = Sha256Stream::default();
         name.update(upload.as_bytes());
-        self.dir.join(format!("{}.json", name.finish().0))
+        self.dir.join(&format!("{}.json", name.finish().0))
     }
 
     /// Every upload on record: what `verify` reports while no process runs.
@@ -80,22 +82,18 @@ impl Uploads {
         Ok(out)
     }
 
-    /// The records in the directory, with their files. A `.name.tmp` (a record whose writer
-    /// died before renaming it into place, so before the upload's first part) and a file
-    /// that does not parse are not records.
-    fn records(&self) -> Result<Vec<(PathBuf, Record)>> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(CoreError::io(&self.dir, e)),
-        };
+    /// The records, with where each is. A `.name.tmp` (a record whose writer died before
+    /// renaming it into place, so before the upload's first part) and a file that does not
+    /// parse are not records.
+    fn records(&self) -> Result<Vec<(ColdPath, Record)>> {
         let mut out = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| CoreError::io(&self.dir, e))?.path();
-            if path.extension().is_none_or(|e| e != "json") {
+        for (path, _) in self.dir.files()? {
+            if !path.file_name().is_some_and(|n| n.ends_with(".json")) {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+            let Some(bytes) = path.read()? else {
+                continue;
+            };
             if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
                 out.push((path, r));
             }
@@ -106,16 +104,26 @@ impl Uploads {
     /// Aborts the recorded uploads of `table` (`namespace.table`), forgetting each; returns
     /// the objects they were uploading. The caller holds the table's flush lock.
     pub fn abort_of(&self, table: &str) -> Result<Vec<String>> {
+        self.abort_where(|r| r.table == table)
+    }
+
+    /// Aborts every recorded upload, forgetting each; returns the objects they were
+    /// uploading. The caller is the only writer (a repository's writer lock).
+    pub fn abort_all(&self) -> Result<Vec<String>> {
+        self.abort_where(|_| true)
+    }
+
+    fn abort_where(&self, wanted: impl Fn(&Record) -> bool) -> Result<Vec<String>> {
         let mut aborted = Vec::new();
         for (path, r) in self.records()? {
-            if r.table != table {
+            if !wanted(&r) {
                 continue;
             }
-            let what = format!("the upload {table} left open");
+            let what = format!("an upload left open in s3://{}", r.bucket);
             let bucket = object::bucket(&r.bucket, r.profile.as_deref(), &what)?;
             let key = Key::from(r.key.as_str());
             bucket.abort_upload(&key, &r.upload)?;
-            remove(&path)?;
+            path.remove()?;
             aborted.push(bucket.url(&key));
         }
         Ok(aborted)
@@ -142,14 +150,6 @@ impl TableUploads {
     }
 }
 
-fn remove(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CoreError::io(path, e)),
-    }
-}
-
 impl UploadJournal for ToBucket {
     fn opened(&self, key: &Key, upload: &str) -> Result<()> {
         let record = Record {
@@ -160,13 +160,12 @@ impl UploadJournal for ToBucket {
             upload: upload.to_string(),
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| CoreError::Query(e.to_string()))?;
-        let uploads = &self.of.uploads;
-        crate::fs::write_atomically(&uploads.dir, &uploads.record(upload), &bytes, 0o644)
+        self.of.uploads.record(upload).write_atomically(&bytes)
     }
 
     /// The removal is not fsynced: a record that outlives its upload names one no longer
     /// open, whose abort is a no-op.
-    fn closed(&self, _key: &Key, upload: &str) -> Result<()> {
-        remove(&self.of.uploads.record(upload))
+    fn closed(&self, upload: &str) -> Result<()> {
+        self.of.uploads.record(upload).remove().map(|_| ())
     }
 }

@@ -272,14 +272,7 @@ fn load_blobs(d: &Daemon, first: u64) {
     for chunk in 0..80u64 {
         let values: Vec<String> = (0..500u64)
             .map(|i| {
-                let body: String = (0..400)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        char::from(b'a' + (seed % 26) as u8)
-                    })
-                    .collect();
+                let body = kalamdb_fixtures::noise_text(&mut seed, 400);
                 format!("({}, '{body}')", first + chunk * 500 + i)
             })
             .collect();

@@ -163,14 +163,7 @@ fn a_large_batch_file_goes_up_as_a_multipart_upload() {
     for chunk in 0..80 {
         let values: Vec<String> = (0..500)
             .map(|i| {
-                let body: String = (0..400)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        char::from(b'a' + (seed % 26) as u8)
-                    })
-                    .collect();
+                let body = kalamdb_fixtures::noise_text(&mut seed, 400);
                 format!("({}, '{body}')", chunk * 500 + i)
             })
             .collect();

@@ -19,6 +19,19 @@
 pub mod s3;
 pub mod tree;
 
+/// `len` lowercase letters from a xorshift generator (advancing `seed`, which must not be
+/// 0): text that compresses little, to make files past a given size.
+pub fn noise_text(seed: &mut u64, len: usize) -> String {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            char::from(b'a' + (*seed % 26) as u8)
+        })
+        .collect()
+}
+
 use std::path::Path;
 
 use kalamdb_store::{OpenMode, Storage};

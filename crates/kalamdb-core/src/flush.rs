@@ -118,8 +118,8 @@ impl Engine {
             max_rows: self.flush_file_rows(),
             chunk: Chunk::default(),
             reclaimed: None,
-            // Read before the scan below takes its snapshot.
-            released_before: self.table_lock(ns, t).released(),
+            lock: self.table_lock(ns, t),
+            released_before: 0,
             report: FlushReport::default(),
             // An estimate, for the progress bar only.
             total: self
@@ -128,6 +128,8 @@ impl Engine {
                 .unwrap_or(0),
             progress,
         };
+        // Read before the scan below takes its snapshot.
+        flush.released_before = flush.lock.released();
         // Hot rows arrive in key order: one user's rows are consecutive. A failure to write
         // a file stops the scan and is the flush's error.
         let mut failed = None;
@@ -199,6 +201,7 @@ struct Stream<'a, P> {
     chunk: Chunk,
     /// The user whose directory was last cleared of what a killed flush left.
     reclaimed: Option<String>,
+    lock: std::sync::Arc<crate::table_lock::TableLock>,
     /// The table's count of released writer holds, read before the snapshot the rows come
     /// from (see [`crate::table_lock::TableLock::released`]).
     released_before: u64,
@@ -253,10 +256,9 @@ impl<P: FnMut(u64, u64) -> Result<()>> Stream<'_, P> {
         // The file is durable: record it and remove the keys in one write, holding the table
         // alone. A row written since the scan read it (an UPDATE, a DELETE, an INSERT over a
         // deleted row) stays hot: the newer version, which reads take over the file's.
+        let _alone = self.lock.exclusive_blocking()?;
         // No writer's hold ended since the snapshot: every row is as read, none to re-read.
-        let lock = self.engine.table_lock(ns, t);
-        let _alone = lock.exclusive_blocking()?;
-        let unchanged: Vec<String> = if lock.released() == self.released_before {
+        let unchanged: Vec<String> = if self.lock.released() == self.released_before {
             chunk.ids.clone()
         } else {
             let now = {

@@ -129,6 +129,7 @@ fn subscribers_receive_each_change_once_in_order_and_only_their_own() {
         // While subscribed, each has a row in system.live_queries.
         let live = d.rows(ADMIN, "SHOW LIVE QUERIES");
         assert_eq!(live.len(), 2, "{live:?}");
+        assert!(live.iter().all(|r| r["changes"] == 0), "{live:?}");
 
         ok(&d, ALICE, "INSERT INTO app.notes VALUES (2, 'second', 9), (3, 'hidden', 0)");
         ok(&d, ALICE, "UPDATE app.notes SET body = 'second!' WHERE id = 2");
@@ -163,6 +164,24 @@ fn subscribers_receive_each_change_once_in_order_and_only_their_own() {
         let c = next(&mut bob).await.expect("bob's change");
         assert_eq!(c["rows"][0]["body"], "bobs", "{c}");
         quiet(&mut bob).await;
+
+        // Each row counts the change messages its subscription was sent: SHOW LIVE QUERIES
+        // and SELECT on system.live_queries alike.
+        let changes = |sql: &str| -> Vec<(String, serde_json::Value)> {
+            let mut rows: Vec<_> = d
+                .rows(ADMIN, sql)
+                .into_iter()
+                .map(|r| (r["user_id"].as_str().unwrap_or("").to_string(), r["changes"].clone()))
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows
+        };
+        let expected = vec![("alice".to_string(), json!(3)), ("bob".to_string(), json!(1))];
+        assert_eq!(changes("SHOW LIVE QUERIES"), expected);
+        assert_eq!(
+            changes("SELECT user_id, changes FROM system.live_queries"),
+            expected
+        );
 
         // Unsubscribing ends the subscription and its row.
         send(&mut bob, json!({"type": "unsubscribe", "subscription_id": "b"})).await;
@@ -283,6 +302,17 @@ fn operators_kill_subscriptions_and_drop_force_closes_them() {
             listed["live_queries"][0]["live_id"],
             live_id.as_str(),
             "{listed}"
+        );
+        assert_eq!(listed["live_queries"][0]["changes"], 0, "{listed}");
+        let table = std::process::Command::new(common::kalamctl_path())
+            .args(["live", "list", "--server", &server, "--token", ADMIN])
+            .output()
+            .expect("kalamctl");
+        let table = String::from_utf8_lossy(&table.stdout);
+        let header = table.lines().find(|l| l.contains("LIVE ID")).unwrap_or("");
+        assert!(
+            header.contains("SINCE") && header.contains("CHANGES"),
+            "{table}"
         );
         let (code, out) = kalamctl(&["kill", &live_id]);
         assert_eq!(code, Some(0), "{out}");

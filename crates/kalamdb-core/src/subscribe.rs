@@ -2,6 +2,7 @@
 //! sequence), unsubscribing, and publishing the changes DML commits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kalamdb_sql::LiveQueryRecord;
 use kalamdb_store::{Row, TableKind, now_ms};
@@ -84,6 +85,7 @@ impl Engine {
             query,
             conn: conn.shared.clone(),
             evictions: options.evictions,
+            sent: AtomicU64::new(0),
         });
         // Under the table's lock: no commit lands between the initial rows and the first
         // change delivered.
@@ -123,6 +125,7 @@ impl Engine {
                     }
                     out.extend(deliver(sub, &change)?);
                 }
+                sub.sent.fetch_add(out.len() as u64, Ordering::Relaxed);
                 (Vec::new(), Some(out))
             }
             None => (self.initial_rows(&sub.query, user_id, options)?, None),

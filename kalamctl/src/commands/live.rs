@@ -29,12 +29,16 @@ pub fn run(cli: &Cli, command: &LiveCommand) -> Result<ExitCode, CliError> {
                 println!(
                     "{}",
                     render_rows(
-                        &["LIVE ID", "USER", "TABLE", "SINCE", "QUERY"],
+                        &["LIVE ID", "USER", "TABLE", "SINCE", "CHANGES", "QUERY"],
                         rows.iter().map(|r| vec![
                             text(r.get("live_id")),
                             text(r.get("user_id")),
                             text(r.get("table_name")),
                             human_time(r.get("created_at").and_then(Value::as_i64).unwrap_or(0)),
+                            r.get("changes")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(0)
+                                .to_string(),
                             text(r.get("query")),
                         ])
                     )

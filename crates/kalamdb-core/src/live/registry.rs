@@ -130,6 +130,9 @@ pub(crate) struct Subscriber {
     pub conn: Arc<ConnShared>,
     /// Whether evictions of stream rows are delivered to it, as deletes.
     pub evictions: bool,
+    /// Change messages queued to its client so far (`changes` of its `system.live_queries`
+    /// row, which the stored record leaves at 0: counting in memory costs no write).
+    pub sent: AtomicU64,
 }
 
 /// One committed change, as published.
@@ -307,6 +310,16 @@ impl LiveRegistry {
         }))
     }
 
+    /// The change messages sent to each live subscription so far, by live id.
+    pub(crate) fn changes_sent(&self) -> HashMap<String, u64> {
+        lock(&self.tables)
+            .subscribers
+            .values()
+            .flatten()
+            .map(|s| (s.live_id.clone(), s.sent.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Removes one subscription of a connection (by the client's id); its live id, if any.
     pub(crate) fn remove(&self, connection: &str, subscription_id: &str) -> Option<String> {
         let live_id = {
@@ -444,6 +457,7 @@ impl LiveRegistry {
                     overflowed.push(sub.live_id.clone());
                     break;
                 }
+                sub.sent.fetch_add(1, Ordering::Relaxed);
                 self.stats.changes_sent.fetch_add(1, Ordering::Relaxed);
             }
         }

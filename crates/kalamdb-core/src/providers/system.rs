@@ -1,6 +1,7 @@
 //! Read-only DataFusion providers for the seven `system.*` tables and `system.cold_batches`
 //! (the cold-tier manifest).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -134,6 +135,9 @@ pub struct SystemTableProvider {
     sql: KalamSql,
     table: &'static str,
     schema: SchemaRef,
+    /// `system.live_queries`: the change messages each live subscription was sent, by live
+    /// id (the stored rows leave `changes` at 0; the running server counts in memory).
+    changes_sent: HashMap<String, u64>,
 }
 
 impl SystemTableProvider {
@@ -147,7 +151,14 @@ impl SystemTableProvider {
             sql,
             table,
             schema: Arc::new(Schema::new(fields)),
+            changes_sent: HashMap::new(),
         })
+    }
+
+    /// Shows `changes` of `system.live_queries` from the running server's counts.
+    pub fn with_changes_sent(mut self, changes_sent: HashMap<String, u64>) -> Self {
+        self.changes_sent = changes_sent;
+        self
     }
 
     fn rows(&self) -> kalamdb_sql::Result<Vec<Row>> {
@@ -158,7 +169,15 @@ impl SystemTableProvider {
             "users" => all(self.sql.users()),
             "namespaces" => all(self.sql.namespaces()),
             "storage_locations" => all(self.sql.storage_locations()),
-            "live_queries" => all(self.sql.live_queries()),
+            "live_queries" => {
+                let (mut records, _) = self.sql.live_queries().scan_lenient()?;
+                for r in &mut records {
+                    if let Some(&sent) = self.changes_sent.get(&r.live_id) {
+                        r.changes = i64::try_from(sent).unwrap_or(i64::MAX);
+                    }
+                }
+                Ok(records.iter().filter_map(to_row).collect())
+            }
             "jobs" => all(self.sql.jobs()),
             "tables" => all(self.sql.tables()),
             "cold_batches" => all(self.sql.cold_batches()),

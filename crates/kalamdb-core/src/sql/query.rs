@@ -81,14 +81,14 @@ impl Engine {
                     "system.{table} is readable by admins only"
                 )));
             }
-            Arc::new(
+            let provider =
                 SystemTableProvider::new(self.sql().clone(), table).ok_or_else(|| {
                     CoreError::NotFound(format!(
                         "system.{table} does not exist; system tables are: {}",
                         SYSTEM_TABLES.join(", ")
                     ))
-                })?,
-            )
+                })?;
+            Arc::new(provider.with_changes_sent(self.live().changes_sent()))
         } else {
             let def = self.catalog().table(namespace, table)?;
             Arc::new(DataTableProvider::new(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Db, Run, kalamctl};
+use common::{Db, Run, kalamctl, kalamctl_env};
 use kalamdb_fixtures::s3::S3Server;
 use serde_json::Value;
 
@@ -626,7 +626,7 @@ fn cold_objects_in_another_bucket_of_the_same_server_are_copied_server_side() {
     sql("FLUSH TABLE app.cfg");
     sql("INSERT INTO app.cfg VALUES ('tz', 'utc')");
 
-    let created = with_config(&[
+    let create = [
         "backup",
         "create",
         "--data-dir",
@@ -635,7 +635,27 @@ fn cold_objects_in_another_bucket_of_the_same_server_are_copied_server_side() {
         REPO,
         "--credentials",
         "right",
-    ]);
+        "--config",
+        s(&config),
+        "--format",
+        "json",
+    ];
+    // A server that keeps answering SlowDown: the copy is tried three times, then the backup
+    // fails with one line naming the refusal, and nothing lists as a backup.
+    let refused = kalamctl_env(&create, &[("FAILPOINTS", "object.copy_slow_down=3*return")]);
+    assert_eq!(refused.code, 5, "{}{}", refused.stdout, refused.stderr);
+    let line = refused.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("SlowDown") && line.contains("HTTP 503") && line.contains("s3://lake/"),
+        "{line}"
+    );
+    let listed = with_config(&["backup", "list", REPO, "--credentials", "right"]);
+    assert_eq!(listed["backups"], serde_json::json!([]), "{listed}");
+    // Refused twice, then accepted: the retries carry the copy through.
+    let created = kalamctl_env(&create, &[("FAILPOINTS", "object.copy_slow_down=2*return")]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let created = created.json();
     assert_eq!(created["server_side_copies"], 1, "{created}");
     let verified = with_config(&["backup", "verify", REPO, "--credentials", "right"]);
     assert_eq!(verified["problems"], serde_json::json!([]), "{verified}");

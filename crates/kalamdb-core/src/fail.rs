@@ -4,8 +4,9 @@
 //! on; a build without it (every release binary) compiles them to nothing and ignores
 //! `FAILPOINTS`. In a test build, `FAILPOINTS=point=action;...` configures them with fail-rs's
 //! actions (`sleep(ms)`, `panic(msg)`, `1*panic`, ...), and `return` means: kill this
-//! process with SIGKILL right here, exactly as `kill -9` would. Every point is listed in
-//! `specs/format.md`.
+//! process with SIGKILL right here, exactly as `kill -9` would ([`point`]), or, at a fault
+//! point ([`injected`]), fail this one call as the outside world could. Every point is listed
+//! in `specs/format.md`.
 
 /// Reads `FAILPOINTS`; the binaries call this once, first thing. Without the feature it does
 /// nothing.
@@ -22,6 +23,16 @@ pub fn setup() {
 pub fn point(name: &str) {
     #[cfg(feature = "failpoints")]
     fail::fail_point!(name, |_| kill_self());
+}
+
+/// A fault point named `name`: `true` when `FAILPOINTS` sets it to `return` for this call
+/// (`2*return`: the first two calls), so that the caller acts as if the outside world had
+/// failed it: a server refusing a request, say. Always `false` without the feature.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+pub fn injected(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name, |_| true);
+    false
 }
 
 /// Whether this build honours fail points.

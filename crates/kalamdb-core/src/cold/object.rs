@@ -535,7 +535,15 @@ impl Bucket {
         // error (5xx), or a 200 whose body is S3's InternalError or SlowDown.
         let mut attempt = 0u32;
         let (status, body) = loop {
-            let sent = block(self.send_copy(&copy_source, &url))?.map_err(|e| self.err(to, e));
+            let sent = if crate::fail::injected("object.copy_slow_down") {
+                // As S3 answers a request it wants retried later.
+                Ok((
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>".to_string(),
+                ))
+            } else {
+                block(self.send_copy(&copy_source, &url))?.map_err(|e| self.err(to, e))
+            };
             let transient = match &sent {
                 Err(_) => true,
                 Ok((status, body)) => {

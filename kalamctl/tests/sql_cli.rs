@@ -22,6 +22,17 @@ fn malformed_sql_leaves_the_directory_byte_identical() {
         2,
         "malformed SQL",
     );
+    // A malformed query is refused before anything runs, like any other statement.
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'a'); SELECT * FROM app.t WHERE",
+        2,
+        "malformed SQL",
+    );
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'a'); SELECT 1 2",
+        2,
+        "malformed SQL",
+    );
     db.fails("CREATE TABLE app.u (x INT)", 2, "which kind");
     db.fails("   ;  ", 2, "no SQL statement");
     assert!(

@@ -143,7 +143,8 @@ impl Engine {
             Command::InsertLiteral(rows) => self.insert_literal(session, rows).await,
             Command::Update(stmt) => self.update(session, &stmt).await,
             Command::Delete(stmt) => self.delete(session, &stmt).await,
-            Command::Query(sql) => self.run_query(session, &sql).await,
+            Command::Query(stmt) => self.run_query(session, *stmt).await,
+            Command::Explain(sql) => self.run_explain(session, &sql).await,
         }
     }
 }
@@ -171,6 +172,7 @@ impl Command {
             Command::Update(_) => "UPDATE",
             Command::Delete(_) => "DELETE",
             Command::Query(_) => "SELECT",
+            Command::Explain(_) => "EXPLAIN",
         }
     }
 
@@ -203,6 +205,7 @@ impl Command {
                 | Command::ShowTables { .. }
                 | Command::DescribeTable { .. }
                 | Command::Query(_)
+                | Command::Explain(_)
         )
     }
 }

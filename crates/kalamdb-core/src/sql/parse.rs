@@ -96,8 +96,11 @@ pub enum Command {
     InsertLiteral(super::values::LiteralInsert),
     Update(Box<Statement>),
     Delete(Box<Statement>),
-    /// Anything DataFusion plans: SELECT, WITH, VALUES, EXPLAIN.
-    Query(String),
+    /// A query (SELECT, WITH, VALUES, a parenthesized query), parsed once: the point-lookup
+    /// path reads it, and DataFusion plans it without parsing its text again.
+    Query(Box<Statement>),
+    /// EXPLAIN, which DataFusion's own parser reads.
+    Explain(String),
 }
 
 fn syntax(e: ParserError) -> CoreError {
@@ -391,13 +394,21 @@ pub fn parse(sql: &str) -> Result<Command> {
                 s => Command::Delete(Box::new(s)),
             })
         }
-        (Some("SELECT" | "WITH" | "VALUES" | "EXPLAIN"), _) => Ok(Command::Query(sql.to_string())),
-        _ if sql.trim_start().starts_with('(') => Ok(Command::Query(sql.to_string())),
+        (Some("EXPLAIN"), _) => Ok(Command::Explain(sql.to_string())),
+        (Some("SELECT" | "WITH" | "VALUES"), _) => query(&mut p),
+        _ if p.peek_token().token == Token::LParen => query(&mut p),
         _ => Err(CoreError::InvalidInput(format!(
             "unsupported statement '{}'; see specs/cli.md for the statements KalamDB runs",
             sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         ))),
     }
+}
+
+/// A whole query statement, as DataFusion's parser reads one (the same tokens and parser).
+fn query(p: &mut Parser) -> Result<Command> {
+    let stmt = p.parse_statement().map_err(syntax)?;
+    expect_end(p)?;
+    Ok(Command::Query(Box::new(stmt)))
 }
 
 fn key_values(options: &[SqlOption]) -> Result<Vec<(String, String)>> {

@@ -11,8 +11,6 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
     UnaryOperator, Value as SqlValue,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use kalamdb_store::Row;
 use serde_json::Value;
 
@@ -43,9 +41,8 @@ enum Literal {
 
 /// Recognizes `SELECT * | c1, c2 FROM ns.t WHERE col = literal` (or `literal = col`), and
 /// nothing more: no alias, DISTINCT, ORDER BY, LIMIT or other clause.
-pub(crate) fn recognize(sql: &str) -> Option<PointQuery> {
-    let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
-    let [Statement::Query(query)] = statements.as_slice() else {
+pub(crate) fn recognize(statement: &Statement) -> Option<PointQuery> {
+    let Statement::Query(query) = statement else {
         return None;
     };
     let SetExpr::Select(select) = query.body.as_ref() else {
@@ -228,7 +225,18 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
     use super::*;
+
+    /// What `recognize` makes of a text holding exactly one statement (`None` otherwise).
+    fn recognize(sql: &str) -> Option<PointQuery> {
+        match Parser::parse_sql(&GenericDialect {}, sql).ok()?.as_slice() {
+            [statement] => super::recognize(statement),
+            _ => None,
+        }
+    }
 
     fn point(columns: Option<&[&str]>, column: &str, value: Literal) -> Option<PointQuery> {
         Some(PointQuery {

@@ -8,6 +8,8 @@ use datafusion::common::TableReference;
 use datafusion::common::config::Dialect;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::providers::{DataTableProvider, SYSTEM_TABLES, SystemTableProvider};
 use crate::result::batches_to_json;
@@ -24,21 +26,30 @@ impl Engine {
         Ok(self.planned_query(session, sql, with_key).await?.1)
     }
 
-    /// Plans and runs a query through DataFusion: the result's columns and its batches.
+    /// Plans and runs a query's text through DataFusion: the result's columns and its batches.
     async fn planned_query(
         &self,
         session: &Session,
         sql: &str,
         with_key: bool,
     ) -> Result<(Vec<String>, Vec<RecordBatch>)> {
-        let config = SessionConfig::new()
-            .with_target_partitions(1)
-            .with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = query_context();
+        let statement = ctx.state().sql_to_statement(sql, &Dialect::Generic)?;
+        self.planned_statement(&ctx, session, statement, with_key)
+            .await
+    }
+
+    /// Plans and runs a parsed statement through DataFusion.
+    async fn planned_statement(
+        &self,
+        ctx: &SessionContext,
+        session: &Session,
+        statement: DfStatement,
+        with_key: bool,
+    ) -> Result<(Vec<String>, Vec<RecordBatch>)> {
         let state = ctx.state();
-        let statement = state.sql_to_statement(sql, &Dialect::Generic)?;
         for reference in state.resolve_table_references(&statement)? {
-            self.register(&ctx, session, &reference, with_key)?;
+            self.register(ctx, session, &reference, with_key)?;
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
         if matches!(
@@ -110,19 +121,44 @@ impl Engine {
 
     /// Runs a query and returns its rows as JSON: a lookup by primary key directly, anything
     /// else through DataFusion.
-    pub(crate) async fn run_query(&self, session: &Session, sql: &str) -> Result<QueryResult> {
-        if let Some(point) = super::point::recognize(sql)
+    pub(crate) async fn run_query(
+        &self,
+        session: &Session,
+        stmt: Statement,
+    ) -> Result<QueryResult> {
+        if let Some(point) = super::point::recognize(&stmt)
             && let Some(result) = self.point_query(session, &point)?
         {
             return Ok(result);
         }
-        let (columns, batches) = self.planned_query(session, sql, false).await?;
-        let rows = batches_to_json(&batches)?;
-        Ok(QueryResult {
-            row_count: rows.len(),
-            columns,
-            rows,
-            message: None,
-        })
+        let statement = DfStatement::Statement(Box::new(stmt));
+        let planned = self
+            .planned_statement(&query_context(), session, statement, false)
+            .await?;
+        result(planned)
     }
+
+    /// EXPLAIN, which DataFusion's parser reads from the text.
+    pub(crate) async fn run_explain(&self, session: &Session, sql: &str) -> Result<QueryResult> {
+        result(self.planned_query(session, sql, false).await?)
+    }
+}
+
+/// A DataFusion context for one query: one partition (the providers read in one pass), no
+/// information schema.
+fn query_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(false);
+    SessionContext::new_with_config(config)
+}
+
+fn result((columns, batches): (Vec<String>, Vec<RecordBatch>)) -> Result<QueryResult> {
+    let rows = batches_to_json(&batches)?;
+    Ok(QueryResult {
+        row_count: rows.len(),
+        columns,
+        rows,
+        message: None,
+    })
 }

@@ -1,7 +1,9 @@
 //! kalamd's HTTP overhead: the same batched INSERTs (concurrency 1, 8, 32) and point SELECTs
 //! on a 1,000,000-row user table, in-process and over HTTP against the real kalamd binary,
 //! with the store's own `put_batch` of the same rows as the INSERTs' floor: unsynced (as the
-//! in-process engine writes) and synced (as kalamd writes by default), at each concurrency.
+//! in-process engine writes) and synced (as kalamd writes by default), at each concurrency;
+//! then kalamd again with `storage.sync_writes: false`, against an unsynced floor measured
+//! beside it.
 //! The INSERT variants run `repeat` rounds, alternated within each round, into fresh tables;
 //! every statement text and batch is built before its clock starts.
 
@@ -279,6 +281,9 @@ pub async fn run(
     let mut unsynced = in_process.clone();
     let mut synced = in_process.clone();
     let mut http = in_process.clone();
+    // The same two, with the WAL not synced (`storage.sync_writes: false`) on both sides.
+    let mut unsynced_again = in_process.clone();
+    let mut http_unsynced = in_process.clone();
 
     // In-process (the engine as `Engine::init` opens it: WAL not synced).
     {
@@ -341,35 +346,44 @@ pub async fn run(
     // Reopen check: the directory is intact before handing it to kalamd.
     drop(Engine::open(&data, Access::ReadOnly, "kalamdb-bench").map_err(|e| e.to_string())?);
 
-    // Round by round: the store's synced floor in-process, then kalamd (its default,
-    // `storage.sync_writes` on) over loopback HTTP, on the same directory.
+    // Round by round, on the same directory: the store's floor in-process, then kalamd over
+    // loopback HTTP; with a synced WAL (kalamd's default), then with `storage.sync_writes`
+    // off on both sides.
     for round in 0..repeat {
-        {
-            let engine = Engine::open_with(&data, Access::ReadWrite, "kalamdb-bench", true)
-                .map_err(|e| e.to_string())?;
-            for (i, c) in CONCURRENCY.into_iter().enumerate() {
-                let table = format!("floor_synced_{c}_{round}");
-                create_table(&engine, &format!("{ns}.{table}")).await?;
-                let batches = store_work(c, per_worker, batch);
-                synced[i].push(put_batches(&engine, &ns, &table, batches)?);
+        for (sync, floor, over_http) in [
+            (true, &mut synced, &mut http),
+            (false, &mut unsynced_again, &mut http_unsynced),
+        ] {
+            let tag = if sync { "synced" } else { "unsynced" };
+            {
+                let engine = Engine::open_with(&data, Access::ReadWrite, "kalamdb-bench", sync)
+                    .map_err(|e| e.to_string())?;
+                for (i, c) in CONCURRENCY.into_iter().enumerate() {
+                    let table = format!("floor_{tag}_{c}_{round}_again");
+                    create_table(&engine, &format!("{ns}.{table}")).await?;
+                    let batches = store_work(c, per_worker, batch);
+                    floor[i].push(put_batches(&engine, &ns, &table, batches)?);
+                }
             }
+            let setting = if sync { "true" } else { "false" };
+            let (kalamd, port) =
+                start_kalamd_with(&data, &[("KALAMD_STORAGE_SYNC_WRITES", setting)])?;
+            for (i, c) in CONCURRENCY.into_iter().enumerate() {
+                let table = format!("{ns}.ins_http_{tag}_{c}_{round}");
+                post(
+                    &agent(),
+                    port,
+                    "root",
+                    &format!("CREATE USER TABLE {table} ({COLUMNS})"),
+                )?;
+                over_http[i].push(insert_over_http(
+                    port,
+                    work(&table, c, per_worker, batch),
+                    batch,
+                )?);
+            }
+            drop(kalamd);
         }
-        let (kalamd, port) = start_kalamd(&data)?;
-        for (i, c) in CONCURRENCY.into_iter().enumerate() {
-            let table = format!("{ns}.ins_http_{c}_{round}");
-            post(
-                &agent(),
-                port,
-                "root",
-                &format!("CREATE USER TABLE {table} ({COLUMNS})"),
-            )?;
-            http[i].push(insert_over_http(
-                port,
-                work(&table, c, per_worker, batch),
-                batch,
-            )?);
-        }
-        drop(kalamd);
     }
     for (i, c) in CONCURRENCY.into_iter().enumerate() {
         record(
@@ -392,6 +406,16 @@ pub async fn run(
             &format!("http_insert_c{c}_rows_per_s"),
             &http[i],
         );
+        record(
+            &mut figures,
+            &format!("store_unsynced_again_c{c}_rows_per_s"),
+            &unsynced_again[i],
+        );
+        record(
+            &mut figures,
+            &format!("http_insert_unsynced_c{c}_rows_per_s"),
+            &http_unsynced[i],
+        );
         // Ratios within each round, then their median.
         let ratio =
             |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
@@ -405,6 +429,14 @@ pub async fn run(
         put(
             format!("ratio_http_to_store_unsynced_c1_c{c}"),
             ratio(&http[i], &unsynced[0]),
+        );
+        put(
+            format!("ratio_http_unsynced_to_store_unsynced_c{c}"),
+            ratio(&http_unsynced[i], &unsynced_again[i]),
+        );
+        put(
+            format!("ratio_http_unsynced_to_store_unsynced_c1_c{c}"),
+            ratio(&http_unsynced[i], &unsynced_again[0]),
         );
         put(
             format!("ratio_http_to_inprocess_insert_c{c}"),
@@ -486,13 +518,21 @@ pub async fn run(
     );
 
     println!(
-        "  {:<22} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "rows/s (medians)", "in-process", "store", "store synced", "HTTP", "HTTP/syn", "HTTP/st1"
+        "  {:<22} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9} {:>12} {:>9}",
+        "rows/s (medians)",
+        "in-process",
+        "store",
+        "store synced",
+        "HTTP",
+        "HTTP/syn",
+        "HTTP/st1",
+        "HTTP unsync",
+        "HTTPu/st"
     );
     for c in CONCURRENCY {
         let f = |k: &str| fig(&figures, k);
         println!(
-            "  {:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>9.3} {:>9.3}",
+            "  {:<22} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>12.0} {:>9.3}",
             format!("INSERT x{batch}, c={c}"),
             f(&format!("inprocess_insert_c{c}_rows_per_s")),
             f(&format!("store_unsynced_c{c}_rows_per_s")),
@@ -500,6 +540,8 @@ pub async fn run(
             f(&format!("http_insert_c{c}_rows_per_s")),
             f(&format!("ratio_http_to_store_synced_c{c}")),
             f(&format!("ratio_http_to_store_unsynced_c1_c{c}")),
+            f(&format!("http_insert_unsynced_c{c}_rows_per_s")),
+            f(&format!("ratio_http_unsynced_to_store_unsynced_c{c}")),
         );
     }
     for p in ["p50", "p99"] {

@@ -33,6 +33,11 @@ fn malformed_sql_leaves_the_directory_byte_identical() {
         2,
         "malformed SQL",
     );
+    db.fails(
+        "INSERT INTO app.t VALUES (1, 'a'); EXPLAIN SELECT * FROM",
+        2,
+        "malformed SQL",
+    );
     db.fails("CREATE TABLE app.u (x INT)", 2, "which kind");
     db.fails("   ;  ", 2, "no SQL statement");
     assert!(
@@ -42,6 +47,12 @@ fn malformed_sql_leaves_the_directory_byte_identical() {
     assert!(
         db.rows("SELECT * FROM app.t").is_empty(),
         "nothing was inserted"
+    );
+    // A well-formed EXPLAIN still runs: DataFusion's parser read it before anything ran.
+    let plan = db.rows("EXPLAIN SELECT * FROM app.t");
+    assert!(
+        plan.iter().any(|r| r["plan_type"] == "logical_plan"),
+        "{plan:?}"
     );
 }
 

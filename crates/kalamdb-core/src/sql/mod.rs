@@ -144,7 +144,7 @@ impl Engine {
             Command::Update(stmt) => self.update(session, &stmt).await,
             Command::Delete(stmt) => self.delete(session, &stmt).await,
             Command::Query(stmt) => self.run_query(session, *stmt).await,
-            Command::Explain(sql) => self.run_explain(session, &sql).await,
+            Command::Explain(stmt) => self.run_explain(session, *stmt).await,
         }
     }
 }

@@ -10,6 +10,8 @@
     clippy::cast_sign_loss
 )]
 
+use datafusion::error::DataFusionError;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, DataType as SqlDataType, Expr, ObjectName, SqlOption, Statement, TableConstraint,
 };
@@ -99,8 +101,8 @@ pub enum Command {
     /// A query (SELECT, WITH, VALUES, a parenthesized query), parsed once: the point-lookup
     /// path reads it, and DataFusion plans it without parsing its text again.
     Query(Box<Statement>),
-    /// EXPLAIN, which DataFusion's own parser reads.
-    Explain(String),
+    /// EXPLAIN, as DataFusion's own parser reads it (its variants are DataFusion's).
+    Explain(Box<DfStatement>),
 }
 
 fn syntax(e: ParserError) -> CoreError {
@@ -394,7 +396,7 @@ pub fn parse(sql: &str) -> Result<Command> {
                 s => Command::Delete(Box::new(s)),
             })
         }
-        (Some("EXPLAIN"), _) => Ok(Command::Explain(sql.to_string())),
+        (Some("EXPLAIN"), _) => explain(sql),
         (Some("SELECT" | "WITH" | "VALUES"), _) => query(&mut p),
         _ if p.peek_token().token == Token::LParen => query(&mut p),
         _ => Err(CoreError::InvalidInput(format!(
@@ -409,6 +411,20 @@ fn query(p: &mut Parser) -> Result<Command> {
     let stmt = p.parse_statement().map_err(syntax)?;
     expect_end(p)?;
     Ok(Command::Query(Box::new(stmt)))
+}
+
+/// An EXPLAIN statement, read by DataFusion's parser.
+fn explain(sql: &str) -> Result<Command> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| match e {
+        DataFusionError::SQL(e, _) => syntax(*e),
+        other => CoreError::InvalidInput(format!("malformed SQL: {other}")),
+    })?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => Ok(Command::Explain(Box::new(statement))),
+        _ => Err(CoreError::InvalidInput(
+            "malformed SQL: expected one EXPLAIN statement".into(),
+        )),
+    }
 }
 
 fn key_values(options: &[SqlOption]) -> Result<Vec<(String, String)>> {

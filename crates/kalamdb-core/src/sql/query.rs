@@ -138,9 +138,16 @@ impl Engine {
         result(planned)
     }
 
-    /// EXPLAIN, which DataFusion's parser reads from the text.
-    pub(crate) async fn run_explain(&self, session: &Session, sql: &str) -> Result<QueryResult> {
-        result(self.planned_query(session, sql, false).await?)
+    /// EXPLAIN, as DataFusion's parser read it.
+    pub(crate) async fn run_explain(
+        &self,
+        session: &Session,
+        statement: DfStatement,
+    ) -> Result<QueryResult> {
+        let planned = self
+            .planned_statement(&query_context(), session, statement, false)
+            .await?;
+        result(planned)
     }
 }
 

@@ -386,36 +386,20 @@ pub async fn run(
         }
     }
     for (i, c) in CONCURRENCY.into_iter().enumerate() {
-        record(
-            &mut figures,
-            &format!("inprocess_insert_c{c}_rows_per_s"),
-            &in_process[i],
-        );
-        record(
-            &mut figures,
-            &format!("store_unsynced_c{c}_rows_per_s"),
-            &unsynced[i],
-        );
-        record(
-            &mut figures,
-            &format!("store_synced_c{c}_rows_per_s"),
-            &synced[i],
-        );
-        record(
-            &mut figures,
-            &format!("http_insert_c{c}_rows_per_s"),
-            &http[i],
-        );
-        record(
-            &mut figures,
-            &format!("store_unsynced_again_c{c}_rows_per_s"),
-            &unsynced_again[i],
-        );
-        record(
-            &mut figures,
-            &format!("http_insert_unsynced_c{c}_rows_per_s"),
-            &http_unsynced[i],
-        );
+        for (name, samples) in [
+            ("inprocess_insert", &in_process),
+            ("store_unsynced", &unsynced),
+            ("store_synced", &synced),
+            ("http_insert", &http),
+            ("store_unsynced_again", &unsynced_again),
+            ("http_insert_unsynced", &http_unsynced),
+        ] {
+            record(
+                &mut figures,
+                &format!("{name}_c{c}_rows_per_s"),
+                &samples[i],
+            );
+        }
         // Ratios within each round, then their median.
         let ratio =
             |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, ReadOptions, WriteBatch,
+    WriteOptions,
 };
 
 use crate::{Result, StoreError};
@@ -383,16 +383,16 @@ impl Storage {
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
     {
         let handle = self.cf(cf)?;
-        for item in self
-            .db
-            .iterator_cf_opt(&handle, ReadOptions::default(), IteratorMode::End)
-        {
-            let (key, value) = item?;
-            if f(&key, &value)?.is_break() {
-                break;
+        let mut iter = self.db.raw_iterator_cf_opt(&handle, ReadOptions::default());
+        iter.seek_to_last();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if f(key, value)?.is_break() {
+                return Ok(());
             }
+            iter.prev();
         }
-        Ok(())
+        // A read error (a corrupt block, say) ends the iteration: it is reported here.
+        Ok(iter.status()?)
     }
 
     /// Calls `f` for the keys in `[from, upper)` in order, until it breaks.
@@ -417,16 +417,18 @@ impl Storage {
         if let Some(upper) = upper {
             ro.set_iterate_upper_bound(upper);
         }
-        let iter =
-            self.db
-                .iterator_cf_opt(&handle, ro, IteratorMode::From(from, Direction::Forward));
-        for item in iter {
-            let (key, value) = item?;
-            if f(&key, &value)?.is_break() {
-                break;
+        // The raw iterator lends each key and value from RocksDB's block: no copy, no
+        // allocation per row (a scan of narrow rows spent a tenth of its time in them).
+        let mut iter = self.db.raw_iterator_cf_opt(&handle, ro);
+        iter.seek(from);
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if f(key, value)?.is_break() {
+                return Ok(());
             }
+            iter.next();
         }
-        Ok(())
+        // A read error (a corrupt block, say) ends the iteration: it is reported here.
+        Ok(iter.status()?)
     }
 
     /// Whether the column family holds no key at all.

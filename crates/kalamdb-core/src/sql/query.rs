@@ -99,7 +99,11 @@ impl Engine {
                         SYSTEM_TABLES.join(", ")
                     ))
                 })?;
-            Arc::new(provider.with_changes_sent(self.live().changes_sent()))
+            if table == "live_queries" {
+                Arc::new(provider.with_changes_sent(self.live().changes_sent()))
+            } else {
+                Arc::new(provider)
+            }
         } else {
             let def = self.catalog().table(namespace, table)?;
             Arc::new(DataTableProvider::new(

@@ -364,6 +364,10 @@ fn a_client_that_reconnects_with_its_last_seq_gets_what_it_missed() {
             (json!("update"), json!([{"k": "a", "v": "3"}]))
         );
         quiet(&mut ws).await;
+        // The replayed changes count as sent to the new subscription.
+        let live = d.rows(ADMIN, "SHOW LIVE QUERIES");
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_eq!(live[0]["changes"], 2, "{live:?}");
     });
 }
 

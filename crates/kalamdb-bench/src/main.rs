@@ -4,6 +4,11 @@
 //! reports their ratio: absolute figures on a shared, noisy machine mean little, ratios mean
 //! more. Record results in `specs/benchmarks.md` with the command that produced them.
 
+/// mimalloc, not glibc's malloc: allocation-heavy work (a flush, INSERTs) runs 1.2-1.7x as
+/// fast with it (`specs/benchmarks.md`, *The allocator*).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod backup;
 mod datagen;
 mod drop;

@@ -159,13 +159,8 @@ enum Bench {
     FlushS3 {
         #[arg(long, default_value_t = 1000)]
         mb: usize,
-        /// Bytes of incompressible text per row.
-        #[arg(long, default_value_t = 1000)]
-        payload: usize,
-        #[arg(long, default_value_t = 20)]
-        users: usize,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
+        #[command(flatten)]
+        rows: WideRows,
     },
     /// Flush of a user table at two sizes: time and the peak resident set during the flush.
     /// Put the scratch data on a real disk with KALAMDB_BENCH_DIR.
@@ -174,13 +169,8 @@ enum Bench {
         small_mb: usize,
         #[arg(long, default_value_t = 2000)]
         large_mb: usize,
-        /// Bytes of incompressible text per row.
-        #[arg(long, default_value_t = 1000)]
-        payload: usize,
-        #[arg(long, default_value_t = 20)]
-        users: usize,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
+        #[command(flatten)]
+        rows: WideRows,
     },
     /// Single-row INSERTs into a table while it is being flushed: their latency, against the
     /// same INSERTs with no flush running. Put the scratch data on a real disk with
@@ -188,13 +178,8 @@ enum Bench {
     FlushWrites {
         #[arg(long, default_value_t = 500)]
         mb: usize,
-        /// Bytes of incompressible text per row.
-        #[arg(long, default_value_t = 1000)]
-        payload: usize,
-        #[arg(long, default_value_t = 20)]
-        users: usize,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
+        #[command(flatten)]
+        rows: WideRows,
     },
     /// Live queries on the release kalamd: change latency with 1, 100 and 10,000
     /// subscriptions, and the INSERT rate with them against none.
@@ -224,6 +209,19 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+}
+
+/// The rows a flush bench writes: `payload` bytes of incompressible text each, over `users`
+/// users; `repeat` rounds.
+#[derive(Debug, Args)]
+struct WideRows {
+    /// Bytes of incompressible text per row.
+    #[arg(long, default_value_t = 1000)]
+    payload: usize,
+    #[arg(long, default_value_t = 20)]
+    users: usize,
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 /// A user table of `rows` rows over `users` users, and `queries` point lookups into it.
@@ -316,25 +314,20 @@ fn main() {
                 batch,
                 repeat,
             } => sync_writes::run(statements_per_worker, batch, repeat),
-            Bench::FlushWrites {
-                mb,
-                payload,
-                users,
-                repeat,
-            } => flush_writes::run(mb, payload, users, repeat).await,
+            Bench::FlushWrites { mb, rows } => {
+                flush_writes::run(mb, rows.payload, rows.users, rows.repeat).await
+            }
             Bench::Flush {
                 small_mb,
                 large_mb,
-                payload,
-                users,
-                repeat,
+                rows,
             } => {
                 flush::run(flush::Plan {
                     small_mb,
                     large_mb,
-                    payload,
-                    users,
-                    repeat,
+                    payload: rows.payload,
+                    users: rows.users,
+                    repeat: rows.repeat,
                 })
                 .await
             }
@@ -344,17 +337,12 @@ fn main() {
                 repeat,
             } => live::run(&subscriptions, inserts, repeat).await,
             Bench::Scan { rows, repeat } => scan::run(rows, repeat).await,
-            Bench::FlushS3 {
-                mb,
-                payload,
-                users,
-                repeat,
-            } => {
+            Bench::FlushS3 { mb, rows } => {
                 flush_s3::run(flush_s3::Plan {
                     mb,
-                    payload,
-                    users,
-                    repeat,
+                    payload: rows.payload,
+                    users: rows.users,
+                    repeat: rows.repeat,
                 })
                 .await
             }

@@ -310,14 +310,20 @@ impl LiveRegistry {
         }))
     }
 
-    /// The change messages sent to each live subscription so far, by live id.
-    pub(crate) fn changes_sent(&self) -> HashMap<String, u64> {
-        lock(&self.tables)
+    /// Sets `changes` of each record of a live subscription of this process to the change
+    /// messages sent to it so far (the stored rows keep 0: counting costs no write).
+    pub(crate) fn fill_changes(&self, records: &mut [kalamdb_sql::LiveQueryRecord]) {
+        let sent: HashMap<String, u64> = lock(&self.tables)
             .subscribers
             .values()
             .flatten()
             .map(|s| (s.live_id.clone(), s.sent.load(Ordering::Relaxed)))
-            .collect()
+            .collect();
+        for r in records {
+            if let Some(&n) = sent.get(&r.live_id) {
+                r.changes = i64::try_from(n).unwrap_or(i64::MAX);
+            }
+        }
     }
 
     /// Removes one subscription of a connection (by the client's id); its live id, if any.

@@ -1,7 +1,6 @@
 //! Read-only DataFusion providers for the seven `system.*` tables and `system.cold_batches`
 //! (the cold-tier manifest).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,6 +15,7 @@ use kalamdb_sql::{KalamSql, SystemRecord};
 use kalamdb_store::Row;
 
 use crate::cold::arrow_rows::rows_to_batch;
+use crate::live::LiveRegistry;
 
 /// The names of the system tables, as queried under `system.`.
 pub const SYSTEM_TABLES: [&str; 8] = [
@@ -135,9 +135,9 @@ pub struct SystemTableProvider {
     sql: KalamSql,
     table: &'static str,
     schema: SchemaRef,
-    /// `system.live_queries`: the change messages each live subscription was sent, by live
-    /// id (the stored rows leave `changes` at 0; the running server counts in memory).
-    changes_sent: HashMap<String, u64>,
+    /// `system.live_queries`: the registry whose counts fill `changes` (the stored rows
+    /// leave it at 0; the running server counts in memory).
+    live: Option<Arc<LiveRegistry>>,
 }
 
 impl SystemTableProvider {
@@ -151,13 +151,13 @@ impl SystemTableProvider {
             sql,
             table,
             schema: Arc::new(Schema::new(fields)),
-            changes_sent: HashMap::new(),
+            live: None,
         })
     }
 
     /// Shows `changes` of `system.live_queries` from the running server's counts.
-    pub fn with_changes_sent(mut self, changes_sent: HashMap<String, u64>) -> Self {
-        self.changes_sent = changes_sent;
+    pub fn with_live(mut self, live: Arc<LiveRegistry>) -> Self {
+        self.live = Some(live);
         self
     }
 
@@ -171,10 +171,8 @@ impl SystemTableProvider {
             "storage_locations" => all(self.sql.storage_locations()),
             "live_queries" => {
                 let (mut records, _) = self.sql.live_queries().scan_lenient()?;
-                for r in &mut records {
-                    if let Some(&sent) = self.changes_sent.get(&r.live_id) {
-                        r.changes = i64::try_from(sent).unwrap_or(i64::MAX);
-                    }
+                if let Some(live) = &self.live {
+                    live.fill_changes(&mut records);
                 }
                 Ok(records.iter().filter_map(to_row).collect())
             }

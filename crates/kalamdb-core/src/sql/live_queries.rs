@@ -9,18 +9,17 @@ impl Engine {
     pub(crate) fn show_live_queries(&self) -> Result<QueryResult> {
         let (mut all, _) = self.sql().live_queries().scan_lenient()?;
         all.sort_by(|a, b| a.live_id.cmp(&b.live_id));
-        let sent = self.live().changes_sent();
+        self.live().fill_changes(&mut all);
         let rows = all
             .into_iter()
             .map(|lq| {
-                let changes = sent.get(&lq.live_id).copied().unwrap_or(0);
                 row(vec![
                     ("live_id", lq.live_id.into()),
                     ("user_id", lq.user_id.into()),
                     ("table_name", lq.table_name.into()),
                     ("query", lq.query.into()),
                     ("created_at", lq.created_at.into()),
-                    ("changes", changes.into()),
+                    ("changes", lq.changes.into()),
                     ("node", lq.node.into()),
                 ])
             })

@@ -99,11 +99,7 @@ impl Engine {
                         SYSTEM_TABLES.join(", ")
                     ))
                 })?;
-            if table == "live_queries" {
-                Arc::new(provider.with_changes_sent(self.live().changes_sent()))
-            } else {
-                Arc::new(provider)
-            }
+            Arc::new(provider.with_live(self.live().clone()))
         } else {
             let def = self.catalog().table(namespace, table)?;
             Arc::new(DataTableProvider::new(

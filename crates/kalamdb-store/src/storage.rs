@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
-    ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, ReadOptions, WriteBatch,
-    WriteOptions,
+    ColumnFamilyDescriptor, DBWithThreadMode, Direction, MultiThreaded, Options, ReadOptions,
+    WriteBatch, WriteOptions,
 };
 
 use crate::{Result, StoreError};
@@ -378,21 +378,14 @@ impl Storage {
 
     /// Calls `f` for every key of the column family, newest (largest) key first, until it
     /// breaks.
-    pub fn scan_reverse<F>(&self, cf: &str, mut f: F) -> Result<()>
+    pub fn scan_reverse<F>(&self, cf: &str, f: F) -> Result<()>
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
     {
         let handle = self.cf(cf)?;
         let mut iter = self.db.raw_iterator_cf_opt(&handle, ReadOptions::default());
         iter.seek_to_last();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if f(key, value)?.is_break() {
-                return Ok(());
-            }
-            iter.prev();
-        }
-        // A read error (a corrupt block, say) ends the iteration: it is reported here.
-        Ok(iter.status()?)
+        walk(iter, Direction::Reverse, f)
     }
 
     /// Calls `f` for the keys in `[from, upper)` in order, until it breaks.
@@ -402,7 +395,7 @@ impl Storage {
         from: &[u8],
         upper: Option<Vec<u8>>,
         verify: bool,
-        mut f: F,
+        f: F,
     ) -> Result<()>
     where
         F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
@@ -417,18 +410,9 @@ impl Storage {
         if let Some(upper) = upper {
             ro.set_iterate_upper_bound(upper);
         }
-        // The raw iterator lends each key and value from RocksDB's block: no copy, no
-        // allocation per row (a scan of narrow rows spent a tenth of its time in them).
         let mut iter = self.db.raw_iterator_cf_opt(&handle, ro);
         iter.seek(from);
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if f(key, value)?.is_break() {
-                return Ok(());
-            }
-            iter.next();
-        }
-        // A read error (a corrupt block, say) ends the iteration: it is reported here.
-        Ok(iter.status()?)
+        walk(iter, Direction::Forward, f)
     }
 
     /// Whether the column family holds no key at all.
@@ -533,6 +517,30 @@ fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// Calls `f` with each key and value from where `iter` stands, moving in `direction`, until
+/// it breaks. The raw iterator lends each key and value from RocksDB's block: no copy, no
+/// allocation per row (a scan of narrow rows spent a tenth of its time in them). A read
+/// error (a corrupt block, say) ends the iteration and is returned.
+fn walk<F>(
+    mut iter: rocksdb::DBRawIteratorWithThreadMode<'_, Db>,
+    direction: Direction,
+    mut f: F,
+) -> Result<()>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+{
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if f(key, value)?.is_break() {
+            return Ok(());
+        }
+        match direction {
+            Direction::Forward => iter.next(),
+            Direction::Reverse => iter.prev(),
+        }
+    }
+    Ok(iter.status()?)
 }
 
 #[cfg(test)]

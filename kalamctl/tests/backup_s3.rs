@@ -652,8 +652,31 @@ fn cold_objects_in_another_bucket_of_the_same_server_are_copied_server_side() {
     );
     let listed = with_config(&["backup", "list", REPO, "--credentials", "right"]);
     assert_eq!(listed["backups"], serde_json::json!([]), "{listed}");
-    // Refused twice, then accepted: the retries carry the copy through.
-    let created = kalamctl_env(&create, &[("FAILPOINTS", "object.copy_slow_down=2*return")]);
+    // A server that stopped listening: each attempt's connection is refused (a real
+    // connection, to a port nothing listens on), three times, then the backup fails the same
+    // way: one line naming the connection and the object, nothing listed.
+    let lost = kalamctl_env(
+        &create,
+        &[("FAILPOINTS", "object.copy_connection_refused=3*return")],
+    );
+    assert_eq!(lost.code, 5, "{}{}", lost.stdout, lost.stderr);
+    let line = lost.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("onnect") && line.contains("s3://lake/"),
+        "{line}"
+    );
+    let listed = with_config(&["backup", "list", REPO, "--credentials", "right"]);
+    assert_eq!(listed["backups"], serde_json::json!([]), "{listed}");
+    // Refused once, its connection refused once, then accepted: the retries carry the copy
+    // through whichever way an attempt failed.
+    let created = kalamctl_env(
+        &create,
+        &[(
+            "FAILPOINTS",
+            "object.copy_slow_down=1*return;object.copy_connection_refused=1*return",
+        )],
+    );
     assert_eq!(created.code, 0, "{}", created.stderr);
     let created = created.json();
     assert_eq!(created["server_side_copies"], 1, "{created}");

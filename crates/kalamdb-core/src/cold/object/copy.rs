@@ -24,6 +24,14 @@ impl Bucket {
         let url = format!("{}/{}", self.direct.url, url_path(to));
         // Retried as the store retries its own requests: a failure to connect, a server
         // error (5xx), or a 200 whose body is S3's InternalError or SlowDown.
+        // A request that got no answer names the object it was copying, as an answer does.
+        let failed = |e: object_store::Error| match self.err(to, e) {
+            CoreError::ObjectStore { location, reason } => CoreError::ObjectStore {
+                location,
+                reason: format!("copying s3://{}/{from} here: {reason}", source.name),
+            },
+            other => other,
+        };
         let mut attempt = 0u32;
         let (status, body) = loop {
             let sent = if crate::fail::injected("object.copy_slow_down") {
@@ -32,8 +40,12 @@ impl Bucket {
                     http::StatusCode::SERVICE_UNAVAILABLE,
                     "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>".to_string(),
                 ))
+            } else if crate::fail::injected("object.copy_connection_refused") {
+                // As a server that stopped listening: a real connection attempt, refused.
+                let nowhere = refused_address(&url);
+                block(self.send_copy(&copy_source, &nowhere))?.map_err(failed)
             } else {
-                block(self.send_copy(&copy_source, &url))?.map_err(|e| self.err(to, e))
+                block(self.send_copy(&copy_source, &url))?.map_err(failed)
             };
             let transient = match &sent {
                 Err(_) => true,
@@ -126,4 +138,12 @@ fn url_path(key: &Key) -> String {
         .remove(b'~')
         .remove(b'/');
     utf8_percent_encode(key.as_ref(), KEEP).to_string()
+}
+
+/// `url` with its host and port replaced by a loopback port nothing listens on (1, tcpmux):
+/// where the fault point `object.copy_connection_refused` sends the copy.
+fn refused_address(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{scheme}://127.0.0.1:1{path}")
 }

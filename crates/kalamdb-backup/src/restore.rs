@@ -89,9 +89,19 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         .unwrap_or_else(|| "restore".into());
     let scratch = Scratch::new(parent, &format!(".{name}.restoring"))?;
     // Each copied file is synced by a thread of its own as soon as it is written, so the
-    // disk writes copies back while later files are still being copied and hashed.
+    // disk writes copies back while later files are still being copied and hashed, and
+    // while the copy is checked: the check reads the copy from memory and needs none of it
+    // on disk yet. Only the rename below makes the copy the restored directory, and it comes
+    // after every file and directory is synced. A file the check's opening of the database
+    // removes (an obsolete WAL or MANIFEST) is skipped by the syncer.
+    let check = Check {
+        repo: &options.repo,
+        target: Some(&to),
+        allow_errors: options.allow_verify_errors,
+        observer: options.observer.as_ref(),
+    };
     let (copied, to_sync) = std::sync::mpsc::channel::<PathBuf>();
-    std::thread::scope(|s| {
+    let outcome = std::thread::scope(|s| {
         let syncing = s.spawn(|| transfer::sync_each(to_sync));
         let written = materialize(
             &repo,
@@ -105,23 +115,18 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
             },
         );
         drop(copied);
+        let checked = written.and_then(|()| check_restored(scratch.path(), &manifest, &check));
         let synced = syncing.join().unwrap_or_else(|_| {
             Err(CoreError::Query(
                 "the thread syncing the restored files panicked".into(),
             ))
         });
-        written.and(synced)
+        // What the copy or its check found comes first; a failed sync fails a good check.
+        checked.and_then(|outcome| synced.map(|()| outcome))
     })?;
     for dir in directories(scratch.path(), &manifest) {
         sync_dir(&dir)?;
     }
-    let check = Check {
-        repo: &options.repo,
-        target: Some(&to),
-        allow_errors: options.allow_verify_errors,
-        observer: options.observer.as_ref(),
-    };
-    let outcome = check_restored(scratch.path(), &manifest, &check)?;
     if std::fs::metadata(&to).is_ok_and(|meta| meta.is_dir()) {
         // Empty (checked above): the rename replaces it.
         std::fs::remove_dir(&to).map_err(|e| CoreError::io(&to, e))?;

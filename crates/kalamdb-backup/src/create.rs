@@ -276,10 +276,25 @@ impl Started {
         meter.flush()?;
         let repo = &self.repo;
         let id = self.id;
-        let stored = transfer::parallel(&to_read, transfer::threads(), |(f, before)| {
-            let r = store(repo, id, f, *before, &meter);
-            meter.file_done()?;
-            r
+        // A new object is synced and renamed into place by a thread of its own, so the disk
+        // writes one file back while the workers copy and hash the next. Every rename is done
+        // before the directories are synced below, and they before the manifest is written.
+        let (placing, to_place) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
+        let stored = std::thread::scope(|s| {
+            let placer = s.spawn(|| place_each(to_place));
+            let stored = transfer::parallel(&to_read, transfer::threads(), |(f, before)| {
+                let r = store(repo, id, f, *before, &placing, &meter);
+                meter.file_done()?;
+                r
+            });
+            drop(placing);
+            let placed = placer.join().unwrap_or_else(|_| {
+                Err(CoreError::Query(
+                    "the thread placing the new objects panicked".into(),
+                ))
+            });
+            // The placer's error first: a worker's failure to hand it an object follows from it.
+            placed.and(stored)
         })?;
         meter.flush()?;
         let read = meter.now();
@@ -307,12 +322,14 @@ impl Started {
 
 /// Stores one file. Content the repository already holds is not written again: when the
 /// previous backup had a file of this name and size, it is hashed first and copied only if
-/// new; otherwise it is copied and hashed in one pass.
+/// new; otherwise it is copied and hashed in one pass. In a directory repository, a new
+/// object is written under `tmp/` and handed to `placing` (see [`place_each`]).
 fn store(
     repo: &Repo,
     id: u64,
     f: &StagedFile,
     before: Option<&FileEntry>,
+    placing: &std::sync::mpsc::Sender<(PathBuf, PathBuf)>,
     meter: &Meter<'_>,
 ) -> Result<(FileEntry, bool)> {
     let entry = |sha256: String, size: u64| FileEntry {
@@ -358,21 +375,37 @@ fn store(
         }
     }
     let tmp = tmp_dir.join(format!("{id}-{}.part", f.path.replace(['/', '\\'], "_")));
-    let (sha, size) = transfer::copy_hashing(staged, &tmp, transfer::SyncWhen::Now, meter)?;
+    let (sha, size) = transfer::copy_hashing(staged, &tmp, transfer::SyncWhen::Later, meter)?;
     let object = repo.object(&sha);
     if repo.object_size(&sha) == Some(size) {
         std::fs::remove_file(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
         return Ok((entry(sha, size), false));
     }
-    set_read_only(&tmp)?;
     let Some(object) = object.as_local() else {
         return Err(CoreError::Query(format!("{object} is not a local path")));
     };
-    if let Some(dir) = object.parent() {
-        kalamdb_core::fs::create_dir_durable(dir)?;
-    }
-    std::fs::rename(&tmp, object).map_err(|e| CoreError::io(object, e))?;
+    placing
+        .send((tmp, object.to_path_buf()))
+        .map_err(|_| CoreError::Query("the thread placing the new objects stopped early".into()))?;
     Ok((entry(sha, size), true))
+}
+
+/// Places each new object sent on `objects` as it arrives, until every sender is gone: syncs
+/// the file written under `tmp/`, makes it read-only and renames it to its name under
+/// `objects/` (whose directory it creates durably). An object is never visible under its
+/// name before its bytes are on disk. Stops at the first error, which it returns.
+fn place_each(objects: std::sync::mpsc::Receiver<(PathBuf, PathBuf)>) -> Result<()> {
+    for (tmp, object) in objects {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| CoreError::io(&tmp, e))?;
+        set_read_only(&tmp)?;
+        if let Some(dir) = object.parent() {
+            kalamdb_core::fs::create_dir_durable(dir)?;
+        }
+        std::fs::rename(&tmp, &object).map_err(|e| CoreError::io(&object, e))?;
+    }
+    Ok(())
 }
 
 fn set_read_only(path: &Path) -> Result<()> {

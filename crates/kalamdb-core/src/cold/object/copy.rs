@@ -24,11 +24,12 @@ impl Bucket {
         let url = format!("{}/{}", self.direct.url, url_path(to));
         // Retried as the store retries its own requests: a failure to connect, a server
         // error (5xx), or a 200 whose body is S3's InternalError or SlowDown.
-        // A request that got no answer names the object it was copying, as an answer does.
+        // Every failure names the object it was copying, whether an answer came or not.
+        let copying = format!("copying s3://{}/{from} here", source.name);
         let failed = |e: object_store::Error| match self.err(to, e) {
             CoreError::ObjectStore { location, reason } => CoreError::ObjectStore {
                 location,
-                reason: format!("copying s3://{}/{from} here: {reason}", source.name),
+                reason: format!("{copying}: {reason}"),
             },
             other => other,
         };
@@ -73,18 +74,12 @@ impl Bucket {
             return Err(self.refused(&self.url(to), &code));
         }
         let reason = match s3_code(&body) {
-            Some(code) => format!(
-                "copying s3://{}/{from} here: {code}, HTTP {status}",
-                source.name
-            ),
+            Some(code) => format!("{copying}: {code}, HTTP {status}"),
             None => {
                 // One line, whatever the server sent (an HTML page, say).
                 let words: Vec<&str> = body.split_whitespace().collect();
                 let text: String = words.join(" ").chars().take(200).collect();
-                format!(
-                    "copying s3://{}/{from} here: HTTP {status}: {text}",
-                    source.name
-                )
+                format!("{copying}: HTTP {status}: {text}")
             }
         };
         Err(CoreError::ObjectStore {

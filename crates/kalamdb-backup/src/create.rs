@@ -279,22 +279,12 @@ impl Started {
         // A new object is synced and renamed into place by a thread of its own, so the disk
         // writes one file back while the workers copy and hash the next. Every rename is done
         // before the directories are synced below, and they before the manifest is written.
-        let (placing, to_place) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
-        let stored = std::thread::scope(|s| {
-            let placer = s.spawn(|| place_each(to_place));
-            let stored = transfer::parallel(&to_read, transfer::threads(), |(f, before)| {
+        let stored = transfer::alongside("placing the new objects", place_each, |placing| {
+            transfer::parallel(&to_read, transfer::threads(), |(f, before)| {
                 let r = store(repo, id, f, *before, &placing, &meter);
                 meter.file_done()?;
                 r
-            });
-            drop(placing);
-            let placed = placer.join().unwrap_or_else(|_| {
-                Err(CoreError::Query(
-                    "the thread placing the new objects panicked".into(),
-                ))
-            });
-            // The placer's error first: a worker's failure to hand it an object follows from it.
-            placed.and(stored)
+            })
         })?;
         meter.flush()?;
         let read = meter.now();
@@ -384,6 +374,7 @@ fn store(
     let Some(object) = object.as_local() else {
         return Err(CoreError::Query(format!("{object} is not a local path")));
     };
+    // Refused only once the placer stopped on an error, which `transfer::alongside` returns.
     placing
         .send((tmp, object.to_path_buf()))
         .map_err(|_| CoreError::Query("the thread placing the new objects stopped early".into()))?;

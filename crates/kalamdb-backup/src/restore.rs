@@ -100,30 +100,26 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreReport> {
         allow_errors: options.allow_verify_errors,
         observer: options.observer.as_ref(),
     };
-    let (copied, to_sync) = std::sync::mpsc::channel::<PathBuf>();
-    let outcome = std::thread::scope(|s| {
-        let syncing = s.spawn(|| transfer::sync_each(to_sync));
-        let written = materialize(
-            &repo,
-            &manifest,
-            scratch.path(),
-            Mode::Copy,
-            options,
-            &|file| {
-                // The syncer stops only on an error, which is returned below.
-                let _ = copied.send(file.to_path_buf());
-            },
-        );
-        drop(copied);
-        let checked = written.and_then(|()| check_restored(scratch.path(), &manifest, &check));
-        let synced = syncing.join().unwrap_or_else(|_| {
-            Err(CoreError::Query(
-                "the thread syncing the restored files panicked".into(),
-            ))
-        });
-        // What the copy or its check found comes first; a failed sync fails a good check.
-        checked.and_then(|outcome| synced.map(|()| outcome))
-    })?;
+    let outcome = transfer::alongside(
+        "syncing the restored files",
+        transfer::sync_each,
+        |copied| {
+            let written = materialize(
+                &repo,
+                &manifest,
+                scratch.path(),
+                Mode::Copy,
+                options,
+                &|file| {
+                    // The syncer stops only on an error, which `alongside` returns first.
+                    let _ = copied.send(file.to_path_buf());
+                },
+            );
+            drop(copied);
+            written?;
+            check_restored(scratch.path(), &manifest, &check)
+        },
+    )?;
     for dir in directories(scratch.path(), &manifest) {
         sync_dir(&dir)?;
     }

@@ -122,7 +122,7 @@ impl<'a> Meter<'a> {
 pub use kalamdb_core::parallel::{parallel, threads};
 
 /// Copies `from` to a new file `to`, returning its SHA-256 and size. The copy is synced
-/// when `sync` says so; otherwise the caller syncs it (see [`sync_files`]).
+/// when `sync` says so; otherwise the caller syncs it (see [`sync_each`]).
 pub fn copy_hashing(
     from: &Path,
     to: &Path,
@@ -156,6 +156,27 @@ pub fn sync_each(files: std::sync::mpsc::Receiver<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `work` while a thread of its own runs `background` over what `work` sends it (files
+/// to sync, say), and waits for both. `work` drops its sender when it has nothing more to
+/// send. A failure of `background` is returned first (a disk that failed a sync, say: what
+/// `work` then met, such as a send refused, follows from it), else `work`'s. `what` names
+/// the background thread, should it panic.
+pub fn alongside<T: Send, R>(
+    what: &str,
+    background: impl FnOnce(std::sync::mpsc::Receiver<T>) -> Result<()> + Send,
+    work: impl FnOnce(std::sync::mpsc::Sender<T>) -> Result<R>,
+) -> Result<R> {
+    let (sender, receiver) = std::sync::mpsc::channel::<T>();
+    std::thread::scope(|s| {
+        let behind = s.spawn(|| background(receiver));
+        let done = work(sender);
+        let finished = behind
+            .join()
+            .unwrap_or_else(|_| Err(CoreError::Query(format!("the thread {what} panicked"))));
+        finished.and(done)
+    })
 }
 
 /// Past this many bytes an upload is a multipart upload with a part sent.
